@@ -1,0 +1,235 @@
+"""Run configuration as code: one dataclass and three presets (smoke, demo, paper).
+
+A run of the self-consuming loop is fully described by a :class:`RunConfig`. The presets give the
+scale; any field can be overridden on top of them (``make_config("demo", n=256)``).
+
+Paper defaults (PAPER.md §5): UNet48, DDPM 1000 steps, linear betas, epsilon prediction; AdamW lr 1e-4,
+betas (0.95, 0.999), weight decay 1e-6, eps 1e-8; cosine LR with 500 warm-up steps; gradient clip 1.0;
+batch 128; fp16 mixed precision; about 128k optimizer steps per generation (500 epochs at 32,768 images,
+and the same step count at every dataset size, see PAPER.md §5 "Epochs by dataset size").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PARADIGMS = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
+PRESETS = ("smoke", "demo", "paper")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+RECIPES = ("auto", "reference", "fast")
+
+# Fields that change how a run is executed but not what it computes: they are left out of the run key,
+# so a run made on a GPU is found again from a CPU notebook and vice versa.
+EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "sample_batch_size")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one self-consuming run (generation 1 trains on real data)."""
+
+    # data
+    dataset: str = "mnist"
+    n: int = 12000
+    resolution: int | None = None  # None: the dataset's own resolution
+    channels: int | None = None  # None: the dataset's own channels
+    resize_method: str = "bilinear"  # the authors' torchvision Resize; "area" for downsampled demos
+    data_root: str | None = None
+
+    # loop
+    paradigm: str = "replace"
+    generations: int = 8
+    selection: str = "none"  # none | random | greedy | threshold
+    feature_space: str = "pixel"  # pixel | dinov2 | inception
+    pool_factor: int | None = None  # samples per model = pool_factor * n; None: 2 with selection under replace, else 1
+    fresh_fraction: float = 0.0  # paradigm "fresh": share of each later training set that is new real data
+    threshold: float | None = None  # Threshold Decay Filter; None: the authors' default for the space/paradigm
+    decay: float | None = None
+    filter_schedule: str = "every_pass"  # every_pass (authors' code) | when_stalled (pseudo-code)
+    metrics: tuple[str, ...] = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
+
+    # model
+    model: str = "unet48"
+    conditional: bool = False  # class-conditional UNet with classifier-free guidance (F11)
+    num_classes: int = 10
+    label_dropout: float = 0.1  # probability of replacing a label by the null class during training
+    guidance_scale: float = 2.0  # eps = eps_uncond + w (eps_cond - eps_uncond); w = 0 is unconditional
+    class_selection: str = "per_class"  # per_class | global: how selection treats labels in conditional runs
+
+    # diffusion
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    num_inference_steps: int = 1000
+
+    # optimisation
+    train_steps: int = 128_000
+    batch_size: int = 128
+    lr: float = 1e-4
+    adam_betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = 1e-6
+    adam_eps: float = 1e-8
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    mixed_precision: str = "fp16"
+    recipe: str = "auto"  # auto: fast path on CUDA, reference elsewhere; reference: the authors' recipe
+
+    # execution (not part of the run key)
+    seed: int = 0
+    device: str | None = None
+    sample_batch_size: int = 1024
+    checkpoint_every: int = 2000
+    num_workers: int = 0
+    progress: bool = True
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics = tuple(self.metrics)
+        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Refuse impossible settings before any long work starts (issue 7)."""
+        errors: list[str] = []
+        if self.paradigm not in PARADIGMS:
+            errors.append(f"paradigm {self.paradigm!r} is unknown; choose one of {PARADIGMS}")
+        if self.n <= 0:
+            errors.append(f"n must be positive, got {self.n}")
+        if self.generations <= 0:
+            errors.append(f"generations must be positive, got {self.generations}")
+        if self.pool_factor is not None and self.pool_factor < 1:
+            errors.append(f"pool_factor must be >= 1, got {self.pool_factor}")
+        if not 0.0 <= self.fresh_fraction <= 1.0:
+            errors.append(f"fresh_fraction must lie in [0, 1], got {self.fresh_fraction}")
+        if self.paradigm == "replace_2n" and self.selection != "none":
+            errors.append("paradigm 'replace_2n' is the unselected 2N ablation; use 'replace' with selection instead")
+        if self.paradigm == "fresh" and self.fresh_fraction <= 0.0:
+            errors.append("paradigm 'fresh' needs fresh_fraction > 0")
+        if self.threshold is not None and not self.threshold > 0:
+            errors.append(f"threshold must be > 0, got {self.threshold}")
+        if self.decay is not None and not 0.0 < self.decay < 1.0:
+            errors.append(f"decay must lie in (0, 1), got {self.decay}")
+        if self.filter_schedule not in ("every_pass", "when_stalled"):
+            errors.append(f"filter_schedule must be 'every_pass' or 'when_stalled', got {self.filter_schedule!r}")
+        if self.selection not in ("none", "random", "greedy", "threshold"):
+            errors.append(f"selection {self.selection!r} is unknown; choose none, random, greedy or threshold")
+        if self.feature_space not in ("pixel", "dinov2", "inception"):
+            errors.append(f"feature_space {self.feature_space!r} is unknown; choose pixel, dinov2 or inception")
+        if self.mixed_precision not in MIXED_PRECISION:
+            errors.append(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        if self.recipe not in RECIPES:
+            errors.append(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
+        for name in ("train_steps", "batch_size", "num_train_timesteps", "num_inference_steps", "sample_batch_size"):
+            if getattr(self, name) <= 0:
+                errors.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_inference_steps > self.num_train_timesteps:
+            errors.append("num_inference_steps cannot exceed num_train_timesteps")
+        if not 0.0 <= self.label_dropout < 1.0:
+            errors.append(f"label_dropout must lie in [0, 1), got {self.label_dropout}")
+        if self.class_selection not in ("per_class", "global"):
+            errors.append(f"class_selection must be 'per_class' or 'global', got {self.class_selection!r}")
+        if self.checkpoint_every <= 0:
+            errors.append(f"checkpoint_every must be positive, got {self.checkpoint_every}")
+        if errors:
+            raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def samples_per_generation(self) -> int:
+        """How many images each model samples (PAPER.md §4.4: n, 2n for replace_2n, pool_factor·n with selection)."""
+        if self.paradigm == "replace_2n":
+            return 2 * self.n
+        return self.effective_pool_factor * self.n
+
+    @property
+    def effective_pool_factor(self) -> int:
+        if self.pool_factor is not None:
+            return self.pool_factor
+        if self.selection != "none" and self.paradigm in ("replace", "fresh"):
+            return 2  # the authors' default: select n from the previous model's 2n samples
+        return 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["metrics"] = list(self.metrics)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {unknown}")
+        return cls(**d)
+
+    def key_dict(self) -> dict[str, Any]:
+        """The fields that define what the run computes (execution-only fields removed)."""
+        d = self.to_dict()
+        for name in EXECUTION_FIELDS:
+            d.pop(name, None)
+        return d
+
+    def run_key(self) -> str:
+        """A short stable hash of :meth:`key_dict`: the run store's key."""
+        blob = json.dumps(self.key_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def replace(self, **overrides: Any) -> "RunConfig":
+        return dataclasses.replace(self, **overrides)
+
+
+# ---------------------------------------------------------------------- presets
+def _smoke() -> dict[str, Any]:
+    """Seconds on a CPU: for tests and CI. Real UNet, real data, tiny everything."""
+    return dict(
+        dataset="mnist", n=32, resolution=8, resize_method="area", generations=2, model="tiny",
+        train_steps=4, batch_size=16, warmup_steps=1, lr=1e-3, num_train_timesteps=1000,
+        num_inference_steps=4, mixed_precision="no", sample_batch_size=256, checkpoint_every=1000,
+    )
+
+
+def _demo() -> dict[str, Any]:
+    """Minutes on a 2-core CPU on bundled MNIST at 8×8 (see benchmarks/demo_findings.md).
+
+    Not the paper's scale: 8×8 area-downsampled MNIST, a 0.16 M-parameter UNet without attention,
+    1,500 steps per generation at lr 1e-3, and 50 of the 1000 DDPM steps at sampling time.
+    """
+    return dict(
+        dataset="mnist", n=256, resolution=8, resize_method="area", generations=5, model="demo",
+        train_steps=1500, batch_size=64, warmup_steps=50, lr=1e-3, weight_decay=0.0,
+        adam_betas=(0.9, 0.999), num_train_timesteps=1000, num_inference_steps=50,
+        mixed_precision="no", sample_batch_size=512, checkpoint_every=500,
+    )
+
+
+def _paper() -> dict[str, Any]:
+    """The authors' settings (PAPER.md §5) on one GPU: CIFAR-10 32,768, UNet48, ~128k steps, 1000-step DDPM."""
+    return dict(
+        dataset="cifar10", n=32768, resolution=32, generations=8, model="unet48",
+        train_steps=128_000, batch_size=128, warmup_steps=500, lr=1e-4, weight_decay=1e-6,
+        adam_betas=(0.95, 0.999), num_train_timesteps=1000, num_inference_steps=1000,
+        mixed_precision="fp16", sample_batch_size=1024, checkpoint_every=2000,
+    )
+
+
+_PRESET_FACTORIES = {"smoke": _smoke, "demo": _demo, "paper": _paper}
+
+
+def preset_overrides(preset: str) -> dict[str, Any]:
+    if preset not in _PRESET_FACTORIES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    return _PRESET_FACTORIES[preset]()
+
+
+def make_config(preset: str = "smoke", **overrides: Any) -> RunConfig:
+    """A :class:`RunConfig` from a preset plus overrides (``None`` overrides are ignored)."""
+    values = preset_overrides(preset)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.setdefault("extra", {})
+    values["extra"] = {**values["extra"], "preset": preset}
+    return RunConfig.from_dict(values)
