@@ -24,7 +24,8 @@ RECIPES = ("auto", "reference", "fast")
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
-EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "sample_batch_size")
+# ``metrics`` too: missing metrics are computed afterwards from the stored artifacts (RunResult.ensure_metrics).
+EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "sample_batch_size", "metrics")
 
 
 @dataclass

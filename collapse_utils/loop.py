@@ -91,6 +91,25 @@ class RunResult:
     def real_images(self) -> np.ndarray:
         return cio.load_npy(self.run_dir / "real" / "images.npy")
 
+    def ensure_metrics(self, names: tuple[str, ...] | list[str], device: str | None = None) -> "RunResult":
+        """Compute metrics missing from finished generations (e.g. FID for a figure) and store them.
+
+        Metrics are not part of a run's key: a figure that needs one more metric reuses the trained runs.
+        """
+        from .metrics import generation_metrics
+
+        real = None
+        for g in self.generations:
+            missing = [m for m in names if m not in g.metrics]
+            if not missing:
+                continue
+            if real is None:
+                real = self.real_images()[: self.config.n]
+            g.metrics.update(generation_metrics(g.train_images, g.samples, real_images=real, names=tuple(missing),
+                                                device=device))
+            cio.atomic_write_json(g.dir / "metrics.json", g.metrics)
+        return self
+
 
 # ---------------------------------------------------------------------- training-set construction
 @dataclass

@@ -1,0 +1,156 @@
+"""The paper's experiments as lists of run configurations, per preset.
+
+Figures ask for runs through these functions, and the run store (store.py) trains each distinct
+configuration once: F2, F3, F4, F14 and F17 share :func:`size_sweep`; F7–F10 share :func:`selection_grid`;
+F12, F13 and F11 add only the runs they alone need.
+
+Scale per preset (``SCALES``): ``smoke`` for tests (seconds), ``demo`` for a 2-core CPU (minutes, bundled
+8×8 MNIST), ``paper`` for the authors' settings on a GPU (PAPER.md §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .config import RunConfig, make_config
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What an experiment sweeps at one preset; every field can be overridden by a notebook parameter."""
+
+    sweep_dataset: str
+    sweep_sizes: tuple[int, ...]
+    sweep_generations: int
+    selection_datasets: tuple[str, ...]
+    selection_n: dict[str, int]
+    selection_generations: int
+    feature_space: str
+    decays: tuple[float, ...] = (0.80, 0.90, 0.95, 0.98)
+    cfg_dataset: str = "mnist"
+    cfg_n: int = 12000
+    cfg_generations: int = 8
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(
+        sweep_dataset="mnist", sweep_sizes=(16, 32), sweep_generations=2,
+        selection_datasets=("mnist",), selection_n={"mnist": 16}, selection_generations=2,
+        feature_space="pixel", decays=(0.8, 0.95), cfg_n=20, cfg_generations=2,
+    ),
+    "demo": Scale(
+        sweep_dataset="mnist", sweep_sizes=(64, 256, 1024), sweep_generations=5,
+        selection_datasets=("mnist",), selection_n={"mnist": 256}, selection_generations=5,
+        feature_space="pixel", decays=(0.80, 0.95), cfg_n=500, cfg_generations=4,
+    ),
+    "paper": Scale(
+        sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,
+        selection_datasets=("ffhq32", "cifar10"), selection_n={"ffhq32": 8192, "cifar10": 32768},
+        selection_generations=8, feature_space="dinov2", cfg_n=12000, cfg_generations=8,
+        overrides={},
+    ),
+}
+
+# Per-dataset settings at paper scale (resolution 32 for every set; MNIST is resized 28→32 bilinearly,
+# as the authors' Resize(32) would; channels follow the data).
+PAPER_DATASET_OVERRIDES: dict[str, dict[str, Any]] = {
+    "cifar10": dict(resolution=32),
+    "ffhq32": dict(resolution=32),
+    "mnist": dict(resolution=32),
+}
+
+
+def scale(preset: str) -> Scale:
+    if preset not in SCALES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(SCALES)}")
+    return SCALES[preset]
+
+
+def _config(preset: str, dataset: str, **overrides: Any) -> RunConfig:
+    values: dict[str, Any] = {"dataset": dataset}
+    if preset == "paper":
+        values.update(PAPER_DATASET_OVERRIDES.get(dataset, {}))
+    values.update(scale(preset).overrides)
+    values.update(overrides)
+    return make_config(preset, **values)
+
+
+def size_sweep(
+    preset: str,
+    *,
+    dataset: str | None = None,
+    sizes: Iterable[int] | None = None,
+    generations: int | None = None,
+    seeds: Iterable[int] = (0,),
+    paradigm: str = "replace",
+    **overrides: Any,
+) -> list[RunConfig]:
+    """Section 3: vanilla runs at several dataset sizes (F2, F3, F4, F14, F17)."""
+    s = scale(preset)
+    return [
+        _config(preset, dataset or s.sweep_dataset, n=n, generations=generations or s.sweep_generations,
+                paradigm=paradigm, selection="none", seed=seed, **overrides)
+        for seed in seeds for n in (sizes or s.sweep_sizes)
+    ]
+
+
+def selection_grid(
+    preset: str,
+    *,
+    datasets: Iterable[str] | None = None,
+    paradigms: Iterable[str] = ("replace", "accumulate_subsample"),
+    methods: Iterable[str] = ("none", "threshold", "greedy"),
+    feature_space: str | None = None,
+    n: int | None = None,
+    generations: int | None = None,
+    seeds: Iterable[int] = (0,),
+    **overrides: Any,
+) -> list[RunConfig]:
+    """Sections 4–5: vanilla vs Threshold Decay Filter vs Greedy under replace and accumulate (F7–F10, F15)."""
+    s = scale(preset)
+    out = []
+    for dataset in datasets or s.selection_datasets:
+        for paradigm in paradigms:
+            for method in methods:
+                for seed in seeds:
+                    out.append(_config(
+                        preset, dataset, n=n or s.selection_n.get(dataset, s.selection_n[s.selection_datasets[0]]),
+                        generations=generations or s.selection_generations, paradigm=paradigm, selection=method,
+                        feature_space=feature_space or s.feature_space, seed=seed, **overrides,
+                    ))
+    return out
+
+
+def ablation_2n(preset: str, *, dataset: str | None = None, **kw: Any) -> list[RunConfig]:
+    """Appendix C.1 (F12): replace with N, with 2N unselected images, and N selected from 2N."""
+    base = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("replace",), **kw)
+    vanilla = [c for c in base if c.selection == "none"]
+    return base + [c.replace(paradigm="replace_2n") for c in vanilla]
+
+
+def ablation_decay(preset: str, *, dataset: str | None = None, decays: Iterable[float] | None = None,
+                   **kw: Any) -> list[RunConfig]:
+    """F13: accumulate with the Threshold Decay Filter at several decay factors, plus vanilla and Greedy."""
+    base = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("accumulate_subsample",),
+                          methods=("none", "greedy"), **kw)
+    template = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("accumulate_subsample",),
+                              methods=("threshold",), **kw)
+    return base + [c.replace(decay=d) for c in template for d in (decays or scale(preset).decays)]
+
+
+def cfg_experiment(preset: str, *, n: int | None = None, generations: int | None = None,
+                   guidance_scale: float = 2.0, selection: str = "threshold", paradigm: str = "accumulate_subsample",
+                   seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:
+    """F11: MNIST unconditional, class-conditional with guidance, and guidance with selection."""
+    s = scale(preset)
+    common = dict(n=n or s.cfg_n, generations=generations or s.cfg_generations, paradigm=paradigm, **overrides)
+    out = []
+    for seed in seeds:
+        out.append(_config(preset, s.cfg_dataset, selection="none", seed=seed, **common))
+        out.append(_config(preset, s.cfg_dataset, selection="none", conditional=True, guidance_scale=guidance_scale,
+                           seed=seed, **common))
+        out.append(_config(preset, s.cfg_dataset, selection=selection, conditional=True, guidance_scale=guidance_scale,
+                           feature_space=s.feature_space, seed=seed, **common))
+    return out
