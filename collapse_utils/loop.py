@@ -367,16 +367,18 @@ def _load_model(model_dir: Path):
     if not (model_dir / "COMPLETE").exists():
         return None
     try:
-        return UNet2DModel.from_pretrained(model_dir)
+        return UNet2DModel.from_pretrained(model_dir, subfolder="unet")
     except Exception as exc:  # damaged weights: retrain rather than trust them
         log.warning("model in %s unreadable (%s); retraining", model_dir, exc)
         return None
 
 
 def _save_model(model, scheduler, model_dir: Path) -> None:
+    """Save as a diffusers ``DDPMPipeline`` (unet/ + scheduler/ + model_index.json)."""
+    from diffusers import DDPMPipeline
+
     tmp = cio.fresh_tmp_dir(model_dir.parent, model_dir.name)
-    model.save_pretrained(tmp)
-    scheduler.save_pretrained(tmp)
+    DDPMPipeline(unet=model, scheduler=scheduler).save_pretrained(tmp)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, model_dir)
 
