@@ -11,7 +11,9 @@ unconditional sampling, ``w = 1`` plain conditional sampling, the paper's F11 us
 from __future__ import annotations
 
 import copy
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -82,6 +84,42 @@ def sample_batch(
     return x
 
 
+BatchSampler = Callable[[int, torch.Generator, "torch.Tensor | None"], torch.Tensor]
+
+
+def resolve_sampler(recipe: str, device: torch.device) -> str:
+    """``auto``: the fast sampler (collapse_utils.fast) on CUDA, the reference elsewhere; or as forced."""
+    if recipe not in ("auto", "reference", "fast"):
+        raise ValueError(f"unknown sampling recipe {recipe!r}; choose auto, reference or fast")
+    if recipe == "auto":
+        return "fast" if device.type == "cuda" else "reference"
+    return recipe
+
+
+def make_batch_sampler(
+    model: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    *,
+    recipe: str,
+    device: torch.device,
+    shape: tuple[int, int, int],
+    batch_size: int,
+    num_inference_steps: int,
+    guidance_scale: float,
+    null_class: int | None,
+    conditional: bool,
+) -> BatchSampler:
+    """``f(n, generator, class_labels)`` → one batch in model space; the same draws whichever recipe."""
+    if resolve_sampler(recipe, device) == "fast":
+        from .fast import FastSampler
+
+        return FastSampler(model, scheduler, shape=shape, batch_size=batch_size, num_inference_steps=num_inference_steps,
+                           device=device, guidance_scale=guidance_scale, null_class=null_class, conditional=conditional)
+    ref = partial(sample_batch, model, scheduler, shape=shape, num_inference_steps=num_inference_steps,
+                  guidance_scale=guidance_scale, null_class=null_class)
+    return lambda n, generator, class_labels: ref(n, generator=generator, class_labels=class_labels)
+
+
 def _load_part(path: Path, expected: int) -> np.ndarray | None:
     try:
         part = load_npy(path, dtype=np.uint8, ndim=4)
@@ -110,12 +148,15 @@ def sample_images(
     rank: int = 0,
     world_size: int = 1,
     progress: bool = True,
+    recipe: str = "auto",
 ) -> np.ndarray | None:
     """Draw ``num_images`` uint8 N×H×W×C samples. With ``labels`` the model is class-conditional (CFG).
 
     With ``parts_dir`` each finished batch is written there, and batches already there are reused.
     With ``world_size > 1`` this process samples batches ``rank, rank + world_size, …`` into ``parts_dir``
     and returns None; the main process assembles them with :func:`assemble_parts` once all are done.
+    ``recipe``: ``auto`` samples with :class:`collapse_utils.fast.FastSampler` on CUDA (bf16, compiled step,
+    the same draws), ``reference`` with :func:`sample_batch` everywhere.
     """
     if num_images <= 0:
         raise ValueError(f"num_images must be positive, got {num_images}")
@@ -130,6 +171,7 @@ def sample_images(
     num_batches = -(-num_images // batch_size)
     mine = list(range(rank, num_batches, world_size))
     out: list[np.ndarray] = []
+    sampler: BatchSampler | None = None  # built on first use: every batch may already be on disk
     bar = tqdm(mine, desc="sample", disable=not progress, dynamic_ncols=True, leave=False)
     for b in bar:
         lo, hi = b * batch_size, min(num_images, (b + 1) * batch_size)
@@ -137,11 +179,13 @@ def sample_images(
         part = _load_part(part_path, hi - lo) if part_path is not None and part_path.exists() else None
         if part is None:
             y = None if labels is None else torch.from_numpy(labels[lo:hi].astype(np.int64)).to(device)
-            x = sample_batch(
-                model, scheduler, hi - lo, generator=batch_generator(seed, b, device), shape=shape,
-                num_inference_steps=num_inference_steps, class_labels=y, guidance_scale=guidance_scale,
-                null_class=null_class,
-            )
+            if sampler is None:
+                sampler = make_batch_sampler(
+                    model, scheduler, recipe=recipe, device=device, shape=shape, batch_size=min(batch_size, num_images),
+                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, null_class=null_class,
+                    conditional=labels is not None,
+                )
+            x = sampler(hi - lo, batch_generator(seed, b, device), y)
             part = to_uint8(x)
             if part_path is not None:
                 atomic_save_npy(part_path, part)

@@ -23,7 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration, PartialState
+from accelerate.utils import gather_object
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm.auto import tqdm
@@ -68,19 +69,30 @@ class EpochStream:
 
 @dataclass
 class TrainProgress:
-    """Checkpointed training state beyond what accelerate tracks: step, losses, the noise generator."""
+    """Checkpointed training state beyond what accelerate tracks: step, losses, the noise generator.
+
+    Under several processes every rank has its own generator: ``state_dict`` (called on every rank by
+    ``save_state``) gathers all of them, and ``load_state_dict`` restores this rank's own.
+    """
 
     generator: torch.Generator
     step: int = 0
     losses: list[float] = field(default_factory=list)
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "losses": list(self.losses), "generator": self.generator.get_state()}
+        state = {"step": self.step, "losses": list(self.losses), "generator": self.generator.get_state()}
+        if PartialState().num_processes > 1:
+            state["generators"] = gather_object([state["generator"]])
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.losses = [float(x) for x in state["losses"]]
-        self.generator.set_state(state["generator"].to("cpu") if torch.is_tensor(state["generator"]) else state["generator"])
+        own = state["generator"]
+        world, rank = PartialState().num_processes, PartialState().process_index
+        if world > 1 and len(state.get("generators", ())) == world:
+            own = state["generators"][rank]
+        self.generator.set_state(own.to("cpu") if torch.is_tensor(own) else own)
 
 
 @dataclass
@@ -90,6 +102,7 @@ class TrainResult:
     steps: int
     mixed_precision: str
     recipe: str
+    info: dict = field(default_factory=dict)  # how the recipe ran (e.g. the fast path's mode); not part of the maths
 
 
 def resolve_mixed_precision(requested: str, device: torch.device) -> str:
@@ -121,6 +134,27 @@ def drop_labels(labels: torch.Tensor, p: float, generator: torch.Generator, null
     return torch.where(drop, torch.full_like(labels, null), labels)
 
 
+def draw_noise(clean: torch.Tensor, num_train_timesteps: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The step's random draws, in this order: ε ~ N(0, I) shaped like ``clean``, then t ~ U{0, …, T−1}."""
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device)
+    t = torch.randint(0, num_train_timesteps, (clean.shape[0],), generator=generator, device=clean.device)
+    return noise, t
+
+
+def epsilon_loss(
+    model: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    clean: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    class_labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """‖ε − ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)‖² for given draws (DDPM, Ho et al. 2020, Eq. 14)."""
+    noisy = scheduler.add_noise(clean, noise, t)
+    pred = model(noisy, t, class_labels=class_labels).sample
+    return F.mse_loss(pred.float(), noise.float())
+
+
 def diffusion_loss(
     model: torch.nn.Module,
     scheduler: DDPMScheduler,
@@ -129,11 +163,8 @@ def diffusion_loss(
     class_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Epsilon-prediction loss ‖ε − ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)‖² (DDPM, Ho et al. 2020, Eq. 14)."""
-    noise = torch.randn(clean.shape, generator=generator, device=clean.device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (clean.shape[0],), generator=generator, device=clean.device)
-    noisy = scheduler.add_noise(clean, noise, t)
-    pred = model(noisy, t, class_labels=class_labels).sample
-    return F.mse_loss(pred.float(), noise.float())
+    noise, t = draw_noise(clean, scheduler.config.num_train_timesteps, generator)
+    return epsilon_loss(model, scheduler, clean, noise, t, class_labels)
 
 
 def _load_checkpoint(accelerator: Accelerator, ckpt_dir: Path, progress: TrainProgress) -> bool:
@@ -149,10 +180,17 @@ def _load_checkpoint(accelerator: Accelerator, ckpt_dir: Path, progress: TrainPr
 
 
 def _save_checkpoint(accelerator: Accelerator, ckpt_dir: Path) -> None:
-    tmp = fresh_tmp_dir(ckpt_dir.parent, ckpt_dir.name)
+    """Every rank writes its part (RNG states) into one temporary folder; the main process moves it into place."""
+    tmp = ckpt_dir.parent / f".{ckpt_dir.name}.tmp"
+    if accelerator.is_main_process:
+        tmp = fresh_tmp_dir(ckpt_dir.parent, ckpt_dir.name)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
-    (tmp / "COMPLETE").write_text("ok\n")
-    atomic_replace_dir(tmp, ckpt_dir)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "COMPLETE").write_text("ok\n")
+        atomic_replace_dir(tmp, ckpt_dir)
+    accelerator.wait_for_everyone()
 
 
 def train_reference(
@@ -167,7 +205,10 @@ def train_reference(
 ) -> TrainResult:
     """Train a fresh UNet on ``images`` for ``cfg.train_steps`` steps with the authors' recipe."""
     precision = resolve_mixed_precision(cfg.mixed_precision, device)
-    accelerator = Accelerator(mixed_precision=precision, cpu=device.type == "cpu")
+    # split_batches: each process trains on its slice of the one global batch (below), so the prepared LR
+    # schedule must advance once per optimizer step, not once per process.
+    accelerator = Accelerator(mixed_precision=precision, cpu=device.type == "cpu",
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
     torch.manual_seed(seed)  # model initialisation
     h, w, c = images.shape[1:]
     model = build_unet(cfg.model, resolution=h, channels=c, num_classes=cfg.num_classes if cfg.conditional else None)
@@ -229,7 +270,7 @@ def train_reference(
 
 
 def resolve_recipe(cfg: RunConfig, device: torch.device) -> str:
-    """``auto`` picks the fast path on CUDA when it is available in this install, else the reference recipe."""
+    """``auto`` picks the fast path on CUDA, else the reference recipe; ``reference``/``fast`` force one."""
     if cfg.recipe != "auto":
         return cfg.recipe
     if device.type == "cuda" and "fast" in TRAINERS:
@@ -237,7 +278,14 @@ def resolve_recipe(cfg: RunConfig, device: torch.device) -> str:
     return "reference"
 
 
-TRAINERS: dict[str, Callable[..., TrainResult]] = {"reference": train_reference}
+def _train_fast(*args, **kwargs) -> TrainResult:
+    """The fast path (:func:`collapse_utils.fast.train_fast`: bf16, one CUDA graph per step), imported on first use."""
+    from .fast import train_fast
+
+    return train_fast(*args, **kwargs)
+
+
+TRAINERS: dict[str, Callable[..., TrainResult]] = {"reference": train_reference, "fast": _train_fast}
 
 
 def train_model(

@@ -1,0 +1,735 @@
+"""The fast path: the reference recipe's maths with less overhead (issue 6).
+
+Training (:func:`train_fast`, same signature and result as :func:`collapse_utils.train.train_reference`):
+
+* the same model initialisation, data order (:class:`~collapse_utils.train.EpochStream`), noise and timestep
+  draws (the same generator, seeded the same way, drawn in the same order), loss, AdamW hyper-parameters,
+  cosine schedule with warm-up and gradient clipping as the reference;
+* bf16 autocast instead of fp16 + GradScaler (no loss scaling, no skipped steps), channels_last convolutions,
+  cuDNN autotuning, fused AdamW with the learning rate held in a device tensor;
+* on one CUDA device the whole step (gather of the uint8 batch, scaling, forward, loss, backward, clipping,
+  optimizer) is captured once as a CUDA graph and replayed; only the random draws (into static buffers), the
+  batch indices and the LR value are written between replays. Losses are read back every
+  :data:`FLUSH_EVERY` steps, not every step, so the host never waits for the device in between.
+* Several processes (``accelerate launch``): each trains on its slice of the one global batch in a
+  ``DistributedDataParallel`` model (no graph), as the reference does.
+* On CPU, or with ``COLLAPSE_FAST_GRAPH=0``, the same step runs eagerly (fp32 on CPU: then it reproduces
+  the reference's losses).
+
+Checkpoints go to the same ``ckpt_dir`` (``fast_state.pt`` + ``COMPLETE``, written to a temporary folder and
+renamed into place): model, optimizer, LR schedule, every rank's generator state, step and losses.
+
+Sampling (:class:`FastSampler`, used by :func:`collapse_utils.sample.sample_images` on CUDA): the same
+ancestral DDPM step as diffusers' ``DDPMScheduler.step`` (epsilon prediction, x₀ clipping, "fixed_small"
+variance) written as one torch function together with the UNet call, the same per-batch generator draws
+(x_T, then one N(0, I) per step with t > 0), bf16 autocast + channels_last on CUDA, and the step function
+compiled with ``torch.compile``. The compile is first tried in a child process (:func:`probe_compile`): a
+compiler crash that poisons the CUDA context ("misaligned address" was seen compiling the train step on
+torch 2.11) then costs a warning and the eager path, not the run. ``COLLAPSE_FAST_COMPILE=0`` turns the
+compile off, ``=1`` skips the probe.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .io import atomic_replace_dir, fresh_tmp_dir
+from .models import build_scheduler, build_unet
+from .train import EpochStream, TrainResult, images_to_tensor, null_class, scale_to_model
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 100  # steps between loss read-backs (and index uploads) on the graph path
+CKPT_FILE = "fast_state.pt"
+CKPT_FORMAT = "collapse-fast-v1"
+WARMUP_ITERS = 3  # eager iterations before capture (cuDNN autotuning, optimizer state, autograd init)
+
+
+# ====================================================================== options
+@dataclass
+class FastOptions:
+    """Switches of the fast path (environment: COLLAPSE_FAST_GRAPH / _CHANNELS_LAST / _COMPILE)."""
+
+    graph: bool = True  # capture the train step as one CUDA graph (single process, CUDA)
+    channels_last: bool = True  # NHWC activations and weights on CUDA
+    compile: str = "probe"  # sampler: "probe" (compile after a child process survived it), "1" (no probe), "0"
+    precision: str = "bf16"  # autocast dtype on CUDA when mixed precision is asked for: bf16 (or "no")
+
+    @classmethod
+    def from_env(cls) -> "FastOptions":
+        env = os.environ
+        return cls(
+            graph=env.get("COLLAPSE_FAST_GRAPH", "1") != "0",
+            channels_last=env.get("COLLAPSE_FAST_CHANNELS_LAST", "1") != "0",
+            compile=env.get("COLLAPSE_FAST_COMPILE", "probe"),
+        )
+
+
+OPTIONS = FastOptions.from_env()
+
+
+@contextmanager
+def cudnn_benchmark(enabled: bool = True) -> Iterator[None]:
+    """cuDNN autotuning for fixed shapes, restored afterwards (it is a process-wide flag)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def fast_precision(requested: str, device: torch.device) -> str:
+    """The fast path's precision: bf16 autocast on CUDA for any mixed precision ('fp16' included), else fp32."""
+    if device.type != "cuda" or requested == "no" or OPTIONS.precision == "no":
+        return "no"
+    if not torch.cuda.is_bf16_supported():
+        warnings.warn("this GPU has no bf16: the fast path runs in fp32", RuntimeWarning, stacklevel=2)
+        return "no"
+    return "bf16"
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
+
+
+def _world() -> tuple[int, int]:
+    """(number of processes, this process's rank) as accelerate sees them; (1, 0) outside a launch."""
+    from accelerate import PartialState
+
+    if not PartialState._shared_state and "WORLD_SIZE" not in os.environ:
+        return 1, 0
+    state = PartialState()
+    return state.num_processes, state.process_index
+
+
+# ====================================================================== training: one step
+@dataclass
+class StepBuffers:
+    """Inputs of one training step, in static tensors (a captured graph reads them at fixed addresses)."""
+
+    idx: torch.Tensor  # (b,) int64 rows of the data tensor
+    noise: torch.Tensor  # (b, C, H, W) float32
+    t: torch.Tensor  # (b,) int64
+    drop: torch.Tensor | None  # (b,) float32 uniform draws for CFG label dropout (conditional runs)
+
+
+def make_buffers(local_batch: int, shape: tuple[int, int, int], device: torch.device, conditional: bool) -> StepBuffers:
+    return StepBuffers(
+        idx=torch.zeros(local_batch, dtype=torch.int64, device=device),
+        noise=torch.zeros((local_batch, *shape), dtype=torch.float32, device=device),
+        t=torch.zeros(local_batch, dtype=torch.int64, device=device),
+        drop=torch.zeros(local_batch, dtype=torch.float32, device=device) if conditional else None,
+    )
+
+
+def draw_into(buf: StepBuffers, num_train_timesteps: int, generator: torch.Generator, label_dropout: float) -> None:
+    """The reference step's random draws, in its order, written into ``buf``.
+
+    Reference (train.py): ``torch.rand`` for label dropout (conditional, p > 0), then
+    :func:`~collapse_utils.train.draw_noise`: ``torch.randn`` for ε, ``torch.randint`` for t. ``out=`` fills the
+    same values a fresh tensor would get from the same generator state.
+    """
+    if buf.drop is not None and label_dropout > 0:
+        torch.rand(buf.drop.shape, generator=generator, device=buf.drop.device, out=buf.drop)
+    torch.randn(buf.noise.shape, generator=generator, device=buf.noise.device, out=buf.noise)
+    torch.randint(0, num_train_timesteps, buf.t.shape, generator=generator, device=buf.t.device, out=buf.t)
+
+
+@dataclass
+class TrainParts:
+    """What one fast training run holds: model (maybe DDP-wrapped), optimizer, schedule, data, buffers."""
+
+    model: torch.nn.Module
+    raw: UNet2DModel
+    optimizer: torch.optim.Optimizer
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler
+    scheduler: DDPMScheduler
+    generator: torch.Generator
+    data: torch.Tensor
+    labels: torch.Tensor | None
+    buf: StepBuffers
+    cfg: RunConfig
+    device: torch.device
+    precision: str
+    channels_last: bool
+    world: int = 1
+    rank: int = 0
+
+
+def step_loss(p: TrainParts) -> torch.Tensor:
+    """Forward + loss of one step from the static buffers (the reference's ``diffusion_loss`` maths)."""
+    from .train import epsilon_loss
+
+    clean = scale_to_model(p.data[p.buf.idx])
+    if p.channels_last:
+        clean = clean.contiguous(memory_format=torch.channels_last)
+    class_labels = None
+    if p.labels is not None:
+        class_labels = p.labels[p.buf.idx]
+        if p.buf.drop is not None and p.cfg.label_dropout > 0:
+            class_labels = torch.where(p.buf.drop < p.cfg.label_dropout,
+                                       torch.full_like(class_labels, null_class(p.cfg)), class_labels)
+    with _autocast(p.device, p.precision):
+        return epsilon_loss(p.model, p.scheduler, clean, p.buf.noise, p.buf.t, class_labels)
+
+
+def train_step(p: TrainParts) -> torch.Tensor:
+    """Loss, backward, clipping and the optimizer step; returns the detached loss (no host sync)."""
+    loss = step_loss(p)
+    loss.backward()
+    if p.cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(p.model.parameters(), p.cfg.grad_clip)
+    p.optimizer.step()
+    return loss.detach()
+
+
+# ====================================================================== training: setup
+def _make_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device, graph: bool) -> torch.optim.Optimizer:
+    """AdamW with the reference's hyper-parameters; fused (and capturable for a graph) on CUDA."""
+    kwargs: dict[str, Any] = dict(lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
+    if device.type == "cuda":
+        kwargs["fused"] = True
+        if graph:
+            kwargs["capturable"] = True
+    return torch.optim.AdamW(model.parameters(), **kwargs)
+
+
+def _lr_into_tensors(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Hold each group's LR in a device tensor: a captured step reads it, the schedule ``fill_``s it."""
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+
+
+def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Data parallel over the process group that ``accelerate launch`` set up (gradients averaged)."""
+    from accelerate import PartialState
+
+    PartialState()  # initialises the process group under accelerate launch
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: RunConfig, seed: int, device: torch.device,
+                graph: bool) -> TrainParts:
+    """Model, optimizer, schedule, data and buffers, initialised exactly as the reference does."""
+    world, rank = _world()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    precision = fast_precision(cfg.mixed_precision, device)
+    channels_last = OPTIONS.channels_last and device.type == "cuda"
+    torch.manual_seed(seed)  # model initialisation, as the reference
+    h, w, c = images.shape[1:]
+    raw = build_unet(cfg.model, resolution=h, channels=c, num_classes=cfg.num_classes if cfg.conditional else None)
+    raw = raw.to(device)
+    if channels_last:
+        raw = raw.to(memory_format=torch.channels_last)
+    raw.train()
+    model = _wrap_ddp(raw, device) if world > 1 else raw
+    optimizer = _make_optimizer(raw, cfg, device, graph)
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, min(cfg.warmup_steps, cfg.train_steps), cfg.train_steps)
+    if graph:
+        _lr_into_tensors(optimizer, device)
+    scheduler = build_scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
+    generator = torch.Generator(device=device).manual_seed(seed + 7919 * rank)  # as the reference
+    data = images_to_tensor(images, device)
+    label_t = torch.from_numpy(labels.astype(np.int64)).to(device) if (cfg.conditional and labels is not None) else None
+    buf = make_buffers(cfg.batch_size // world, (c, h, w), device, label_t is not None)
+    return TrainParts(model=model, raw=raw, optimizer=optimizer, lr_schedule=lr_schedule, scheduler=scheduler,
+                      generator=generator, data=data, labels=label_t, buf=buf, cfg=cfg, device=device,
+                      precision=precision, channels_last=channels_last, world=world, rank=rank)
+
+
+# ====================================================================== training: CUDA graph
+def _snapshot(p: TrainParts) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    return {k: v.detach().clone() for k, v in p.raw.state_dict().items()}, p.generator.get_state()
+
+
+def _restore_fresh(p: TrainParts, snap: tuple[dict[str, torch.Tensor], torch.Tensor]) -> None:
+    """Undo the warm-up iterations in place (captured kernels keep their addresses): weights, moments, RNG."""
+    weights, gen_state = snap
+    with torch.no_grad():
+        for k, v in p.raw.state_dict().items():
+            v.copy_(weights[k])
+        for state in p.optimizer.state.values():
+            for value in state.values():
+                if torch.is_tensor(value):
+                    value.zero_()
+    p.generator.set_state(gen_state)
+
+
+def capture_step(p: TrainParts) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Warm up on a side stream, capture one whole training step, then restore the fresh state.
+
+    The warm-up runs real steps (cuDNN autotuning, AdamW's lazily created state); their effect on weights,
+    moments and generator is undone in place afterwards, so step 1 starts exactly where the reference does.
+    """
+    snap = _snapshot(p)
+    torch.cuda.synchronize(p.device)
+    side = torch.cuda.Stream(p.device)
+    side.wait_stream(torch.cuda.current_stream(p.device))
+    with torch.cuda.stream(side):
+        for i in range(WARMUP_ITERS):
+            p.buf.idx.copy_(torch.arange(len(p.buf.idx), device=p.device) % len(p.data))
+            draw_into(p.buf, p.cfg.num_train_timesteps, p.generator, p.cfg.label_dropout)
+            p.optimizer.zero_grad(set_to_none=True)
+            train_step(p)
+    torch.cuda.current_stream(p.device).wait_stream(side)
+    torch.cuda.synchronize(p.device)
+    p.optimizer.zero_grad(set_to_none=True)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_loss = train_step(p)
+    torch.cuda.synchronize(p.device)
+    _restore_fresh(p, snap)
+    return graph, static_loss
+
+
+# ====================================================================== training: checkpoints
+def _gather_generator_states(p: TrainParts) -> list[torch.Tensor]:
+    state = p.generator.get_state()
+    if p.world == 1:
+        return [state]
+    from accelerate.utils import gather_object
+
+    return gather_object([state])
+
+
+def _barrier(p: TrainParts) -> None:
+    if p.world > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def save_checkpoint(p: TrainParts, ckpt_dir: Path, step: int, losses: list[float]) -> None:
+    """Everything to resume exactly, written to a temporary folder and renamed into place by the main process."""
+    generators = _gather_generator_states(p)  # a collective: every rank calls it
+    if p.rank == 0:
+        tmp = fresh_tmp_dir(ckpt_dir.parent, ckpt_dir.name)
+        state = {
+            "format": CKPT_FORMAT, "step": step, "losses": list(losses), "world": p.world,
+            "batch_size": p.cfg.batch_size, "model": p.raw.state_dict(), "optimizer": p.optimizer.state_dict(),
+            "lr_schedule": p.lr_schedule.state_dict(), "generators": generators,
+        }
+        torch.save(state, tmp / CKPT_FILE)
+        (tmp / "COMPLETE").write_text("ok\n")
+        atomic_replace_dir(tmp, ckpt_dir)
+    _barrier(p)
+
+
+def _load_optimizer_inplace(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Copy saved AdamW state into the existing tensors (a captured graph holds their addresses)."""
+    params = [q for g in optimizer.param_groups for q in g["params"]]
+    if not optimizer.state:
+        lrs = [g["lr"] for g in optimizer.param_groups]
+        optimizer.load_state_dict(saved)
+        for g, lr in zip(optimizer.param_groups, lrs):  # keep the LR's type (a device tensor on the graph path)
+            g["lr"] = lr
+        return
+    for i, q in enumerate(params):
+        for key, value in saved["state"].get(i, {}).items():
+            target = optimizer.state[q][key]
+            if torch.is_tensor(target):
+                target.copy_(value)
+            else:
+                optimizer.state[q][key] = value
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lrs: list[float]) -> None:
+    for group, lr in zip(optimizer.param_groups, lrs):
+        lr = float(lr)
+        if torch.is_tensor(group["lr"]):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+
+
+def load_checkpoint(p: TrainParts, ckpt_dir: Path) -> tuple[int, list[float]] | None:
+    """Restore a fast checkpoint in place; None (train from step 0) when there is none or it does not fit."""
+    if not (ckpt_dir / "COMPLETE").exists():
+        return None
+    path = ckpt_dir / CKPT_FILE
+    if not path.exists():
+        log.warning("checkpoint %s was not written by the fast path (reference recipe?); fast training starts at step 0",
+                    ckpt_dir)
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != CKPT_FORMAT or state["world"] != p.world or state["batch_size"] != p.cfg.batch_size:
+            raise ValueError(f"made with {state.get('world')} processes at batch {state.get('batch_size')}, "
+                             f"format {state.get('format')!r}")
+        with torch.no_grad():
+            p.raw.load_state_dict(state["model"])
+        _load_optimizer_inplace(p.optimizer, state["optimizer"])
+        p.lr_schedule.load_state_dict(state["lr_schedule"])
+        _set_lr(p.optimizer, p.lr_schedule.get_last_lr())
+        p.generator.set_state(state["generators"][p.rank])
+    except Exception as exc:  # a damaged checkpoint costs at most K steps, never the run
+        log.warning("checkpoint %s unusable (%s); training this generation from step 0", ckpt_dir, exc)
+        return None
+    log.info("resumed fast training from %s at step %d", ckpt_dir, state["step"])
+    return int(state["step"]), [float(x) for x in state["losses"]]
+
+
+# ====================================================================== training: the loop
+def _host_indices(stream: EpochStream, start: int, stop: int, local: slice) -> np.ndarray:
+    return np.stack([stream.batch(s)[local] for s in range(start, stop)])
+
+
+def _check_finite(losses: list[float], step: int) -> None:
+    if losses and not np.isfinite(losses[-1]):
+        raise FloatingPointError(f"fast training diverged: loss {losses[-1]} at step {step}")
+
+
+def train_fast(
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    cfg: RunConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    ckpt_dir: Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train a fresh UNet on ``images`` for ``cfg.train_steps`` steps: the reference's maths, faster.
+
+    ``on_step(step, loss)`` is called for every step in order; on the graph path in bursts of up to
+    :data:`FLUSH_EVERY` steps (losses are read back from the device only then).
+    """
+    device = torch.device(device)
+    world, _ = _world()
+    graph = OPTIONS.graph and device.type == "cuda" and world == 1
+    with cudnn_benchmark(device.type == "cuda"):
+        p = build_parts(images, labels, cfg, seed, device, graph)
+        mode = "eager"
+        if graph:
+            try:
+                cuda_graph, static_loss = capture_step(p)
+                mode = "graph"
+            except Exception as exc:  # capture unsupported here: same maths, eagerly
+                warnings.warn(f"CUDA graph capture of the train step failed ({exc!r}); training eagerly",
+                              RuntimeWarning, stacklevel=2)
+                p = build_parts(images, labels, cfg, seed, device, graph=False)
+        resumed = load_checkpoint(p, ckpt_dir) if ckpt_dir is not None else None
+        step, losses = resumed if resumed is not None else (0, [])
+        one_step = _graph_step(cuda_graph, static_loss) if mode == "graph" else _eager_step(p)
+        losses = _run_steps(p, one_step, step, losses, seed, ckpt_dir, on_step)
+    model = p.raw
+    if p.channels_last:
+        model = model.to(memory_format=torch.contiguous_format)
+    model.eval()
+    info = {"mode": mode, "channels_last": p.channels_last, "world": p.world}
+    return TrainResult(model=model, losses=losses, steps=len(losses), mixed_precision=p.precision, recipe="fast",
+                       info=info)
+
+
+def _progress_bar(p: TrainParts, initial: int):
+    return tqdm(total=p.cfg.train_steps, initial=initial, desc="train (fast)", dynamic_ncols=True, leave=False,
+                disable=not (p.cfg.progress and p.rank == 0))
+
+
+def _report(bar, losses: list[float], start: int, on_step: Callable[[int, float], None] | None) -> None:
+    for s in range(start, len(losses)):
+        if on_step is not None:
+            on_step(s + 1, losses[s])
+    bar.update(len(losses) - start)
+    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+
+
+def _checkpoint_due(p: TrainParts, step: int) -> bool:
+    return step % p.cfg.checkpoint_every == 0 and step < p.cfg.train_steps
+
+
+def _chunk_end(p: TrainParts, step: int, chunk: int, checkpointing: bool) -> int:
+    """The end of the next run of steps between host read-backs: a chunk, cut at the next checkpoint."""
+    stop = min(p.cfg.train_steps, step + chunk)
+    if checkpointing:
+        stop = min(stop, (step // p.cfg.checkpoint_every + 1) * p.cfg.checkpoint_every)
+    return stop
+
+
+def _step_schedule(p: TrainParts) -> None:
+    """Advance the LR schedule; keep the LR in its device tensor (older schedulers assign a float)."""
+    tensors = [g["lr"] if torch.is_tensor(g["lr"]) else None for g in p.optimizer.param_groups]
+    p.lr_schedule.step()
+    for group, tensor in zip(p.optimizer.param_groups, tensors):
+        if tensor is not None and group["lr"] is not tensor:
+            tensor.fill_(float(group["lr"]))
+            group["lr"] = tensor
+
+
+def _eager_step(p: TrainParts) -> Callable[[], torch.Tensor]:
+    def one() -> torch.Tensor:
+        loss = train_step(p)
+        p.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    return one
+
+
+def _graph_step(cuda_graph: torch.cuda.CUDAGraph, static_loss: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def one() -> torch.Tensor:
+        cuda_graph.replay()
+        return static_loss.clone()
+
+    return one
+
+
+def _run_steps(p: TrainParts, one_step: Callable[[], torch.Tensor], step: int, losses: list[float], seed: int,
+               ckpt_dir: Path | None, on_step: Callable[[int, float], None] | None) -> list[float]:
+    """Steps ``step`` … train_steps−1: indices uploaded and losses read back once per chunk of steps."""
+    cfg = p.cfg
+    stream = EpochStream(len(p.data), cfg.batch_size, seed)
+    local = slice(p.rank * cfg.batch_size // p.world, (p.rank + 1) * cfg.batch_size // p.world)
+    chunk = 1 if p.device.type == "cpu" else FLUSH_EVERY
+    bar = _progress_bar(p, step)
+    while step < cfg.train_steps:
+        stop = _chunk_end(p, step, chunk, ckpt_dir is not None)
+        idx = torch.from_numpy(_host_indices(stream, step, stop, local)).to(p.device)
+        pending = []
+        for j in range(stop - step):
+            p.buf.idx.copy_(idx[j])
+            draw_into(p.buf, cfg.num_train_timesteps, p.generator, cfg.label_dropout)
+            pending.append(one_step())
+            _step_schedule(p)
+        start = len(losses)
+        losses.extend(torch.stack(pending).float().cpu().tolist())
+        step = stop
+        _check_finite(losses, step)
+        _report(bar, losses, start, on_step)
+        if ckpt_dir is not None and _checkpoint_due(p, step):
+            save_checkpoint(p, ckpt_dir, step, losses)
+    bar.close()
+    return losses
+
+
+# ====================================================================== sampling
+@dataclass
+class StepCoefficients:
+    """One reverse step of ``DDPMScheduler.step`` (epsilon prediction, fixed_small variance) as numbers.
+
+    x₀ = (x − a·ε) / b, clipped to ±clip; x_prev = c0·x₀ + c1·x + std·z with z ~ N(0, I) when ``noisy``.
+    """
+
+    t: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    c0: torch.Tensor
+    c1: torch.Tensor
+    std: torch.Tensor
+    noisy: bool
+
+
+def step_table(scheduler: DDPMScheduler, num_inference_steps: int, device: torch.device) -> list[StepCoefficients]:
+    """Per-step coefficients computed as diffusers computes them (float32 scalars), moved to ``device`` once."""
+    sched = copy.deepcopy(scheduler)
+    sched.set_timesteps(num_inference_steps)
+    conf = sched.config
+    if conf.prediction_type != "epsilon" or conf.thresholding or conf.variance_type != "fixed_small":
+        raise NotImplementedError("the fast sampler implements epsilon prediction with fixed_small variance only")
+    table = []
+    for t in sched.timesteps:
+        prev_t = sched.previous_timestep(t)
+        apt = sched.alphas_cumprod[t]
+        aptp = sched.alphas_cumprod[prev_t] if prev_t >= 0 else sched.one
+        bpt, bptp = 1 - apt, 1 - aptp
+        cur_alpha = apt / aptp
+        cur_beta = 1 - cur_alpha
+        variance = torch.clamp((1 - aptp) / (1 - apt) * cur_beta, min=1e-20)
+        vals = dict(t=t, a=bpt ** 0.5, b=apt ** 0.5, c0=(aptp ** 0.5 * cur_beta) / bpt,
+                    c1=cur_alpha ** 0.5 * bptp / bpt, std=variance ** 0.5)
+        moved = {k: torch.as_tensor(v).to(device) for k, v in vals.items()}
+        table.append(StepCoefficients(noisy=bool(t > 0), **moved))
+    return table
+
+
+def _compile_wanted(device: torch.device) -> str:
+    mode = OPTIONS.compile
+    if device.type != "cuda" or mode == "0":
+        return "0"
+    return mode
+
+
+_PROBED: dict[str, bool] = {}
+
+
+class FastSampler:
+    """Ancestral DDPM sampling of batches with the reference's draws; UNet call and scheduler step fused.
+
+    ``sampler(n, generator, class_labels)`` returns what :func:`collapse_utils.sample.sample_batch` returns for
+    the same generator: x_T and every step's noise come from ``generator`` in the reference's order and
+    shapes, so results agree with it up to the arithmetic precision (bf16 autocast on CUDA, fp32 on CPU).
+    Batches smaller than ``batch_size`` are padded (rows are independent in the UNet) so one compiled
+    function serves every batch.
+    """
+
+    def __init__(self, model: UNet2DModel, scheduler: DDPMScheduler, *, shape: tuple[int, int, int],
+                 batch_size: int, num_inference_steps: int, device: torch.device | str,
+                 guidance_scale: float = 1.0, null_class: int | None = None, conditional: bool = False,
+                 compile: str | None = None, precision: str | None = None) -> None:
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        self.model = copy.deepcopy(model).to(self.device).eval()
+        self.channels_last = cuda and OPTIONS.channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.precision = precision or fast_precision("bf16", self.device)
+        self.shape, self.batch_size = tuple(shape), int(batch_size)
+        self.guidance_scale, self.null_class, self.conditional = guidance_scale, null_class, conditional
+        conf = scheduler.config
+        self.clip = float(conf.clip_sample_range) if conf.clip_sample else None
+        self.table = step_table(scheduler, num_inference_steps, self.device)
+        self.compile_mode = compile if compile is not None else _compile_wanted(self.device)
+        self._fn: Callable[..., torch.Tensor] = self.denoise
+        self.mode = "eager"
+        if self.compile_mode != "0":
+            self._try_compile()
+
+    # -------------------------------------------------------------- the fused step
+    def epsilon(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        from .sample import guided_epsilon
+
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(self.device, self.precision):
+            eps = guided_epsilon(self.model, x, t, labels, self.guidance_scale, self.null_class)
+        return eps.float()
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c0: torch.Tensor,
+                c1: torch.Tensor, std: torch.Tensor, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """One reverse step x_t → x_{t−1} (``DDPMScheduler.step`` maths; ``noise`` is zero at t = 0)."""
+        eps = self.epsilon(x, t, labels)
+        x0 = (x - a * eps) / b
+        if self.clip is not None:
+            x0 = x0.clamp(-self.clip, self.clip)
+        return (c0 * x0 + c1 * x + std * noise).contiguous()
+
+    # -------------------------------------------------------------- compile, guarded
+    def _probe_spec(self) -> dict[str, Any]:
+        conf = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
+        return dict(model_config=conf, shape=list(self.shape), batch_size=self.batch_size,
+                    guidance_scale=self.guidance_scale, null_class=self.null_class, conditional=self.conditional,
+                    precision=self.precision, device=str(self.device), channels_last=self.channels_last)
+
+    def _try_compile(self) -> None:
+        spec = self._probe_spec()
+        if self.compile_mode == "probe":
+            key = json.dumps(spec, sort_keys=True, default=str)
+            if key not in _PROBED:
+                _PROBED[key] = probe_compile(spec)
+            if not _PROBED[key]:
+                warnings.warn("torch.compile of the sampling step failed in a probe process; sampling eagerly "
+                              "(set COLLAPSE_FAST_COMPILE=0 to skip the probe)", RuntimeWarning, stacklevel=3)
+                return
+        self._fn = torch.compile(self.denoise, dynamic=False)
+        self.mode = "compiled"
+
+    # -------------------------------------------------------------- a batch
+    def __call__(self, num_images: int, generator: torch.Generator, class_labels: torch.Tensor | None = None,
+                 *, max_steps: int | None = None) -> torch.Tensor:
+        n, bs = int(num_images), self.batch_size
+        if not 0 < n <= bs:
+            raise ValueError(f"a batch of {n} images does not fit the sampler's batch size {bs}")
+        dev = self.device
+        x = torch.zeros((bs, *self.shape), dtype=torch.float32, device=dev)
+        noise = torch.zeros_like(x)
+        x[:n].normal_(generator=generator)  # = torch.randn((n, *shape), generator=generator)
+        labels = None
+        if class_labels is not None:
+            labels = torch.full((bs,), self.null_class if self.null_class is not None else 0, dtype=torch.int64, device=dev)
+            labels[:n] = class_labels.to(dev)
+        with cudnn_benchmark(dev.type == "cuda"), torch.no_grad():
+            for i, c in enumerate(self.table):
+                if max_steps is not None and i >= max_steps:
+                    break
+                if c.noisy:
+                    noise[:n].normal_(generator=generator)
+                else:
+                    noise.zero_()
+                x = self._call(x, c, noise, labels)
+        return x[:n]
+
+    def _call(self, x: torch.Tensor, c: StepCoefficients, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.mode != "compiled":
+            return self._fn(x, c.t, c.a, c.b, c.c0, c.c1, c.std, noise, labels)
+        try:
+            return self._fn(x, c.t, c.a, c.b, c.c0, c.c1, c.std, noise, labels)
+        except Exception as exc:  # a compiler error (not a poisoned context): same maths, eagerly
+            warnings.warn(f"compiled sampling step failed ({exc!r}); sampling eagerly", RuntimeWarning, stacklevel=3)
+            self._fn, self.mode = self.denoise, "eager"
+            return self._fn(x, c.t, c.a, c.b, c.c0, c.c1, c.std, noise, labels)
+
+
+# ====================================================================== the compile probe
+def _package_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def probe_compile(spec: dict[str, Any], timeout: float = 1800.0) -> bool:
+    """Compile and run two sampling steps in a child process; True when it exits cleanly.
+
+    A sticky CUDA error (e.g. "misaligned address" from a generated kernel) would make every later CUDA call
+    of this process fail, so the first compiled run happens elsewhere. The child also fills the Inductor
+    cache, which makes this process's own compile quick.
+    """
+    root = str(_package_root())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "collapse_utils.fast", "--probe", json.dumps(spec, default=str)]
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("compile probe timed out after %.0f s", timeout)
+        return False
+    if proc.returncode != 0:
+        log.warning("compile probe failed (exit %s): %s", proc.returncode, proc.stderr[-2000:])
+        return False
+    return True
+
+
+def _probe_main(spec: dict[str, Any]) -> None:
+    """Child side of :func:`probe_compile`: a UNet of the same configuration, compiled, two steps."""
+    device = torch.device(spec["device"])
+    torch.manual_seed(0)
+    model = UNet2DModel.from_config(spec["model_config"])
+    sampler = FastSampler(model, build_scheduler(), shape=tuple(spec["shape"]), batch_size=spec["batch_size"],
+                          num_inference_steps=1000, device=device, guidance_scale=spec["guidance_scale"],
+                          null_class=spec["null_class"], conditional=spec["conditional"], compile="1",
+                          precision=spec["precision"])
+    labels = torch.zeros(spec["batch_size"], dtype=torch.int64, device=device) if spec["conditional"] else None
+    gen = torch.Generator(device=device).manual_seed(0)
+    out = sampler(spec["batch_size"], gen, labels, max_steps=2)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    if sampler.mode != "compiled" or not bool(torch.isfinite(out).all()):
+        raise SystemExit(3)
+    print("probe ok", sampler.mode)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--probe":
+        _probe_main(json.loads(sys.argv[2]))
+    else:
+        print("usage: python -m collapse_utils.fast --probe SPEC_JSON", file=sys.stderr)
+        sys.exit(2)
