@@ -47,7 +47,7 @@ def add_run_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root")
     p.add_argument("--device")
     p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--reference-recipe", action="store_true", help="train with the authors' recipe even on CUDA")
+    p.add_argument("--reference-recipe", action="store_true", help="train and sample with the authors' recipe even on CUDA")
     p.add_argument("--allow-config-change", action="store_true", help="resume a run directory made with another config")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, help="the run directory (created, or resumed)")

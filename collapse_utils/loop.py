@@ -450,6 +450,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
             num_inference_steps=cfg.num_inference_steps, device=device, labels=sample_labels,
             guidance_scale=cfg.guidance_scale, null_class=cfg.num_classes if cfg.conditional else None,
             parts_dir=parts, rank=state.process_index, world_size=state.num_processes, progress=cfg.progress,
+            recipe=cfg.recipe,
         )
         state.wait_for_everyone()
         if state.is_main_process:
