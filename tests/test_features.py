@@ -94,29 +94,31 @@ def test_inception_features_match_clean_fid_file_pipeline(inception_ready, tmp_p
 
 
 def test_inception_grayscale_is_repeated_rgb(inception_ready):
-    gray = np.random.default_rng(3).integers(0, 256, size=(2, 12, 12, 1), dtype=np.uint8)
+    gray = np.random.default_rng(3).integers(0, 256, size=(1, 12, 12, 1), dtype=np.uint8)
     a = F.extract_features(gray, "inception", device="cpu")
     b = F.extract_features(np.repeat(gray, 3, axis=-1), "inception", device="cpu")
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_fid_self_zero_and_different_positive(inception_ready):
-    a = tiny_images(4)
-    b = (tiny_images(5) // 4 + 150).astype(np.uint8)  # bright, low-contrast: a different distribution
-    fa = F.extract_features(a, "inception", device="cpu")
-    fb = F.extract_features(b, "inception", device="cpu")
+@pytest.fixture(scope="module")
+def two_sets(inception_ready):
+    """Two small image sets from different distributions and their Inception features (computed once)."""
+    a = tiny_images(4, n=5)
+    b = (tiny_images(5, n=5) // 4 + 150).astype(np.uint8)  # bright, low-contrast: a different distribution
+    return a, b, F.extract_features(a, "inception", device="cpu"), F.extract_features(b, "inception", device="cpu")
+
+
+def test_fid_self_zero_and_different_positive(two_sets):
+    a, b, fa, fb = two_sets
     d_ab = M.frechet_distance(fa, fb, method="eigh")
     assert d_ab > 10.0
     assert abs(M.frechet_distance(fa, fa, method="eigh")) < 1e-3 * d_ab
-    # fid() on the uint8 arrays gives the same numbers.
+    # fid() on the uint8 arrays gives the same number.
     assert M.fid(a, b, device="cpu", method="eigh") == pytest.approx(d_ab, rel=1e-4)
 
 
-def test_generation_metrics_with_inception(inception_ready):
-    train, gen, real = tiny_images(6, n=5), tiny_images(7, n=4), tiny_images(8, n=4)
-    out = M.generation_metrics(train, gen, real_images=real, names=("gs_inception", "entropy_inception"),
-                               device="cpu")
-    ft = F.extract_features(train, "inception", device="cpu")
-    fg = F.extract_features(gen, "inception", device="cpu")
+def test_generation_metrics_with_inception(two_sets):
+    train, gen, ft, fg = two_sets
+    out = M.generation_metrics(train, gen, names=("gs_inception", "entropy_inception"), device="cpu")
     assert out["gs_inception"] == pytest.approx(M.generalization_score(fg, ft), rel=1e-5)
     assert out["entropy_inception"] == pytest.approx(M.knn_entropy(ft), rel=1e-5)
