@@ -19,6 +19,12 @@ from .metrics import as_features, centering_offset
 SELECTION_METHODS = ("none", "random", "greedy", "threshold")
 FILTER_SCHEDULES = ("every_pass", "when_stalled")
 PARADIGMS = ("replace", "accumulate")
+# float16 storage + float32-accumulating matmul for integer-valued data on CUDA (see _RowDistances);
+# a switch so that benchmarks can compare against the plain float32 path.
+USE_FP16_EXACT_MATMUL = True
+# Replay blocks of GRAPH_BLOCK selection steps as CUDA graphs (see _StepBlocks).
+USE_CUDA_GRAPHS = True
+GRAPH_BLOCK = 64
 _PARADIGM_ALIASES = {"replace": "replace", "last": "replace", "accumulate": "accumulate",
                      "accumulated": "accumulate"}
 
@@ -83,11 +89,78 @@ def first_n_selection(features, n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- Algorithm 1
-def _sq_dists_to(x: torch.Tensor, sq: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Squared distances from every row of x to row ``idx`` (a 1-element tensor: no host sync)."""
-    y = x.index_select(0, idx)  # (1, D)
-    d = torch.addmv(sq + sq.index_select(0, idx), x, y[0], beta=1, alpha=-2)
-    return d.clamp_(min=0)
+class _RowDistances:
+    """Squared distances from every row of (centred) x to one row, as one matrix-vector product.
+
+    On CUDA, integer-valued data within +-2048 (centred pixels) is stored in float16 -- exact for such
+    integers -- and multiplied with float32 accumulation and output (``torch.mm(..., out_dtype=float32)``):
+    the same numbers as float32 at half the memory traffic, which bounds greedy selection's speed.
+    """
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+        self.sq = torch.einsum("ij,ij->i", x, x)
+        self.half = None
+        if USE_FP16_EXACT_MATMUL and x.is_cuda and bool((x == x.round()).all()) and float(x.abs().max()) <= 2048:
+            try:
+                h = x.half()
+                torch.mm(h[:2], h[:1].T, out_dtype=torch.float32)  # is this matmul available here?
+                self.half = h
+            except (RuntimeError, TypeError):
+                self.half = None
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: a 1-element int64 tensor on the device (no host sync)."""
+        base = self.sq + self.sq.index_select(0, idx)
+        if self.half is not None:
+            dots = torch.mm(self.half, self.half.index_select(0, idx).T, out_dtype=torch.float32)[:, 0]
+            d = base.sub_(dots, alpha=2)
+        else:
+            d = torch.addmv(base, self.x, self.x.index_select(0, idx)[0], beta=1, alpha=-2)
+        return d.clamp_(min=0)
+
+
+class _StepBlocks:
+    """Runs ``step(j)`` for j = 0..k-1 per call, all state kept on the device (no host sync inside).
+
+    On CUDA the block is captured once as a CUDA graph and replayed: one launch per k steps instead of ~10
+    Python-dispatched kernels per step, which otherwise bound the speed for 384-d features. The first call
+    runs eagerly (warm-up: cuBLAS handles, allocator); any capture failure falls back to eager execution.
+    """
+
+    def __init__(self, step, k: int, device: torch.device):
+        self.step, self.k = step, k
+        self.use_graph = USE_CUDA_GRAPHS and device.type == "cuda"
+        self.graph = None
+        self.calls = 0
+
+    def run(self) -> None:
+        self.calls += 1
+        if self.graph is not None:
+            self.graph.replay()
+            return
+        if self.use_graph and self.calls > 1:
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):  # records, does not execute
+                    self._eager()
+            except Exception as exc:  # pragma: no cover - depends on the CUDA stack
+                warnings.warn(f"CUDA graph capture failed ({exc}); running eagerly")
+                self.use_graph = False
+            else:
+                self.graph = graph
+                graph.replay()
+                return
+        self._eager()
+
+    def _eager(self) -> None:
+        for j in range(self.k):
+            self.step(j)
+
+
+def _block_size(device: torch.device) -> int:
+    """Steps per block: many on CUDA (graph replays, no sync); 1 on CPU, where a sync costs nothing."""
+    return GRAPH_BLOCK if device.type == "cuda" else 1
 
 
 def greedy_selection(features, n: int, *, seed: int = 0,
@@ -96,26 +169,33 @@ def greedy_selection(features, n: int, *, seed: int = 0,
 
     The first point is drawn uniformly with ``seed``; then repeatedly the point whose distance to the
     selected set is largest is added (ties -> lowest index). One running min-distance vector; each new
-    point's distances to all N points come from one matrix-vector product, O(N * D) per step.
+    point's distances to all N points come from one matrix-vector product, O(N * D) per step, with no host
+    synchronisation (blocks of steps are CUDA-graph replays on GPU).
     """
     x, n = _prepare(features, n, device)
-    pool = x.shape[0]
+    pool, dev = x.shape[0], x.device
     if n == 0:
         return np.zeros(0, np.int64)
-    sq = torch.einsum("ij,ij->i", x, x)
+    dist_to = _RowDistances(x)
     first = int(np.random.default_rng(seed).integers(pool))
-    idx = torch.tensor([first], device=x.device)
-    mind = torch.full((pool,), float("inf"), device=x.device)
-    picked = torch.empty(n, dtype=torch.int64, device=x.device)
-    neg_inf = torch.tensor(float("-inf"), device=x.device)
-    for t in range(n):
-        picked[t:t + 1] = idx
-        if t == n - 1:
-            break
-        torch.minimum(mind, _sq_dists_to(x, sq, idx), out=mind)
-        mind.index_fill_(0, idx, neg_inf)  # selected points are never picked again
-        idx = torch.argmax(mind).reshape(1)  # first maximum -> ties go to the lowest index
-    return picked.cpu().numpy()
+    idx = torch.tensor([first], device=dev)  # the last point picked
+    mind = torch.full((pool,), float("inf"), device=dev)  # squared distance to the selection
+    k = _block_size(dev)
+    block = torch.empty(k, dtype=torch.int64, device=dev)
+
+    def step(j: int) -> None:
+        torch.minimum(mind, dist_to(idx), out=mind)
+        mind.index_fill_(0, idx, float("-inf"))  # never picked again (a Python scalar: a tensor would sync)
+        idx.copy_(torch.argmax(mind).reshape(1))  # first maximum -> ties go to the lowest index
+        block[j:j + 1].copy_(idx)
+
+    picked = torch.empty(n + k, dtype=torch.int64, device=dev)
+    picked[0] = first
+    runner = _StepBlocks(step, k, dev)
+    for t in range(1, n, k):  # a last partial block runs a few steps too many; they are cut off
+        runner.run()
+        picked[t:t + k].copy_(block)
+    return picked[:n].cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------- Algorithm 2
@@ -129,9 +209,10 @@ def threshold_decay_filter(features, n: int, *, threshold: float, decay: float, 
                            return_info: bool = False):
     """Algorithm 2 (Threshold Decay Filter), PAPER.md §4.2.
 
-    Candidates are visited in a seeded random order; the first one is accepted. Each pass visits the
-    remaining candidates in that order and accepts x when its distance to *every* point selected so far
-    (including those accepted earlier in the same pass) is > tau. Selection stops as soon as n points are in.
+    Candidates are visited in a seeded random order (``np.random.default_rng(seed).permutation(N)``); the
+    first one is accepted. Each pass visits the remaining candidates in that order and accepts x when its
+    distance to *every* point selected so far (including those accepted earlier in the same pass) is > tau.
+    Selection stops as soon as n points are in.
 
     * ``schedule="every_pass"``  -- the authors' code: tau <- decay * tau after every pass.
     * ``schedule="when_stalled"`` -- the pseudo-code: tau <- decay * tau only after a pass that added nothing.
@@ -145,45 +226,69 @@ def threshold_decay_filter(features, n: int, *, threshold: float, decay: float, 
     min-distance), which changes nothing in the result. If only exact duplicates of selected points remain
     (min-distance 0; the authors' loop would never end), they are appended in visiting order with a warning.
     Returns indices in acceptance order, plus ``{"passes", "final_threshold", "padded"}`` if ``return_info``.
+
+    Implementation: one step = "find the next candidate at or after the scan position whose min-distance
+    exceeds tau, accept it, update all min-distances"; steps run on the device in blocks (CUDA graphs on
+    GPU), each masked to a no-op once the pass is over, and the host reads the block's picks once per block.
     """
     _check_filter_params(threshold, decay, schedule)
     x, n = _prepare(features, n, device)
-    pool = x.shape[0]
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(pool)).to(x.device)
-    x = x.index_select(0, order)  # row p of x is the p-th candidate visited
-    sq = torch.einsum("ij,ij->i", x, x)
-    mind = torch.full((pool,), float("inf"), device=x.device)  # squared min-distance to the selection
-    alive = torch.ones(pool, dtype=torch.bool, device=x.device)
-    accepted: list[int] = []
+    pool, dev = x.shape[0], x.device
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(pool)).to(dev)
+    dist_to = _RowDistances(x.index_select(0, order))  # row p is the p-th candidate visited
+    del x
     tau, passes, padded = float(threshold), 0, 0
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return (empty, {"passes": 0, "final_threshold": tau, "padded": 0}) if return_info else empty
+    # Squared min-distance to the selection; selected candidates are marked -1 (never > tau^2 > 0).
+    mind = dist_to(torch.zeros(1, dtype=torch.int64, device=dev))
+    mind[0] = -1.0
+    accepted: list[int] = [0]
+    positions = torch.arange(pool, device=dev)
+    tau2 = torch.zeros((), device=dev)  # the current tau^2, read by the captured steps
+    scan = torch.zeros(1, dtype=torch.int64, device=dev)  # next position to visit in this pass
+    count = torch.ones(1, dtype=torch.int64, device=dev)
+    k = max(1, _block_size(dev) // 2)  # a pass's end wastes up to k masked steps: keep k smaller
+    rec = torch.zeros((2, k), dtype=torch.int64, device=dev)  # picked position, accepted?
+    minus_one = torch.tensor([-1.0], device=dev)
 
-    def accept(p: int) -> None:
-        accepted.append(p)
-        alive[p] = False
-        torch.minimum(mind, _sq_dists_to(x, sq, torch.tensor([p], device=x.device)), out=mind)
+    def step(j: int) -> None:
+        ok = (mind > tau2) & (positions >= scan)
+        p = torch.argmax(ok.to(torch.uint8)).reshape(1)  # first passing candidate at or after `scan`
+        v = ok.index_select(0, p) & (count < n)
+        mind.copy_(torch.where(v, torch.minimum(mind, dist_to(p)), mind))
+        mind.index_copy_(0, p, torch.where(v, minus_one, mind.index_select(0, p)))
+        scan.copy_(torch.where(v, p + 1, scan))
+        count.add_(v.long())
+        rec[0, j:j + 1].copy_(p)
+        rec[1, j:j + 1].copy_(v.long())
 
-    if n > 0:
-        accept(0)
-    positions = torch.arange(pool, device=x.device)
+    runner = _StepBlocks(step, k, dev)
     while len(accepted) < n:
         passes += 1
-        added, start = False, 0
+        tau2.fill_(_sq32(tau))
+        scan.zero_()
+        added = False
         while len(accepted) < n:
-            ok = alive & (mind > _sq32(tau)) & (positions >= start)
-            p = int(torch.argmax(ok.to(torch.uint8)))  # first candidate at or after `start` that passes
-            if not bool(ok[p]):
+            runner.run()
+            ps, vs = rec.tolist()
+            new = [p for p, v in zip(ps, vs) if v]
+            accepted.extend(new)
+            added = added or bool(new)
+            if len(new) < k:  # a step found nothing: this pass is over
                 break
-            accept(p)
-            added, start = True, p + 1
-        if len(accepted) == n:
+        if len(accepted) >= n:
             break
         if added:
             if schedule == "every_pass":
                 tau *= decay
             continue  # "when_stalled": the next pass is provably empty and will decay tau
-        largest = float(mind[alive].max()) if bool(alive.any()) else 0.0
+        largest = float(mind.max())
         if largest <= 0.0:
-            rest = positions[alive][: n - len(accepted)].tolist()
+            taken = torch.zeros(pool, dtype=torch.bool, device=dev)
+            taken[torch.tensor(accepted, device=dev)] = True
+            rest = positions[~taken][: n - len(accepted)].tolist()
             padded = len(rest)
             warnings.warn(f"threshold filter: only exact duplicates of selected points remain; "
                           f"appending {padded} of them in visiting order")
@@ -193,7 +298,7 @@ def threshold_decay_filter(features, n: int, *, threshold: float, decay: float, 
         while _sq32(tau) >= largest:  # further passes would add nothing either: skip them
             tau *= decay
             passes += 1
-    idx = order[torch.tensor(accepted, dtype=torch.int64, device=x.device)].cpu().numpy().astype(np.int64)
+    idx = order[torch.tensor(accepted[:n], dtype=torch.int64, device=dev)].cpu().numpy().astype(np.int64)
     if return_info:
         return idx, {"passes": passes, "final_threshold": tau, "padded": padded}
     return idx

@@ -183,6 +183,22 @@ def test_filter_tau_bounds_pairwise_distances():
     assert d.min() > info["final_threshold"]
 
 
+@pytest.mark.parametrize("block", [3, 7])
+def test_block_execution_matches_step_by_step(monkeypatch, block):
+    """The blocked, masked device loop used on CUDA (here forced on CPU) gives the same picks."""
+    monkeypatch.setattr(S, "_block_size", lambda device: block)
+    x = np.random.default_rng(2).normal(size=(120, 5)).astype(np.float32)
+    np.testing.assert_array_equal(S.greedy_selection(x, 50, seed=2), naive_greedy(x, 50, first_of(2, 120)))
+    np.testing.assert_array_equal(S.greedy_selection(x, 120, seed=2), naive_greedy(x, 120, first_of(2, 120)))
+    for schedule in S.FILTER_SCHEDULES:
+        got = S.threshold_decay_filter(x, 40, threshold=4.0, decay=0.9, seed=1, schedule=schedule)
+        np.testing.assert_array_equal(got, naive_filter(x, 40, 4.0, 0.9, 1, schedule))
+    feats, order = place_in_visit_order([0, 1, 5, 2, 9, 3], 3)
+    idx, info = S.threshold_decay_filter(feats, 6, threshold=3, decay=0.5, seed=3, return_info=True)
+    np.testing.assert_array_equal(idx, order[[0, 2, 4, 3, 1, 5]])
+    assert info["passes"] == 3
+
+
 # ----------------------------------------------------------------------------------------- baselines, dispatcher
 def test_none_and_random():
     x = np.random.default_rng(0).normal(size=(50, 3))
