@@ -111,13 +111,13 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
-def _world() -> tuple[int, int]:
+def _world(device: torch.device) -> tuple[int, int]:
     """(number of processes, this process's rank) as accelerate sees them; (1, 0) outside a launch."""
     from accelerate import PartialState
 
     if not PartialState._shared_state and "WORLD_SIZE" not in os.environ:
         return 1, 0
-    state = PartialState()
+    state = PartialState(cpu=device.type == "cpu")  # the flag only matters if this is the first PartialState
     return state.num_processes, state.process_index
 
 
@@ -231,7 +231,7 @@ def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: RunConfig, seed: int, device: torch.device,
                 graph: bool) -> TrainParts:
     """Model, optimizer, schedule, data and buffers, initialised exactly as the reference does."""
-    world, rank = _world()
+    world, rank = _world(device)
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
     if device.type == "cuda" and device.index is None:
@@ -418,7 +418,7 @@ def train_fast(
     :data:`FLUSH_EVERY` steps (losses are read back from the device only then).
     """
     device = torch.device(device)
-    world, _ = _world()
+    world, _ = _world(device)
     graph = OPTIONS.graph and device.type == "cuda" and world == 1
     with cudnn_benchmark(device.type == "cuda"):
         p = build_parts(images, labels, cfg, seed, device, graph)
@@ -574,6 +574,15 @@ def _compile_wanted(device: torch.device) -> str:
 _PROBED: dict[str, bool] = {}
 
 
+def _raise_recompile_limit(limit: int = 256) -> None:
+    """Every sampler (one per generation) re-traces ``denoise`` for its own model; at Dynamo's default limit
+    of 8 per code object, later ones would silently run eagerly."""
+    conf = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(conf, name) and getattr(conf, name) < limit:
+            setattr(conf, name, limit)
+
+
 class FastSampler:
     """Ancestral DDPM sampling of batches with the reference's draws; UNet call and scheduler step fused.
 
@@ -642,6 +651,7 @@ class FastSampler:
                 warnings.warn("torch.compile of the sampling step failed in a probe process; sampling eagerly "
                               "(set COLLAPSE_FAST_COMPILE=0 to skip the probe)", RuntimeWarning, stacklevel=3)
                 return
+        _raise_recompile_limit()
         self._fn = torch.compile(self.denoise, dynamic=False)
         self.mode = "compiled"
 
@@ -686,13 +696,15 @@ def _package_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def probe_compile(spec: dict[str, Any], timeout: float = 1800.0) -> bool:
+def probe_compile(spec: dict[str, Any], timeout: float | None = None) -> bool:
     """Compile and run two sampling steps in a child process; True when it exits cleanly.
 
     A sticky CUDA error (e.g. "misaligned address" from a generated kernel) would make every later CUDA call
     of this process fail, so the first compiled run happens elsewhere. The child also fills the Inductor
     cache, which makes this process's own compile quick.
     """
+    if timeout is None:
+        timeout = float(os.environ.get("COLLAPSE_FAST_PROBE_TIMEOUT", "1800"))
     root = str(_package_root())
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -729,7 +741,10 @@ def _probe_main(spec: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--probe":
-        _probe_main(json.loads(sys.argv[2]))
+        # through the package module, not __main__: the same code objects as the parent's compile (cache hits)
+        from collapse_utils.fast import _probe_main as probe_main
+
+        probe_main(json.loads(sys.argv[2]))
     else:
         print("usage: python -m collapse_utils.fast --probe SPEC_JSON", file=sys.stderr)
         sys.exit(2)

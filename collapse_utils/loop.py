@@ -246,11 +246,20 @@ def build_training_set(
 
 
 # ---------------------------------------------------------------------- run directory
-def check_or_write_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = False) -> None:
-    """Record the configuration; refuse to resume a run directory made with a different one."""
+def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = False) -> None:
+    """Refuse to resume a run directory made with a different configuration, naming the differing keys."""
     path = run_dir / "config.json"
     if path.exists():
-        old = cio.read_json(path)
+        try:
+            old = cio.read_json(path)
+        except cio.CorruptArtifactError as exc:
+            if not allow_config_change:
+                raise ConfigMismatchError(
+                    f"{exc}, so it cannot be checked that {run_dir} was started with this configuration. Restore it, "
+                    "or pass allow_config_change=True (--allow-config-change) to record the current one."
+                ) from exc
+            log.warning("%s; recording the current configuration", exc)
+            return
         new = cfg.key_dict()
         old_key = {k: v for k, v in old.items() if k in new}
         differing = sorted(k for k in set(old_key) | set(new) if old_key.get(k) != new.get(k))
@@ -263,13 +272,25 @@ def check_or_write_config(run_dir: Path, cfg: RunConfig, allow_config_change: bo
             )
         if differing:
             log.warning("continuing %s with changed keys %s", run_dir, differing)
-    cio.atomic_write_json(path, cfg.to_dict() | {"run_key": cfg.run_key()})
+
+
+def check_or_write_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = False) -> None:
+    """Record the configuration; refuse to resume a run directory made with a different one."""
+    check_config(run_dir, cfg, allow_config_change)
+    cio.atomic_write_json(run_dir / "config.json", cfg.to_dict() | {"run_key": cfg.run_key()})
 
 
 def write_manifest(run_dir: Path, cfg: RunConfig, device: torch.device) -> None:
     """Provenance: config, seed, package versions, git commit, device; one entry per (re)start."""
     path = run_dir / "manifest.json"
-    manifest = cio.read_json(path) if path.exists() else {"sessions": []}
+    manifest = {"sessions": []}
+    if path.exists():
+        try:  # provenance only: a damaged manifest is started afresh rather than stopping the run
+            manifest = cio.read_json(path)
+            manifest.setdefault("sessions", [])
+        except (cio.CorruptArtifactError, AttributeError) as exc:
+            log.warning("%s; starting a new manifest", exc)
+            manifest = {"sessions": [], "damaged_manifest_replaced": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     manifest.update(config=cfg.to_dict(), run_key=cfg.run_key(), seed=cfg.seed)
     manifest["sessions"].append(dict(
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), git_commit=cio.git_commit(), versions=cio.package_versions(),
@@ -278,17 +299,43 @@ def write_manifest(run_dir: Path, cfg: RunConfig, device: torch.device) -> None:
     cio.atomic_write_json(path, manifest)
 
 
-def estimate_disk_bytes(cfg: RunConfig, image_bytes: int, params: int) -> int:
-    """A generous estimate of what the run writes: training sets, samples, models and one checkpoint."""
+def estimate_disk_bytes(cfg: RunConfig, image_bytes: int, params: int, generations: int | None = None) -> int:
+    """A generous estimate of what the run writes: training sets, samples, models and one checkpoint.
+
+    ``generations``: how many generations are still to run (default all); the real images count once.
+    Samples count twice (part files and the assembled array exist together for a moment).
+    """
+    todo = cfg.generations if generations is None else generations
     per_gen_train = cfg.n * (cfg.generations if cfg.paradigm == "accumulate" else 2)
-    per_gen = (per_gen_train + cfg.samples_per_generation) * image_bytes + params * 4 * 4
-    return cfg.generations * per_gen + real_images_needed(cfg) * image_bytes
+    per_gen = (per_gen_train + 2 * cfg.samples_per_generation) * image_bytes + params * 4 * 4
+    return todo * per_gen + real_images_needed(cfg) * image_bytes
 
 
-def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path) -> None:
-    """Checks that must fail before any long work starts (issue 7)."""
+def metric_feature_spaces(names: tuple[str, ...] | list[str]) -> set[str]:
+    """The feature spaces the metrics ``names`` extract (``fid`` → inception, ``fd_dinov2`` → dinov2)."""
+    spaces = set()
+    for name in names:
+        if name.startswith(("gs_", "entropy_")):
+            spaces.add(name.split("_", 1)[1])
+        elif name == "fid":
+            spaces.add("inception")
+        elif name == "fd_dinov2":
+            spaces.add("dinov2")
+    return spaces
+
+
+def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: torch.device | str | None = None) -> None:
+    """Checks that must fail before any long work starts (issue 7): the real images, the model, the metric
+    names, the feature networks that selection and metrics will need (loaded now, so missing weights fail here
+    rather than after generation 1 trained), and the free disk for the generations still to run."""
+    from .data import validate_images
+    from .features import check_feature_space
+    from .metrics import METRIC_NAMES
     from .models import MODEL_CONFIGS
 
+    validate_images(real_images, name=f"dataset {cfg.dataset!r}")
+    if len(real_images) < real_images_needed(cfg):
+        raise ValueError(f"the run needs {real_images_needed(cfg)} real images, but only {len(real_images)} were loaded")
     h, w, c = real_images.shape[1:]
     if h != w:
         raise ValueError(f"images must be square, got {h}×{w}")
@@ -300,8 +347,15 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path) -> None:
         raise ValueError("a conditional run needs num_classes >= 2")
     from .models import build_unet, count_parameters
 
+    unknown = [m for m in cfg.metrics if m not in METRIC_NAMES]
+    if unknown:
+        raise ValueError(f"unknown metric name(s) {unknown}; valid: {METRIC_NAMES}")
+    spaces = metric_feature_spaces(cfg.metrics) | ({cfg.feature_space} if cfg.selection != "none" else set())
+    for space in sorted(spaces):
+        check_feature_space(space, device=device)
     params = count_parameters(build_unet(cfg.model, resolution=h, channels=c))
-    need = estimate_disk_bytes(cfg, h * w * c, params)
+    todo = sum(not _is_done(run_dir / f"gen_{g:02d}") for g in range(1, cfg.generations + 1))
+    need = estimate_disk_bytes(cfg, h * w * c, params, generations=todo)
     free = cio.free_disk_bytes(run_dir)
     if need > free:
         raise OSError(f"the run needs about {need / 2**30:.2f} GiB of disk in {run_dir}, but only {free / 2**30:.2f} GiB is free")
@@ -315,27 +369,55 @@ def resolve_device(cfg: RunConfig) -> torch.device:
     return PartialState().device
 
 
-def load_real(cfg: RunConfig, run_dir: Path) -> Pool:
-    """The run's real images: drawn once (seeded) and stored in ``real/`` so a resume never re-draws them."""
+def _real_request(cfg: RunConfig) -> dict[str, Any]:
+    return dict(dataset=cfg.dataset, n=real_images_needed(cfg), seed=cfg.seed, resolution=cfg.resolution,
+                channels=cfg.channels, resize_method=cfg.resize_method, labels=bool(cfg.conditional))
+
+
+def _check_labels(cfg: RunConfig, labels: np.ndarray | None, count: int) -> None:
+    if not cfg.conditional:
+        return
+    if labels is None:
+        raise ValueError(f"dataset {cfg.dataset!r} has no labels, which a conditional run needs")
+    if len(labels) != count or labels.min() < 0 or labels.max() >= cfg.num_classes:
+        raise ValueError(f"dataset {cfg.dataset!r} has labels in [{labels.min()}, {labels.max()}] for {count} images; "
+                         f"a conditional run with num_classes={cfg.num_classes} needs one label in [0, {cfg.num_classes}) each")
+
+
+def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None] | None = None) -> Pool:
+    """The run's real images: drawn once (seeded) and stored in ``real/`` so a resume never re-draws them.
+
+    The stored copy is reused only when it was drawn for the same request (dataset, count, seed, resolution,
+    channels, resize method, labels) and reads back whole; otherwise the dataset is loaded again.
+    ``check(images)`` (the preflight) runs before anything is written.
+    """
     from .data import load_dataset
 
     real_dir = run_dir / "real"
     try:
+        stored = cio.read_json(real_dir / "source.json")
         images = cio.load_npy(real_dir / "images.npy", dtype=np.uint8, ndim=4)
-        labels = cio.load_npy(real_dir / "labels.npy") if (real_dir / "labels.npy").exists() else None
-        if len(images) == real_images_needed(cfg):
+        labels = cio.load_npy(real_dir / "labels.npy", ndim=1) if cfg.conditional else None
+        if stored.get("request") == _real_request(cfg) and len(images) == real_images_needed(cfg):
+            _check_labels(cfg, labels, len(images))
+            if check is not None:
+                check(images)
             return Pool(images, np.zeros(len(images), np.int16), labels)
-    except (cio.CorruptArtifactError, FileNotFoundError):
+    except (cio.CorruptArtifactError, FileNotFoundError, AttributeError):
         pass
     ds = load_dataset(cfg.dataset, real_images_needed(cfg), seed=cfg.seed, resolution=cfg.resolution,
                       channels=cfg.channels, root=cfg.data_root, resize_method=cfg.resize_method)
-    if cfg.conditional and ds.labels is None:
-        raise ValueError(f"dataset {cfg.dataset!r} has no labels, which a conditional run needs")
     labels = ds.labels if cfg.conditional else None
+    _check_labels(cfg, labels, len(ds.images))
+    if check is not None:
+        check(ds.images)
+    # images.npy last: its presence means its companions are complete.
+    (real_dir / "images.npy").unlink(missing_ok=True)
     if labels is not None:
         cio.atomic_save_npy(real_dir / "labels.npy", labels.astype(np.int64))
     cio.atomic_save_npy(real_dir / "indices.npy", ds.indices)
-    cio.atomic_write_json(real_dir / "source.json", {"name": ds.name, "source": ds.source, "shape": list(ds.images.shape)})
+    cio.atomic_write_json(real_dir / "source.json", {"name": ds.name, "source": ds.source, "shape": list(ds.images.shape),
+                                                     "request": _real_request(cfg)})
     cio.atomic_save_npy(real_dir / "images.npy", ds.images)
     return Pool(ds.images, np.zeros(len(ds.images), np.int16), labels)
 
@@ -361,16 +443,44 @@ def _save_training_set(gen_dir: Path, pool: Pool) -> None:
     cio.atomic_save_npy(gen_dir / "train.npy", pool.images)
 
 
+UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
+
+
+def _check_model_files(model_dir: Path) -> None:
+    """Raise :class:`CorruptArtifactError` unless the model and its training log are complete and whole."""
+    cio.restore_replaced_dir(model_dir)
+    if not (model_dir / "COMPLETE").exists():
+        raise cio.CorruptArtifactError(f"{model_dir} is missing or incomplete")
+    cio.check_safetensors(model_dir / UNET_WEIGHTS)
+    train_log = cio.read_json(model_dir.parent / "train_log.json")
+    if not isinstance(train_log, dict) or len(train_log.get("losses", ())) != train_log.get("steps"):
+        raise cio.CorruptArtifactError(f"{model_dir.parent / 'train_log.json'} is incomplete")
+
+
 def _load_model(model_dir: Path):
+    """The generation's trained UNet, or None when it must be (re)trained: missing, truncated or unreadable."""
     from diffusers import UNet2DModel
 
-    if not (model_dir / "COMPLETE").exists():
+    try:
+        _check_model_files(model_dir)
+    except (cio.CorruptArtifactError, FileNotFoundError) as exc:
+        if model_dir.exists():
+            log.warning("%s; retraining", exc)
         return None
     try:
         return UNet2DModel.from_pretrained(model_dir, subfolder="unet")
     except Exception as exc:  # damaged weights: retrain rather than trust them
         log.warning("model in %s unreadable (%s); retraining", model_dir, exc)
         return None
+
+
+def _check_finite(model: torch.nn.Module, g: int) -> None:
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise FloatingPointError(
+            f"training generation {g} diverged: non-finite weights in {bad[:3]}{'…' if len(bad) > 3 else ''}; "
+            "nothing was saved. Lower lr, or check the training set."
+        )
 
 
 def _save_model(model, scheduler, model_dir: Path) -> None:
@@ -526,7 +636,8 @@ def run_self_consuming(
     from accelerate import PartialState
 
     config.validate()
-    state = PartialState()
+    # cpu=True lets torchrun/accelerate start several CPU processes (gloo); accelerate ignores the flag otherwise.
+    state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = resolve_device(config)
     if state.is_main_process:
