@@ -1,0 +1,173 @@
+"""The fast path on CPU: same draws and maths as the reference (so fp32 results are equal), checkpoints, fallbacks,
+dispatch, and the GPU benchmark in --tiny mode."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from collapse_utils import fast
+from collapse_utils.config import make_config
+from collapse_utils.models import build_scheduler, build_unet
+from collapse_utils.sample import balanced_labels, resolve_sampler, sample_images
+from collapse_utils.train import TRAINERS, draw_noise, resolve_recipe, train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg(**kw):
+    return make_config("smoke", **{"train_steps": 6, "progress": False, **kw})
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_fast_trainer_reproduces_the_reference_in_fp32(digits8, conditional):
+    images, labels = digits8
+    cfg = _cfg(conditional=conditional)
+    ref = train_model(images[:64], labels[:64], cfg, seed=3, device="cpu")
+    out = train_model(images[:64], labels[:64], cfg.replace(recipe="fast"), seed=3, device="cpu")
+    assert (ref.recipe, out.recipe, out.info["mode"]) == ("reference", "fast", "eager")
+    assert out.losses == ref.losses and out.steps == 6
+    for k, v in ref.model.state_dict().items():
+        torch.testing.assert_close(out.model.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_draws_into_static_buffers_equal_the_reference_draws():
+    buf = fast.make_buffers(5, (1, 4, 4), torch.device("cpu"), conditional=False)
+    fast.draw_into(buf, 1000, torch.Generator().manual_seed(9), label_dropout=0.0)
+    noise, t = draw_noise(torch.zeros(5, 1, 4, 4), 1000, torch.Generator().manual_seed(9))
+    assert torch.equal(buf.noise, noise) and torch.equal(buf.t, t)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_fast_trainer_resumes_exactly_from_its_checkpoint(digits8, tmp_path):
+    images, _ = digits8
+    cfg = _cfg(recipe="fast", checkpoint_every=2)
+    full = train_model(images[:64], None, cfg, seed=1, device="cpu")
+
+    def stop_at_5(step: int, loss: float) -> None:
+        if step == 5:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt", on_step=stop_at_5)
+    assert (tmp_path / "ckpt" / "COMPLETE").exists() and (tmp_path / "ckpt" / fast.CKPT_FILE).exists()
+    seen: list[int] = []
+    resumed = train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt",
+                          on_step=lambda s, loss: seen.append(s))
+    assert seen == [5, 6]  # continued after the step-4 checkpoint
+    assert resumed.losses == full.losses
+    for k, v in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_fast_trainer_starts_over_on_a_foreign_checkpoint(digits8, tmp_path, caplog):
+    images, _ = digits8
+    cfg = _cfg(recipe="fast", train_steps=3)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "COMPLETE").write_text("ok\n")  # e.g. written by the reference recipe (accelerate's layout)
+    out = train_model(images[:64], None, cfg, seed=2, device="cpu", ckpt_dir=ckpt)
+    assert out.losses == train_model(images[:64], None, cfg, seed=2, device="cpu").losses
+    assert "not written by the fast path" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def tiny_unet():
+    torch.manual_seed(0)
+    return build_unet("tiny", resolution=8, channels=1)
+
+
+def test_fast_sampler_reproduces_the_reference_in_fp32(tiny_unet):
+    sch = build_scheduler()
+    for steps in (3, 7):  # 10 images in batches of 4: the last batch is padded
+        ref = sample_images(tiny_unet, sch, 10, seed=5, batch_size=4, num_inference_steps=steps, progress=False,
+                            recipe="reference")
+        ours = sample_images(tiny_unet, sch, 10, seed=5, batch_size=4, num_inference_steps=steps, progress=False,
+                             recipe="fast")
+        np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0, 2.0])
+def test_fast_sampler_reproduces_guidance(w):
+    torch.manual_seed(1)
+    model = build_unet("tiny", resolution=8, channels=1, num_classes=10)
+    y = balanced_labels(6, 10)
+    kw = dict(seed=2, batch_size=4, num_inference_steps=4, labels=y, guidance_scale=w, null_class=10, progress=False)
+    np.testing.assert_array_equal(sample_images(model, build_scheduler(), 6, recipe="fast", **kw),
+                                  sample_images(model, build_scheduler(), 6, recipe="reference", **kw))
+
+
+def test_recipes_dispatch_by_device():
+    cfg = _cfg()
+    assert "fast" in TRAINERS
+    assert resolve_recipe(cfg, torch.device("cpu")) == "reference"
+    assert resolve_recipe(cfg, torch.device("cuda")) == "fast"
+    assert resolve_recipe(cfg.replace(recipe="reference"), torch.device("cuda")) == "reference"
+    assert resolve_sampler("auto", torch.device("cpu")) == "reference"
+    assert resolve_sampler("auto", torch.device("cuda")) == "fast"
+    assert resolve_sampler("reference", torch.device("cuda")) == "reference"
+    with pytest.raises(ValueError):
+        resolve_sampler("turbo", torch.device("cpu"))
+
+
+def _sampler(model, compile: str):
+    return fast.FastSampler(model, build_scheduler(), shape=(1, 8, 8), batch_size=4, num_inference_steps=3,
+                            device="cpu", compile=compile)
+
+
+def test_failed_compile_probe_means_eager_sampling_with_a_warning(tiny_unet, monkeypatch):
+    monkeypatch.setattr(fast, "probe_compile", lambda spec, timeout=None: False)
+    monkeypatch.setattr(fast, "_PROBED", {})
+    with pytest.warns(RuntimeWarning, match="probe"):
+        s = _sampler(tiny_unet, "probe")
+    assert s.mode == "eager"
+    x = s(3, torch.Generator().manual_seed(0))
+    assert x.shape == (3, 1, 8, 8) and torch.isfinite(x).all()
+
+
+def test_compiled_step_error_falls_back_to_eager(tiny_unet):
+    s = _sampler(tiny_unet, "0")
+    expected = s(4, torch.Generator().manual_seed(3))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated compiler failure")
+
+    s._fn, s.mode = broken, "compiled"
+    with pytest.warns(RuntimeWarning, match="simulated"):
+        got = s(4, torch.Generator().manual_seed(3))
+    assert s.mode == "eager" and torch.equal(got, expected)
+
+
+def test_probe_reports_a_crashing_child():
+    assert fast.probe_compile({"device": "cpu", "model_config": {"no_such_option": 1}}, timeout=300) is False
+
+
+def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_throughput", ROOT / "benchmarks" / "gpu_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = bench.run(bench.parse_args(["--tiny", "--device", "cpu", "--out", str(tmp_path)]))
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert not [k for k in data if k.startswith("error_")], data
+    works = " ".join(r["work"] for r in res.rows)
+    for part in ("training img/s", "sampling ms per DDPM step", "greedy selection", "KL entropy",
+                 "generalization score", "loss curve", "fp32 losses", "sampling at fixed noise"):
+        assert part in works
+    # on CPU both paths compute in fp32 with the same draws: the checks are exact
+    assert data["fp32_loss_agreement"]["max_rel_all"] == 0
+    assert data["sampling_agreement"]["trajectory_rel_l2"] == 0
+    assert data["loss_curve"]["max_abs_z"] == 0
+    assert "| work | reference | ours | ratio | device |" in (tmp_path / "table.md").read_text()
