@@ -228,8 +228,8 @@ def test_default_filter_params():
     assert S.default_filter_params("dinov2", "accumulate") == {"threshold": 60.0, "decay": 0.80}
     assert S.default_filter_params("pixel", "replace") == {"threshold": 2000.0, "decay": 0.95}
     assert S.default_filter_params("pixel", "accumulate") == {"threshold": 2000.0, "decay": 0.95}
-    p = S.default_filter_params("inception", "replace")
-    assert p["threshold"] > 0 and 0 < p["decay"] < 1
+    assert S.default_filter_params("inception", "replace") == {"threshold": 10.0, "decay": 0.95}
+    assert S.default_filter_params("inception", "accumulated") == {"threshold": 10.0, "decay": 0.80}
     with pytest.raises(ValueError, match="paradigm"):
         S.default_filter_params("pixel", "grow")
     with pytest.raises(ValueError, match="feature space"):
