@@ -250,6 +250,23 @@ def inception_features(images: np.ndarray, *, mode: str = "clean", device: str |
     return np.concatenate(out).astype(np.float32)
 
 
+# --------------------------------------------------------------------------------------------- availability
+def check_feature_space(space: str, *, device: str | torch.device | None = None) -> None:
+    """Fail now, with :class:`FeatureSpaceUnavailableError`, if ``space``'s network cannot be loaded here.
+
+    Loads (and caches, so the later extraction reuses it) the DINOv2 or Inception network; ``pixel`` needs
+    nothing. The self-consuming loop calls this before training, so a missing weight file is reported at the
+    start of a run rather than after its first generation has trained.
+    """
+    if space not in FEATURE_SPACES:
+        raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}")
+    dev = str(resolve_device(device))
+    if space == "dinov2":
+        _load_dinov2(dev)
+    elif space == "inception":
+        _load_cleanfid_inception("clean", dev)
+
+
 # --------------------------------------------------------------------------------------------- dispatcher
 def extract_features(images: np.ndarray, space: str = "pixel", *, device: str | torch.device | None = None,
                      batch_size: int = 256) -> np.ndarray:

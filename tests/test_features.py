@@ -59,6 +59,17 @@ def test_dinov2_offline_raises_clear_error(monkeypatch):
     F._load_dinov2.cache_clear()
 
 
+def test_check_feature_space(monkeypatch):
+    F.check_feature_space("pixel")  # needs nothing
+    with pytest.raises(ValueError, match="unknown feature space"):
+        F.check_feature_space("clip")
+    if not _dinov2_cached():
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.delenv(F.DINOV2_PATH_ENV, raising=False)
+        with pytest.raises(F.FeatureSpaceUnavailableError, match="inception"):
+            F.check_feature_space("dinov2", device="cpu")
+
+
 def test_dinov2_empty_input_needs_no_weights():
     assert F.extract_features(np.zeros((0, 8, 8, 3), np.uint8), "dinov2").shape == (0, 384)
 
