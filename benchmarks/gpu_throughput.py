@@ -240,7 +240,11 @@ def bench_training(sz: Sizes, device: torch.device, res: Results) -> None:
     del out
     free_memory(device)
     label = f"training img/s, batch {sz.train_batch} ({sz.model}, {sz.resolution}×{sz.resolution}×{sz.channels})"
-    res.row(label, ref_rate, fast_rate, "img/s", True, "reference fp16 eager; ours bf16 " + res.data["train_fast_info"]["mode"])
+    info = res.data["train_fast_info"]
+    ref_precision = "fp16" if device.type == "cuda" else "fp32"
+    ours_precision = "fp32" if info["mixed_precision"] == "no" else info["mixed_precision"]
+    res.row(label, ref_rate, fast_rate, "img/s", True,
+            f"reference {ref_precision} eager; ours {ours_precision} {info['mode']}")
     if device.type == "cuda":  # one variant: the graph without channels_last
         fast.OPTIONS.channels_last = False
         try:
