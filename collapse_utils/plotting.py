@@ -1,0 +1,677 @@
+"""Every figure of the paper as one plotting function (seaborn / matplotlib), shared by the notebooks.
+
+Each ``plot_fNN`` takes the runs of its experiment (a list of :class:`~collapse_utils.loop.RunResult`) or, for
+figures drawn from metrics alone, the table :func:`metrics_frame` makes of them, and writes
+``<fig_dir>/<FIG>.png``, ``.pdf`` and the plotted numbers as ``<FIG>.csv`` (tidy: one row per run, generation
+and metric, with the run's directory name, so every number can be traced to ``gen_XX/metrics.json``). Extra
+panels write ``<FIG>_<part>.csv``; fitted statistics go to ``<FIG>.json``.
+
+Feature spaces follow the paper (PAPER.md §3): Section 3 figures (F2–F4, F14) use pixel-space GS and entropy;
+Sections 4–5 (F7–F10, F12, F13) use the runs' feature space (DINOv2 at paper scale, pixels at demo/smoke scale).
+Axes name the space. Figures made below paper scale say so in their title (:func:`scale_note`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import RunConfig
+    from .loop import RunResult
+
+RunsOrTable = Union[Sequence["RunResult"], pd.DataFrame]
+
+ID_COLUMNS = ("run", "preset", "dataset", "n", "paradigm", "selection", "feature_space", "decay", "seed", "generation")
+METHOD_ORDER = ("none", "threshold", "greedy", "random")
+METHOD_LABELS = {"none": "Vanilla", "threshold": "Threshold Decay Filter", "greedy": "Greedy Selection",
+                 "random": "Random selection"}
+METHOD_COLORS = {"none": "tab:blue", "threshold": "tab:green", "greedy": "tab:red", "random": "tab:gray"}
+PARADIGM_ORDER = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
+PARADIGM_LABELS = {"replace": "Replace", "replace_2n": "Replace, 2N images", "accumulate_subsample": "Accumulate",
+                   "accumulate": "Accumulate (growing set)", "fresh": "Fresh real data"}
+DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10_catdog": "CIFAR-10 cats/dogs", "ffhq32": "FFHQ",
+                  "fashion_mnist": "Fashion-MNIST", "digits": "sklearn digits"}
+SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3"}
+GEN_LABEL = "Generation (train → sample iteration)"
+
+
+@dataclass
+class FigureOutput:
+    """What a plotting function wrote: the figure, its files and the plotted numbers."""
+
+    figure_id: str
+    fig: plt.Figure
+    files: dict[str, Path]
+    data: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def png(self) -> Path:
+        return self.files["png"]
+
+
+# ---------------------------------------------------------------------------------------------- labels
+def dataset_label(name: str) -> str:
+    return DATASET_LABELS.get(name, name)
+
+
+def metric_label(metric: str) -> str:
+    """An axis label naming the metric and the space it is measured in."""
+    if metric.startswith("gs_"):
+        return f"Generalization score ({SPACE_LABELS.get(metric[3:], metric[3:])})"
+    if metric.startswith("entropy_"):
+        return f"Training-set entropy, KL k=1 ({SPACE_LABELS.get(metric[8:], metric[8:])})"
+    labels = {
+        "fid": "FID ↓ (Inception pool3)",
+        "fd_dinov2": "FD_DINO ↓ (DINOv2-small CLS)",
+        "cov_trace": "Trace of covariance (pixel space, 0–255)",
+        "mnnd": "MNND (pixel space, 0–255)",
+        "mem_ratio": "Memorized share (NN < ⅓ 2nd NN, pixels)",
+        "real_share": "Share of real images",
+    }
+    return labels.get(metric, metric)
+
+
+def scale_note(cfg: "RunConfig") -> str:
+    """``""`` at paper scale, else a line saying the preset and what differs (for titles)."""
+    preset = cfg.extra.get("preset", "custom")
+    if preset == "paper":
+        return ""
+    res = f"{cfg.resolution}×{cfg.resolution} " if cfg.resolution else ""
+    return (f"{preset} scale, not the paper's: {res}{dataset_label(cfg.dataset)}, UNet '{cfg.model}', "
+            f"{cfg.train_steps:,} training steps per generation, {cfg.num_inference_steps} sampling steps")
+
+
+def method_label(selection: str, paradigm: str = "replace", decay: float | None = None) -> str:
+    if paradigm == "replace_2n":
+        return "Vanilla with 2N images"
+    label = METHOD_LABELS.get(selection, selection)
+    if selection == "threshold" and decay is not None and not _isnan(decay):
+        label += f" (α = {decay:.2f})"
+    return label
+
+
+def _isnan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def _is_table(x: RunsOrTable) -> bool:
+    return isinstance(x, pd.DataFrame)
+
+
+def metrics_frame(runs: Sequence["RunResult"]) -> pd.DataFrame:
+    """One row per (run, generation): identifying fields, preset, scale note and every scalar metric.
+
+    ``source_counts`` (F10) stays a dict column; other dicts (timings) are dropped.
+    """
+    rows: list[dict[str, Any]] = []
+    for r in runs:
+        preset, note = r.config.extra.get("preset", "custom"), scale_note(r.config)
+        for row in r.metrics_table():
+            flat = {k: v for k, v in row.items() if not isinstance(v, (dict, list))}
+            flat.update(preset=preset, scale=note, source_counts=row.get("source_counts"))
+            rows.append(flat)
+    if not rows:
+        raise ValueError("no finished generations in the runs given")
+    return pd.DataFrame(rows).drop_duplicates(subset=["run", "generation"]).reset_index(drop=True)
+
+
+def _frame(x: RunsOrTable) -> pd.DataFrame:
+    return x.copy() if _is_table(x) else metrics_frame(x)
+
+
+def _require(wide: pd.DataFrame, metrics: Iterable[str], figure_id: str) -> None:
+    for m in metrics:
+        if m not in wide or wide[m].isna().any():
+            raise KeyError(f"{figure_id}: metric {m!r} is missing for some generations; compute it first "
+                           f"(RunResult.ensure_metrics or collapse_utils.figures.figure_runs)")
+
+
+def long_table(wide: pd.DataFrame, metrics: Sequence[str], figure_id: str, *, panel: pd.Series | None = None,
+               extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The tidy data file: ``figure, panel, <ID_COLUMNS>, metric, value`` (one row per plotted number)."""
+    _require(wide, metrics, figure_id)
+    wide = wide.assign(panel=panel if panel is not None else "")
+    ids = ["panel"] + [c for c in ID_COLUMNS if c in wide] + [c for c in extra if c in wide]
+    out = wide.melt(id_vars=ids, value_vars=list(metrics), var_name="metric", value_name="value")
+    out.insert(0, "figure", figure_id)
+    return out.sort_values(["panel", "run", "metric", "generation"]).reset_index(drop=True)
+
+
+def _note(wide: pd.DataFrame) -> str:
+    notes = [s for s in wide.get("scale", pd.Series(dtype=str)).dropna().unique() if s]
+    return "; ".join(notes)
+
+
+def _title(fig: plt.Figure, figure_id: str, text: str, wide: pd.DataFrame, extra: str = "") -> None:
+    lines = [f"{figure_id}: {text}"] + [s for s in (_note(wide), extra) if s]
+    fig.suptitle("\n".join(lines), fontsize=10)
+
+
+def save_figure(fig: plt.Figure, fig_dir: str | Path, figure_id: str, data: pd.DataFrame, *,
+                parts: dict[str, pd.DataFrame] | None = None, summary: dict[str, Any] | None = None) -> FigureOutput:
+    """Write ``<FIG>.png``, ``.pdf``, ``.csv`` (+ ``<FIG>_<part>.csv``, ``<FIG>.json``) and close the figure."""
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    files = {"png": fig_dir / f"{figure_id}.png", "pdf": fig_dir / f"{figure_id}.pdf",
+             "csv": fig_dir / f"{figure_id}.csv"}
+    fig.savefig(files["png"], dpi=150, bbox_inches="tight")
+    fig.savefig(files["pdf"], bbox_inches="tight")
+    data.to_csv(files["csv"], index=False)
+    for name, table in (parts or {}).items():
+        files[name] = fig_dir / f"{figure_id}_{name}.csv"
+        table.to_csv(files[name], index=False)
+    if summary is not None:
+        files["json"] = fig_dir / f"{figure_id}.json"
+        files["json"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    plt.close(fig)
+    return FigureOutput(figure_id, fig, files, data, summary or {})
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if math.isnan(o) else float(o)
+    return str(o)
+
+
+# ---------------------------------------------------------------------------------------------- drawing helpers
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+
+
+def _size_hue(wide: pd.DataFrame) -> tuple[pd.Series, list[str], list]:
+    sizes = sorted(wide["n"].unique())
+    labels = [f"n = {n:,}" for n in sizes]
+    return wide["n"].map(dict(zip(sizes, labels))), labels, sns.color_palette("viridis", len(sizes))
+
+
+def _lines_by_size(ax: plt.Axes, wide: pd.DataFrame, metric: str) -> None:
+    hue, order, palette = _size_hue(wide)
+    sns.lineplot(data=wide.assign(size=hue), x="generation", y=metric, hue="size", hue_order=order, palette=palette,
+                 marker="o", errorbar="sd", ax=ax)
+    ax.set_xlabel(GEN_LABEL)
+    ax.set_ylabel(metric_label(metric))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(title="dataset size", fontsize=8)
+
+
+def _method_line(ax: plt.Axes, df: pd.DataFrame, metric: str, label: str, color: Any, dashed: bool) -> None:
+    sns.lineplot(data=df, x="generation", y=metric, ax=ax, color=color, linestyle="--" if dashed else "-",
+                 marker="o", errorbar="sd", label=label)
+
+
+def _to_rgb(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
+
+
+def tile_images(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
+    """A grid (rows × ncols) of uint8 NHWC images as one RGB image, separated by ``pad`` white pixels."""
+    images = _to_rgb(images)
+    n, h, w, _ = images.shape
+    nrows = max(1, math.ceil(n / ncols))
+    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return out
+
+
+def _pick_run(runs: Sequence["RunResult"], size: int | None, default: str = "smallest") -> "RunResult":
+    sizes = sorted({r.config.n for r in runs})
+    if size is None:
+        size = sizes[0] if default == "smallest" else sizes[len(sizes) // 2]
+    chosen = [r for r in runs if r.config.n == size]
+    if not chosen:
+        raise ValueError(f"no run with n = {size}; available sizes: {sizes}")
+    return sorted(chosen, key=lambda r: r.config.seed)[0]
+
+
+def _default_generations(run: "RunResult", count: int = 3) -> list[int]:
+    gens = [g.generation for g in run.generations]
+    picks = sorted({gens[0], gens[len(gens) // 2], gens[-1]})
+    return picks[:count] if len(picks) > count else picks
+
+
+def _panels(ax_count: int, ncols: int, size: tuple[float, float] = (4.4, 3.5)) -> tuple[plt.Figure, np.ndarray]:
+    nrows = max(1, math.ceil(ax_count / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    for ax in axes.flat[ax_count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+# ---------------------------------------------------------------------------------------------- F2
+def nearest_training_pairs(run: "RunResult", generations: Sequence[int], k: int = 6) -> pd.DataFrame:
+    """For F2's left panel: the first ``k`` samples of each generation and their nearest training image (pixels)."""
+    from .metrics import nearest_neighbors
+
+    rows = []
+    for g in run.generations:
+        if g.generation not in generations:
+            continue
+        samples, train = g.samples[:k], g.train_images
+        d, idx = nearest_neighbors(samples.reshape(len(samples), -1).astype(np.float32),
+                                   train.reshape(len(train), -1).astype(np.float32), k=1)
+        for i in range(len(samples)):
+            rows.append(dict(run=run.run_dir.name, n=run.config.n, generation=g.generation, sample_index=i,
+                             train_index=int(idx[i, 0]), l2_pixel=float(d[i, 0])))
+    return pd.DataFrame(rows)
+
+
+def _pairs_image(run: "RunResult", pairs: pd.DataFrame) -> tuple[np.ndarray, list[float], list[str]]:
+    blocks, ticks, labels, top = [], [], [], 0
+    by_gen = {g.generation: g for g in run.generations}
+    for gen, sub in pairs.groupby("generation"):
+        g = by_gen[gen]
+        gen_imgs = g.samples[sub["sample_index"].to_numpy()]
+        nn_imgs = g.train_images[sub["train_index"].to_numpy()]
+        block = tile_images(np.concatenate([gen_imgs, nn_imgs]), ncols=len(sub))
+        h = block.shape[0]
+        ticks += [top + h / 4, top + 3 * h / 4]
+        labels += [f"gen {gen}: generated", f"nearest training\n(mean L2 {sub['l2_pixel'].mean():.0f})"]
+        blocks += [block, np.full((max(2, h // 8), block.shape[1], 3), 255, np.uint8)]
+        top += h + blocks[-1].shape[0]
+    return np.concatenate(blocks[:-1]), ticks, labels
+
+
+def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = None,
+            pair_generations: Sequence[int] | None = None, n_pairs: int = 6) -> FigureOutput:
+    """F2 (paper Fig. 2): generalization score (pixels, log axis) vs generation per dataset size (replace), with
+    generated samples above their nearest training images at early, middle and late generations (smallest n)."""
+    _theme()
+    wide = _frame(runs)
+    _require(wide, ["gs_pixel"], "F2")
+    with_pairs = not _is_table(runs)
+    fig, axes = plt.subplots(1, 2 if with_pairs else 1, figsize=(12 if with_pairs else 6, 4.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.1, 1]} if with_pairs else None)
+    ax = axes[0, -1]
+    _lines_by_size(ax, wide, "gs_pixel")
+    ax.set_yscale("log")
+    ax.set_ylabel(metric_label("gs_pixel") + ", log scale")
+    ax.set_title("Generalization score vs generation (replace)")
+    parts = {}
+    if with_pairs:
+        run = _pick_run(runs, pair_size)
+        pairs = nearest_training_pairs(run, pair_generations or _default_generations(run), k=n_pairs)
+        img, ticks, labels = _pairs_image(run, pairs)
+        axes[0, 0].imshow(img, interpolation="nearest")
+        axes[0, 0].set_yticks(ticks, labels, fontsize=8)
+        axes[0, 0].set_xticks([])
+        axes[0, 0].grid(False)
+        axes[0, 0].set_title(f"Generated images and their nearest training image (n = {run.config.n:,})")
+        parts["pairs"] = pairs
+    _title(fig, "F2", "the generalization-to-memorization transition", wide)
+    fig.tight_layout()
+    return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel"], "F2"), parts=parts)
+
+
+# ---------------------------------------------------------------------------------------------- F3
+def svd_points(run: "RunResult", generations: Sequence[int], components: Sequence[int] = (1, 2),
+               max_points: int = 2000) -> pd.DataFrame:
+    """F3's projections: real images and each generation's samples on the real data's singular vectors
+    ``components`` (the authors' 2nd and 3rd), pixels scaled to [0, 1] as in the authors' ``svd.py``."""
+    from .metrics import svd_projection
+
+    real = run.real_images()[: run.config.n].astype(np.float64) / 255.0
+    rows = []
+    for g in run.generations:
+        if g.generation not in generations:
+            continue
+        gen = g.samples[:max_points].astype(np.float64) / 255.0
+        pr, pg = svd_projection(real, gen, components)
+        if not rows:
+            rows.append(pd.DataFrame(dict(set="real", generation=0, x=pr[:max_points, 0], y=pr[:max_points, 1])))
+        rows.append(pd.DataFrame(dict(set="generated", generation=g.generation, x=pg[:, 0], y=pg[:, 1])))
+    out = pd.concat(rows, ignore_index=True)
+    out.insert(0, "run", run.run_dir.name)
+    return out
+
+
+def plot_f3(runs: RunsOrTable, fig_dir: str | Path, *, svd_size: int | None = None,
+            svd_generations: Sequence[int] | None = None, components: Sequence[int] = (1, 2)) -> FigureOutput:
+    """F3 (paper Fig. 3): training-set entropy (pixels) vs generation by size, and 2-D SVD projections of real
+    vs generated images at the first and last generation (median size unless ``svd_size``)."""
+    _theme()
+    wide = _frame(runs)
+    _require(wide, ["entropy_pixel"], "F3")
+    with_svd = not _is_table(runs)
+    fig, axes = plt.subplots(1, 3 if with_svd else 1, figsize=(15 if with_svd else 5.5, 4.4), squeeze=False)
+    _lines_by_size(axes[0, 0], wide, "entropy_pixel")
+    axes[0, 0].set_title("Entropy of the training set (replace)")
+    parts = {}
+    if with_svd:
+        run = _pick_run(runs, svd_size, default="median")
+        gens = list(svd_generations or [run.generations[0].generation, run.generations[-1].generation])
+        pts = svd_points(run, gens, components)
+        real = pts[pts["set"] == "real"]
+        for ax, gen in zip(axes[0, 1:], gens[:2]):
+            ax.scatter(real["x"], real["y"], s=6, alpha=0.45, color="tab:blue", label="Real images")
+            sub = pts[(pts["set"] == "generated") & (pts["generation"] == gen)]
+            ax.scatter(sub["x"], sub["y"], s=6, alpha=0.45, color="tab:orange", label=f"Generation {gen}")
+            ax.set_xlabel(f"projection on real singular vector {components[0] + 1}")
+            ax.set_ylabel(f"projection on real singular vector {components[1] + 1}")
+            ax.set_title(f"Real vs generated, generation {gen} (n = {run.config.n:,})")
+            ax.legend(fontsize=8, markerscale=2)
+        parts["svd"] = pts
+    _title(fig, "F3", "entropy declines and generated images concentrate", wide)
+    fig.tight_layout()
+    return save_figure(fig, fig_dir, "F3", long_table(wide, ["entropy_pixel"], "F3"), parts=parts)
+
+
+# ---------------------------------------------------------------------------------------------- F4
+def log_fit(x: np.ndarray, gs: np.ndarray) -> dict[str, Any]:
+    """Pearson r of ``x`` vs log(GS) with the least-squares line log(GS) = slope·x + intercept (F4)."""
+    from scipy import stats
+
+    x, gs = np.asarray(x, float), np.asarray(gs, float)
+    keep = np.isfinite(x) & np.isfinite(gs) & (gs > 0)
+    x, y = x[keep], np.log(gs[keep])
+    out: dict[str, Any] = {"points": int(keep.sum()), "dropped_nonpositive_gs": int((~keep).sum()),
+                           "pearson_r": None, "p_value": None, "slope": None, "intercept": None}
+    if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        r, p = stats.pearsonr(x, y)
+        slope, intercept = np.polyfit(x, y, 1)
+        out.update(pearson_r=float(r), p_value=float(p), slope=float(slope), intercept=float(intercept))
+    return out
+
+
+def _scatter_fit(ax: plt.Axes, wide: pd.DataFrame, xcol: str, fit: dict[str, Any]) -> None:
+    hue, order, palette = _size_hue(wide)
+    sns.scatterplot(data=wide.assign(size=hue), x=xcol, y="gs_pixel", hue="size", hue_order=order, palette=palette,
+                    ax=ax, s=40)
+    ax.set_yscale("log")
+    ax.set_xlabel(metric_label(xcol))
+    ax.set_ylabel(metric_label("gs_pixel") + ", log scale")
+    if fit["pearson_r"] is not None:
+        xs = np.linspace(wide[xcol].min(), wide[xcol].max(), 50)
+        ax.plot(xs, np.exp(fit["slope"] * xs + fit["intercept"]), "r--", lw=1.5, label="fit of log GS")
+        text = f"Pearson r (x, log GS) = {fit['pearson_r']:.3f}\n{fit['points']} points"
+    else:
+        text = f"Pearson r undefined ({fit['points']} points)"
+    ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=9,
+            bbox=dict(boxstyle="round", facecolor="white", alpha=0.85))
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_f4(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
+    """F4 (paper Fig. 4a/b): GS (log) against training-set entropy and against covariance trace, pooled over
+    sizes and generations; Pearson r of entropy vs log GS (paper: 0.91) printed with its fit line."""
+    _theme()
+    wide = _frame(runs)
+    _require(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4")
+    fits = {"entropy_pixel": log_fit(wide["entropy_pixel"], wide["gs_pixel"]),
+            "cov_trace": log_fit(wide["cov_trace"], wide["gs_pixel"])}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, xcol, title in zip(axes, fits, ("(a) entropy", "(b) variance (trace of covariance)")):
+        _scatter_fit(ax, wide, xcol, fits[xcol])
+        ax.set_title(f"{title}: each point is one generation of one run")
+    _title(fig, "F4", "generalization score vs properties of the training set", wide)
+    fig.tight_layout()
+    summary = {"entropy_vs_log_gs": fits["entropy_pixel"], "cov_trace_vs_log_gs": fits["cov_trace"],
+               "paper_pearson_r_entropy": 0.91}
+    return save_figure(fig, fig_dir, "F4", long_table(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4"),
+                       summary=summary)
+
+
+# ---------------------------------------------------------------------------------------------- F7, F8, F9, F15
+def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
+    vals = list(dict.fromkeys(values))
+    return sorted(vals, key=lambda v: (order.index(v) if v in order else len(order), v))
+
+
+def _feature_space(wide: pd.DataFrame, feature_space: str | None) -> str:
+    if feature_space:
+        return feature_space
+    spaces = wide["feature_space"].dropna().unique()
+    if len(spaces) != 1:
+        raise ValueError(f"runs use several feature spaces {list(spaces)}; pass feature_space=")
+    return str(spaces[0])
+
+
+def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str, metric: str, title: str,
+                      note: str | None = None, ylabel: str | None = None, log_y: bool = False) -> FigureOutput:
+    """Vanilla / Threshold Decay Filter / Greedy lines, one panel per dataset (rows) × paradigm (columns)."""
+    _theme()
+    wide = _frame(runs)
+    _require(wide, [metric], figure_id)
+    datasets = list(dict.fromkeys(wide["dataset"]))
+    paradigms = _ordered(wide["paradigm"], PARADIGM_ORDER)
+    fig, axes = plt.subplots(len(datasets), len(paradigms), figsize=(4.6 * len(paradigms), 3.6 * len(datasets)),
+                             squeeze=False)
+    panel = wide["dataset"].map(dataset_label) + " " + wide["paradigm"].map(lambda p: PARADIGM_LABELS.get(p, p))
+    for i, ds in enumerate(datasets):
+        for j, par in enumerate(paradigms):
+            ax, sub = axes[i, j], wide[(wide["dataset"] == ds) & (wide["paradigm"] == par)]
+            for m in _ordered(sub["selection"], METHOD_ORDER):
+                _method_line(ax, sub[sub["selection"] == m], metric, method_label(m), METHOD_COLORS.get(m),
+                             dashed=m == "none")
+            ax.set_title(f"{dataset_label(ds)} {PARADIGM_LABELS.get(par, par)}")
+            ax.set_xlabel(GEN_LABEL)
+            ax.set_ylabel(ylabel or metric_label(metric))
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            if log_y:
+                ax.set_yscale("log")
+            ax.legend(fontsize=8)
+    _title(fig, figure_id, title, wide, extra=textwrap.fill(note, 110) if note else "")
+    fig.tight_layout()
+    return save_figure(fig, fig_dir, figure_id, long_table(wide, [metric], figure_id, panel=panel))
+
+
+def plot_f7(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
+    """F7 (paper Fig. 5): generalization score ("Gen ↑") of vanilla / TDF / Greedy, panels dataset × paradigm."""
+    fs = _feature_space(_frame(runs), feature_space)
+    return plot_methods_grid(runs, fig_dir, figure_id="F7", metric=f"gs_{fs}",
+                             title="generalization score (Gen ↑) with data selection")
+
+
+def plot_f8(runs: RunsOrTable, fig_dir: str | Path, **_: Any) -> FigureOutput:
+    """F8 (paper Fig. 6): FID of vanilla / TDF / Greedy, panels dataset × paradigm."""
+    return plot_methods_grid(runs, fig_dir, figure_id="F8", metric="fid", title="FID ↓ with data selection")
+
+
+def plot_f9(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
+    """F9 (paper Fig. 7): training-set entropy ("Entropy ↑") of vanilla / TDF / Greedy, panels dataset × paradigm."""
+    fs = _feature_space(_frame(runs), feature_space)
+    return plot_methods_grid(runs, fig_dir, figure_id="F9", metric=f"entropy_{fs}",
+                             title="training-set entropy (Entropy ↑) with data selection")
+
+
+def plot_f15(runs: RunsOrTable, fig_dir: str | Path, *, metric: str = "fd_dinov2",
+             fallback_note: str | None = None) -> FigureOutput:
+    """F15 (appendix D.6): Fréchet distance in DINOv2 space, vanilla vs Greedy under replace and accumulate.
+
+    Where DINOv2 weights are missing the caller may plot ``metric="fid"`` (the FID Inception's pool3 space)
+    instead; ``fallback_note`` then says so on the axes and in the title.
+    """
+    dino = metric == "fd_dinov2"
+    out = plot_methods_grid(runs, fig_dir, figure_id="F15", metric=metric,
+                            title="Fréchet distance in DINO space (FD_DINO ↓)" if dino
+                            else "Fréchet distance — FALLBACK space, not DINO", note=fallback_note,
+                            ylabel=None if dino else "FD ↓ in Inception pool3 space\n(fallback for FD_DINO)")
+    out.data["fd_space"] = "dinov2" if metric == "fd_dinov2" else "inception (fallback)"
+    out.data.to_csv(out.files["csv"], index=False)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- F10
+def source_table(wide: pd.DataFrame) -> pd.DataFrame:
+    """F10's numbers: per run and generation, the count and share of training images from each source."""
+    rows = []
+    for _, r in wide.iterrows():
+        counts = r["source_counts"] if isinstance(r.get("source_counts"), dict) else {}
+        total = sum(counts.values())
+        for src, cnt in sorted(counts.items(), key=lambda kv: int(kv[0])):
+            rows.append({**{c: r[c] for c in ID_COLUMNS if c in r}, "metric": f"source_counts.{src}",
+                         "source": int(src), "value": cnt, "share": cnt / total})
+    return pd.DataFrame(rows)
+
+
+def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
+    """F10 (paper Fig. 8): source proportions of the selected training set under accumulate + selection
+    (stacked bars, real images in blue), with the 1/g real share of even mixing (accumulate-subsample)."""
+    _theme()
+    wide = _frame(runs)
+    wide = wide[wide["paradigm"].isin(["accumulate_subsample", "accumulate"]) & (wide["selection"] != "none")]
+    if wide.empty:
+        raise ValueError("F10 needs accumulate runs with selection")
+    data = source_table(wide)
+    data["panel"] = (data["dataset"].map(dataset_label) + " Accumulate + "
+                     + data["selection"].map(lambda s: METHOD_LABELS.get(s, s)))
+    panels = list(dict.fromkeys(data["panel"]))
+    fig, axes = _panels(len(panels), min(4, len(panels)))
+    max_gen = int(data["generation"].max())
+    colors = ["tab:blue"] + list(sns.color_palette("YlOrBr", max(2, max_gen))[: max_gen])
+    for ax, name in zip(axes.flat, panels):
+        shares = data[data["panel"] == name].groupby(["generation", "source"])["share"].mean().unstack(fill_value=0)
+        bottom = np.zeros(len(shares))
+        for src in shares.columns:
+            ax.bar(shares.index, shares[src], bottom=bottom, color=colors[src], width=0.8,
+                   label="real" if src == 0 else f"generation {src}", edgecolor="white", linewidth=0.5)
+            bottom += shares[src].to_numpy()
+        g = np.arange(1, shares.index.max() + 1)
+        ax.plot(g, 1 / g, "r-o", ms=4, label="even mix: 1/g real")
+        ax.set_title(name)
+        ax.set_xlabel(GEN_LABEL)
+        ax.set_ylabel("Share of the training set")
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(g)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, title="source")
+    _title(fig, "F10", "where the selected training set comes from", wide)
+    fig.tight_layout(rect=(0, 0, 0.87, 1))
+    even = pd.DataFrame({"generation": np.arange(1, max_gen + 1), "even_mix_real_share": 1 / np.arange(1, max_gen + 1)})
+    data.insert(0, "figure", "F10")
+    return save_figure(fig, fig_dir, "F10", data, parts={"even_mix": even})
+
+
+# ---------------------------------------------------------------------------------------------- F12, F13
+def _labelled_lines(ax: plt.Axes, wide: pd.DataFrame, metric: str, styles: dict[str, tuple[Any, bool]]) -> None:
+    for label, (color, dashed) in styles.items():
+        sub = wide[wide["label"] == label]
+        if not sub.empty:
+            _method_line(ax, sub, metric, label, color, dashed)
+    ax.set_xlabel(GEN_LABEL)
+    ax.set_ylabel(metric_label(metric))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
+
+
+def _with_labels(wide: pd.DataFrame) -> pd.DataFrame:
+    return wide.assign(label=[method_label(s, p, d) for s, p, d in
+                              zip(wide["selection"], wide["paradigm"], wide["decay"])])
+
+
+def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
+    """F12 (appendix C.1): replace with N images, with 2N unselected images, and N selected by TDF / Greedy;
+    FID and generalization score."""
+    _theme()
+    wide = _with_labels(_frame(runs))
+    fs = _feature_space(wide, feature_space)
+    metrics = ["fid", f"gs_{fs}"]
+    _require(wide, metrics, "F12")
+    styles = {"Vanilla": ("tab:blue", True), "Vanilla with 2N images": ("tab:purple", True),
+              "Threshold Decay Filter": ("tab:green", False), "Greedy Selection": ("tab:red", False)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, m in zip(axes, metrics):
+        _labelled_lines(ax, wide, m, styles)
+        ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Replace")
+    _title(fig, "F12", "ablation: vanilla with 2N images vs selecting N", wide)
+    fig.tight_layout()
+    return save_figure(fig, fig_dir, "F12", long_table(wide, metrics, "F12", panel=wide["label"]))
+
+
+def plot_f13(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
+    """F13 (appendix C): FID under accumulate for vanilla, Greedy and the Threshold Decay Filter at each decay α."""
+    _theme()
+    wide = _with_labels(_frame(runs))
+    _require(wide, ["fid"], "F13")
+    decays = sorted(d for d in wide.loc[wide["selection"] == "threshold", "decay"].dropna().unique())
+    greens = sns.color_palette("Greens", len(decays) + 2)[2:]
+    styles = {"Vanilla": ("tab:blue", True), "Greedy Selection": ("tab:red", False)}
+    styles.update({method_label("threshold", decay=d): (c, False) for d, c in zip(decays, greens)})
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    _labelled_lines(ax, wide, "fid", styles)
+    ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Accumulate")
+    _title(fig, "F13", "ablation over the decay factor α of the Threshold Decay Filter", wide)
+    fig.tight_layout()
+    return save_figure(fig, fig_dir, "F13", long_table(wide, ["fid"], "F13", panel=wide["label"]))
+
+
+# ---------------------------------------------------------------------------------------------- F14
+def plot_f14(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
+    """F14 (appendix D.4): mean nearest-neighbour distance (left axis) and trace of covariance (right axis) of the
+    training set vs generation, per dataset size (replace): neighbours collapse long before the variance does."""
+    _theme()
+    wide = _frame(runs)
+    _require(wide, ["mnnd", "cov_trace"], "F14")
+    hue, order, palette = _size_hue(wide)
+    wide = wide.assign(size=hue)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    ax2 = ax.twinx()
+    for label, color in zip(order, palette):
+        sub = wide[wide["size"] == label]
+        sns.lineplot(data=sub, x="generation", y="mnnd", ax=ax, color=color, marker="o", errorbar="sd",
+                     label=f"{label}: MNND")
+        sns.lineplot(data=sub, x="generation", y="cov_trace", ax=ax2, color=color, marker="s", linestyle="--",
+                     errorbar="sd", label=f"{label}: trace")
+    ax.set_xlabel(GEN_LABEL)
+    ax.set_ylabel(metric_label("mnnd") + " — solid")
+    ax2.set_ylabel(metric_label("cov_trace") + " — dashed")
+    ax2.grid(False)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax2.get_legend().remove()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, ncol=2)
+    _title(fig, "F14", "memorization (MNND) vs variance of the training set", wide)
+    fig.tight_layout()
+    return save_figure(fig, fig_dir, "F14", long_table(wide, ["mnnd", "cov_trace"], "F14"))
+
+
+# ---------------------------------------------------------------------------------------------- F17
+def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generations: int = 6, grid: int = 8) -> FigureOutput:
+    """F17 (appendix D.3): the first grid×grid generated images of each generation (columns), one row per dataset
+    size (replace); each panel's title carries that generation's generalization score (pixels)."""
+    _theme()
+    runs = sorted(runs, key=lambda r: (r.config.n, r.config.seed))
+    wide = metrics_frame(runs)
+    _require(wide, ["gs_pixel"], "F17")
+    ncols = min(max_generations, max(len(r.generations) for r in runs))
+    fig, axes = plt.subplots(len(runs), ncols, figsize=(2.1 * ncols, 2.3 * len(runs)), squeeze=False)
+    shown = []
+    for i, r in enumerate(runs):
+        for j, ax in enumerate(axes[i]):
+            ax.axis("off")
+            if j >= len(r.generations):
+                continue
+            g = r.generations[j]
+            k = min(grid * grid, len(g.samples))
+            cols = min(grid, k)
+            ax.imshow(tile_images(g.samples[:k], ncols=cols), interpolation="nearest")
+            ax.set_title(f"n={r.config.n:,} · gen {g.generation}\nGS {g.metrics['gs_pixel']:.1f}", fontsize=8)
+            shown.append(dict(run=r.run_dir.name, generation=g.generation, images_shown=k))
+    _title(fig, "F17", "generated images over generations (replace), first samples of each generation", wide)
+    fig.tight_layout()
+    data = long_table(wide, ["gs_pixel"], "F17")
+    data = data.merge(pd.DataFrame(shown), on=["run", "generation"], how="inner")
+    return save_figure(fig, fig_dir, "F17", data)
+
+
+PLOTTERS = {"F2": plot_f2, "F3": plot_f3, "F4": plot_f4, "F7": plot_f7, "F8": plot_f8, "F9": plot_f9,
+            "F10": plot_f10, "F12": plot_f12, "F13": plot_f13, "F14": plot_f14, "F15": plot_f15, "F17": plot_f17}

@@ -1,0 +1,168 @@
+"""Every figure notebook runs at smoke scale through papermill, as the batch command runs it.
+
+One shared run store (a tmp dir) serves all notebooks, so each distinct run trains once. Each notebook must write
+its figure (PNG, PDF) and its data file, and every number in the data file must equal the value in the metrics
+file of the run and generation it names (``<run>/gen_XX/metrics.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from collapse_utils import figures
+from collapse_utils.__main__ import main as cli_main
+
+NOTEBOOKS = figures.discover_notebooks()
+REQUIRED_PARAMETERS = {"preset", "dataset", "sizes", "generations", "paradigms", "methods", "feature_space", "seeds",
+                       "device", "run_root", "fig_dir", "workers"}
+# FID/FD on 8 images per set: the same code path at a fraction of the Inception cost (CPU CI).
+SMOKE_PARAMS = {"fid_samples": 8}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory) -> tuple[Path, Path, dict[str, figures.NotebookResult]]:
+    root = tmp_path_factory.mktemp("figures")
+    results = figures.run_batch("smoke", run_root=root / "runs", fig_dir=root / "figs", workers=2,
+                                params=SMOKE_PARAMS)
+    return root / "runs", root / "figs", {r.figure: r for r in results}
+
+
+def _metric_value(metrics: dict, name: str) -> float:
+    value = metrics
+    for part in name.split("."):
+        value = value[part]
+    return float(value)
+
+
+def _check_against_runs(data: pd.DataFrame, run_root: Path) -> int:
+    """Every row naming a run, a generation and a metric must carry that metric's stored value; returns rows checked."""
+    rows = data.dropna(subset=["run", "generation", "metric", "value"])
+    cache: dict[tuple[str, int], dict] = {}
+    for run, gen, metric, value in rows[["run", "generation", "metric", "value"]].itertuples(index=False):
+        key = (run, int(gen))
+        if key not in cache:
+            cache[key] = json.loads((run_root / run / f"gen_{int(gen):02d}" / "metrics.json").read_text())
+        stored = _metric_value(cache[key], metric)
+        assert math.isclose(float(value), stored, rel_tol=1e-9, abs_tol=1e-12), (run, gen, metric, value, stored)
+    return len(rows)
+
+
+def test_notebooks_exist_for_every_figure():
+    assert set(figures.SPECS) <= set(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("figure", sorted(NOTEBOOKS, key=figures.figure_sort_key))
+def test_parameters_cell(figure):
+    nb = nbformat.read(NOTEBOOKS[figure], as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert REQUIRED_PARAMETERS <= figures.notebook_parameters(NOTEBOOKS[figure])
+
+
+def test_notebooks_are_generated_by_make_notebooks(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", figures.notebooks_dir() / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for path in module.write_all(tmp_path):
+        committed = nbformat.read(figures.notebooks_dir() / path.name, as_version=4)
+        fresh = nbformat.read(path, as_version=4)
+        assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], \
+            f"{path.name} is stale: run python notebooks/make_notebooks.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("figure", sorted(NOTEBOOKS, key=figures.figure_sort_key))
+def test_notebook_writes_figure_and_matching_data(batch, figure):
+    run_root, fig_dir, results = batch
+    result = results[figure]
+    assert result.ok, result.error
+    executed = nbformat.read(result.executed, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "preset = \"smoke\"" in injected[0].source
+    files = figures.expected_files(fig_dir, figure)
+    for kind in ("png", "pdf"):
+        assert files[kind].stat().st_size > 1000, files[kind]
+    assert files["csv"].exists() or files["json"].exists()
+    if files["csv"].exists():
+        data = pd.read_csv(files["csv"])
+        assert _check_against_runs(data, run_root) > 0
+
+
+@pytest.mark.slow
+def test_runs_are_shared_between_figures(batch):
+    run_root, _, _ = batch
+    expected = {c.run_key() for fig in figures.SPECS for c in figures.figure_configs(fig, "smoke")}
+    made = {json.loads((d / "config.json").read_text())["run_key"] for d in run_root.iterdir() if d.is_dir()}
+    assert made == expected  # one run per distinct configuration, none trained twice under another name
+
+
+@pytest.mark.slow
+def test_f4_prints_pearson_r_of_its_points(batch):
+    _, fig_dir, _ = batch
+    data = pd.read_csv(fig_dir / "F4.csv").pivot_table(index=["run", "generation"], columns="metric", values="value")
+    summary = json.loads((fig_dir / "F4.json").read_text())["entropy_vs_log_gs"]
+    r = np.corrcoef(data["entropy_pixel"], np.log(data["gs_pixel"]))[0, 1]
+    assert summary["points"] == len(data)
+    assert summary["pearson_r"] == pytest.approx(r, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_fd_fallback_is_recorded(batch):
+    _, fig_dir, _ = batch
+    data = pd.read_csv(fig_dir / "F15.csv")
+    if figures.dinov2_unavailable_reason() is None:
+        assert set(data["metric"]) == {"fd_dinov2"}
+    else:
+        assert set(data["metric"]) == {"fid"} and set(data["fd_space"]) == {"inception (fallback)"}
+
+
+@pytest.mark.slow
+def test_batch_summary_lists_every_figure(batch):
+    _, fig_dir, results = batch
+    summary = json.loads((fig_dir / "executed" / "batch_summary.json").read_text())
+    assert [f["figure"] for f in summary["figures"]] == list(results)
+    assert all(f["ok"] for f in summary["figures"])
+
+
+_FAILING_NOTEBOOK = [
+    ("code", "preset = 'demo'\nfig_dir = None", ["parameters"]),
+    ("code", "x = 1", []),
+    ("code", "raise RuntimeError('boom in F98')", []),
+]
+_WRITING_NOTEBOOK = [
+    ("code", "preset = 'demo'\nfig_dir = None", ["parameters"]),
+    ("code", "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfrom pathlib import Path\n"
+             "d = Path(fig_dir)\nd.mkdir(parents=True, exist_ok=True)\nfig = plt.figure()\n"
+             "fig.savefig(d / 'F99.png')\nfig.savefig(d / 'F99.pdf')\n(d / 'F99.csv').write_text('a\\n1\\n')", []),
+]
+
+
+def _write_notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src, metadata={"tags": tags})
+                                         for _, src, tags in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    _write_notebook(nb_dir / "F98.ipynb", _FAILING_NOTEBOOK)
+    _write_notebook(nb_dir / "F99.ipynb", _WRITING_NOTEBOOK)
+    rc = cli_main(["figures", "--preset", "smoke", "--fig-dir", str(tmp_path / "figs"), "--run-root",
+                   str(tmp_path / "runs"), "--notebook-dir", str(nb_dir)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "F98 FAILED" in err and "raise RuntimeError" in err and "boom in F98" in err
+    assert "F99" not in err
+    assert (tmp_path / "figs" / "F99.png").exists()
+    assert (tmp_path / "figs" / "executed" / "F98.ipynb").exists()  # kept for inspection
