@@ -301,8 +301,44 @@ def capture_step(p: TrainParts) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
     with torch.cuda.graph(graph):
         static_loss = train_step(p)
     torch.cuda.synchronize(p.device)
+    self_test(p, graph, static_loss)
     _restore_fresh(p, snap)
     return graph, static_loss
+
+
+SELF_TEST_RTOL = 0.05
+
+
+def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.float()) for t in tensors]))
+
+
+def self_test(p: TrainParts, graph, static_loss: torch.Tensor) -> None:
+    """One replay on fixed inputs against the same step computed eagerly (loss and clipped gradients).
+
+    Catches a graph that reads stale inputs (batch, noise, timesteps) or computes other gradients, before any
+    real step; raises RuntimeError then. Uses its own generator; the caller restores weights and moments.
+    """
+    check_gen = torch.Generator(device=p.device).manual_seed(12345)
+    p.buf.idx.copy_(torch.arange(len(p.buf.idx), device=p.device) * 7 % len(p.data))
+    draw_into(p.buf, p.cfg.num_train_timesteps, check_gen, p.cfg.label_dropout)
+    params = [q for q in p.raw.parameters() if q.requires_grad]
+    loss = step_loss(p)
+    eager = torch.autograd.grad(loss, params, allow_unused=True)  # leaves the graph's .grad tensors alone
+    pairs = [(q, g) for q, g in zip(params, eager) if g is not None]
+    coef = 1.0
+    if p.cfg.grad_clip > 0:
+        coef = float(torch.clamp(p.cfg.grad_clip / (_norm([g for _, g in pairs]) + 1e-6), max=1.0))
+    expected = float(loss)
+    graph.replay()
+    got = float(static_loss)
+    if any(q.grad is None for q, _ in pairs):
+        raise RuntimeError("captured step left parameters without gradients")
+    err = float(_norm([q.grad - coef * g for q, g in pairs]) / _norm([coef * g for _, g in pairs]))
+    if not (np.isfinite(got) and abs(got - expected) <= SELF_TEST_RTOL * abs(expected)):
+        raise RuntimeError(f"captured step's loss {got:.6g} differs from the eager loss {expected:.6g}")
+    if not (np.isfinite(err) and err <= SELF_TEST_RTOL):
+        raise RuntimeError(f"captured step's gradients differ from the eager ones (relative error {err:.3g})")
 
 
 # ====================================================================== training: checkpoints

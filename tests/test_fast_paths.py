@@ -171,3 +171,42 @@ def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
     assert data["sampling_agreement"]["trajectory_rel_l2"] == 0
     assert data["loss_curve"]["max_abs_z"] == 0
     assert "| work | reference | ours | ratio | device |" in (tmp_path / "table.md").read_text()
+
+
+class _FakeGraph:
+    """Stands in for a captured step on CPU: replay runs the step eagerly, optionally on stale inputs."""
+
+    def __init__(self, parts, stale: bool) -> None:
+        self.parts, self.stale, self.out = parts, stale, torch.zeros(())
+
+    def replay(self) -> None:
+        if self.stale:
+            self.parts.buf.t.fill_(999)  # as if the graph had kept other timesteps than the ones just drawn
+        self.parts.optimizer.zero_grad(set_to_none=True)
+        self.out.copy_(fast.train_step(self.parts))
+
+
+def test_graph_self_test_catches_a_step_that_reads_stale_inputs(digits8):
+    images, _ = digits8
+    parts = fast.build_parts(images[:64], None, _cfg(), 0, torch.device("cpu"), graph=False)
+    good = _FakeGraph(parts, stale=False)
+    fast.self_test(parts, good, good.out)
+    bad = _FakeGraph(parts, stale=True)
+    with pytest.raises(RuntimeError, match="differ from the eager"):
+        fast.self_test(parts, bad, bad.out)
+
+
+def test_lr_stays_in_its_device_tensor_when_a_scheduler_assigns_floats(digits8):
+    images, _ = digits8
+    cfg = _cfg(warmup_steps=2)
+    parts = fast.build_parts(images[:64], None, cfg, 0, torch.device("cpu"), graph=False)
+    lr = torch.tensor(0.0)
+    parts.optimizer.param_groups[0]["lr"] = lr
+
+    class FloatScheduler:  # what schedulers of older torch releases do
+        def step(self) -> None:
+            parts.optimizer.param_groups[0]["lr"] = 0.5
+
+    parts.lr_schedule = FloatScheduler()
+    fast._step_schedule(parts)
+    assert parts.optimizer.param_groups[0]["lr"] is lr and float(lr) == 0.5
