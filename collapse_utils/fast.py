@@ -401,6 +401,27 @@ def _set_lr(optimizer: torch.optim.Optimizer, lrs: list[float]) -> None:
             group["lr"] = lr
 
 
+def _validate_checkpoint(p: TrainParts, state: dict) -> None:
+    """Raise ValueError unless ``state`` fits this run exactly (checked before anything is overwritten)."""
+    if state.get("format") != CKPT_FORMAT or state.get("world") != p.world or state.get("batch_size") != p.cfg.batch_size:
+        raise ValueError(f"made with {state.get('world')} processes at batch {state.get('batch_size')}, "
+                         f"format {state.get('format')!r}")
+    own = p.raw.state_dict()
+    saved = state["model"]
+    if set(saved) != set(own) or any(tuple(saved[k].shape) != tuple(v.shape) for k, v in own.items()):
+        raise ValueError("its model has other parameters")
+    params = [q for g in p.optimizer.param_groups for q in g["params"]]
+    for i, entry in state["optimizer"]["state"].items():
+        if not 0 <= int(i) < len(params):
+            raise ValueError("its optimizer has other parameters")
+        for key, value in entry.items():
+            if torch.is_tensor(value) and value.ndim and tuple(value.shape) != tuple(params[int(i)].shape):
+                raise ValueError(f"its optimizer state {key!r} has another shape")
+    if len(state["generators"]) != p.world:
+        raise ValueError("it holds another number of generator states")
+    torch.Generator(device=p.device).set_state(state["generators"][p.rank])  # raises for another device type
+
+
 def load_checkpoint(p: TrainParts, ckpt_dir: Path) -> tuple[int, list[float]] | None:
     """Restore a fast checkpoint in place; None (train from step 0) when there is none or it does not fit."""
     if not (ckpt_dir / "COMPLETE").exists():
@@ -412,18 +433,17 @@ def load_checkpoint(p: TrainParts, ckpt_dir: Path) -> tuple[int, list[float]] | 
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("format") != CKPT_FORMAT or state["world"] != p.world or state["batch_size"] != p.cfg.batch_size:
-            raise ValueError(f"made with {state.get('world')} processes at batch {state.get('batch_size')}, "
-                             f"format {state.get('format')!r}")
-        with torch.no_grad():
-            p.raw.load_state_dict(state["model"])
-        _load_optimizer_inplace(p.optimizer, state["optimizer"])
-        p.lr_schedule.load_state_dict(state["lr_schedule"])
-        _set_lr(p.optimizer, p.lr_schedule.get_last_lr())
-        p.generator.set_state(state["generators"][p.rank])
+        _validate_checkpoint(p, state)
     except Exception as exc:  # a damaged checkpoint costs at most K steps, never the run
         log.warning("checkpoint %s unusable (%s); training this generation from step 0", ckpt_dir, exc)
         return None
+    # validated: nothing below fails half-way, so the state is either all loaded or untouched
+    with torch.no_grad():
+        p.raw.load_state_dict(state["model"])
+    _load_optimizer_inplace(p.optimizer, state["optimizer"])
+    p.lr_schedule.load_state_dict(state["lr_schedule"])
+    _set_lr(p.optimizer, p.lr_schedule.get_last_lr())
+    p.generator.set_state(state["generators"][p.rank])
     log.info("resumed fast training from %s at step %d", ckpt_dir, state["step"])
     return int(state["step"]), [float(x) for x in state["losses"]]
 

@@ -210,3 +210,16 @@ def test_lr_stays_in_its_device_tensor_when_a_scheduler_assigns_floats(digits8):
     parts.lr_schedule = FloatScheduler()
     fast._step_schedule(parts)
     assert parts.optimizer.param_groups[0]["lr"] is lr and float(lr) == 0.5
+
+
+def test_an_unfitting_fast_checkpoint_is_refused_before_anything_is_loaded(digits8, tmp_path, caplog):
+    images, _ = digits8
+    cfg = _cfg(recipe="fast", checkpoint_every=2, train_steps=3)
+    train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt")  # leaves the step-2 one
+    path = tmp_path / "ckpt" / fast.CKPT_FILE
+    state = torch.load(path, weights_only=False)
+    state["generators"] = [torch.zeros(16, dtype=torch.uint8)]  # a CUDA generator's state: unusable on CPU
+    torch.save(state, path)
+    out = train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt")
+    assert "unusable" in caplog.text
+    assert out.losses == train_model(images[:64], None, cfg, seed=1, device="cpu").losses
