@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,25 @@ class RunConfig:
             errors.append(f"class_selection must be 'per_class' or 'global', got {self.class_selection!r}")
         if self.checkpoint_every <= 0:
             errors.append(f"checkpoint_every must be positive, got {self.checkpoint_every}")
+        def finite(x: Any) -> bool:
+            try:
+                return math.isfinite(x)
+            except TypeError:
+                return False
+
+        if not (finite(self.lr) and self.lr > 0):
+            errors.append(f"lr must be a finite number > 0, got {self.lr}")
+        if self.threshold is not None and not finite(self.threshold):
+            errors.append(f"threshold must be finite, got {self.threshold}")
+        for name in ("weight_decay", "grad_clip"):
+            if not (finite(getattr(self, name)) and getattr(self, name) >= 0):
+                errors.append(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not (finite(self.adam_eps) and self.adam_eps > 0):
+            errors.append(f"adam_eps must be a finite number > 0, got {self.adam_eps}")
+        if len(self.adam_betas) != 2 or not all(finite(b) and 0.0 <= b < 1.0 for b in self.adam_betas):
+            errors.append(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if self.warmup_steps < 0:
+            errors.append(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if errors:
             raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
 

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,23 @@ import numpy as np
 
 class CorruptArtifactError(RuntimeError):
     """An artifact on disk is unreadable or truncated; the step that wrote it must be redone."""
+
+
+# ---------------------------------------------------------------------- test hook
+KILL_ENV = "COLLAPSE_KILL_AT"
+
+
+def kill_point(point: str) -> None:
+    """Test hook: SIGKILL this process at ``point`` when the environment variable ``COLLAPSE_KILL_AT`` names it.
+
+    Points are the paths of artifacts just renamed into place (``COLLAPSE_KILL_AT=gen_01/train.npy`` matches
+    ``…/gen_01/train.npy``; directories such as ``gen_01/model`` too) and ``train_step:G:S``, after optimizer step S
+    of generation G (from the loop's ``on_step``; a checkpoint due at S is written after it). Used by
+    tests/test_reliability.py to kill real runs at chosen points; unset, it costs one dictionary lookup per write.
+    """
+    target = os.environ.get(KILL_ENV)
+    if target and (point == target or point.endswith("/" + target)):
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -50,6 +68,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    kill_point(path.as_posix())
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -82,6 +101,7 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    kill_point(path.as_posix())
 
 
 def load_npy(path: str | os.PathLike, *, dtype: np.dtype | None = None, ndim: int | None = None) -> np.ndarray:
@@ -96,6 +116,32 @@ def load_npy(path: str | os.PathLike, *, dtype: np.dtype | None = None, ndim: in
     if ndim is not None and arr.ndim != ndim:
         raise CorruptArtifactError(f"{path} has {arr.ndim} dimensions, expected {ndim}")
     return arr
+
+
+def check_npy(path: str | os.PathLike, *, dtype: np.dtype | None = None, ndim: int | None = None) -> tuple[int, ...]:
+    """Check a .npy without reading its data: the header parses and the file is exactly as long as it says.
+
+    Returns the array's shape; raises :class:`CorruptArtifactError` (truncated, padded, garbage, wrong dtype or
+    rank) or ``FileNotFoundError``.
+    """
+    path = Path(path)
+    fmt = np.lib.format
+    with open(path, "rb") as fh:
+        try:
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _fortran, dt = read(fh)
+        except (ValueError, OSError, EOFError, SyntaxError) as exc:
+            raise CorruptArtifactError(f"{path} is corrupt or truncated ({exc}); it will be rewritten") from exc
+        expected = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    size = path.stat().st_size
+    if size != expected:
+        raise CorruptArtifactError(f"{path} is truncated or padded ({size} bytes, expected {expected}); it will be rewritten")
+    if dtype is not None and dt != dtype:
+        raise CorruptArtifactError(f"{path} has dtype {dt}, expected {np.dtype(dtype)}")
+    if ndim is not None and len(shape) != ndim:
+        raise CorruptArtifactError(f"{path} has {len(shape)} dimensions, expected {ndim}")
+    return tuple(shape)
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -118,6 +164,51 @@ def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     if old.exists():
         shutil.rmtree(old)
     _fsync_dir(final_dir.parent)
+    kill_point(final_dir.as_posix())
+
+
+def restore_replaced_dir(final_dir: Path) -> None:
+    """Undo a kill inside :func:`atomic_replace_dir` between its two renames: put the previous copy back."""
+    final_dir = Path(final_dir)
+    old = final_dir.with_name(f".{final_dir.name}.old")
+    if old.exists() and not final_dir.exists():
+        try:
+            os.replace(old, final_dir)
+        except OSError:  # another process restored it first
+            pass
+
+
+def remove_stale_tmp(directory: Path) -> None:
+    """Delete temporary files and folders (``.NAME….tmp``, ``.NAME.old``) left behind by a killed writer."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for p in directory.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".tmp"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def check_safetensors(path: str | os.PathLike) -> None:
+    """Cheap integrity check of a ``.safetensors`` file: the header parses and the file holds every tensor's bytes.
+
+    Raises :class:`CorruptArtifactError` for a missing, truncated or garbled file (no tensor is read).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ValueError("shorter than its 8-byte header length")
+            n = int.from_bytes(head, "little")
+            if n <= 0 or 8 + n > size:
+                raise ValueError(f"header of {n} bytes does not fit a {size}-byte file")
+            header = json.loads(fh.read(n))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise CorruptArtifactError(f"{path} is corrupt or truncated ({exc})") from exc
+    if 8 + n + end != size:
+        raise CorruptArtifactError(f"{path} is truncated or padded: {size} bytes, the header describes {8 + n + end}")
 
 
 def fresh_tmp_dir(parent: Path, name: str) -> Path:

@@ -357,7 +357,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
     todo = sum(not _is_done(run_dir / f"gen_{g:02d}") for g in range(1, cfg.generations + 1))
     need = estimate_disk_bytes(cfg, h * w * c, params, generations=todo)
     free = cio.free_disk_bytes(run_dir)
-    if need > free:
+    if todo and need > free:
         raise OSError(f"the run needs about {need / 2**30:.2f} GiB of disk in {run_dir}, but only {free / 2**30:.2f} GiB is free")
 
 
@@ -474,6 +474,27 @@ def _load_model(model_dir: Path):
         return None
 
 
+def _verify_checkpoint(ckpt_dir: Path) -> None:
+    """Remove a training checkpoint that would not load whole (training then starts at step 0).
+
+    A file that fails half-way through ``load_state`` would leave the model restored but not the step counter;
+    reading every file first rules that out.
+    """
+    if not ckpt_dir.exists():
+        return
+    try:
+        if not (ckpt_dir / "COMPLETE").exists():
+            raise cio.CorruptArtifactError("no COMPLETE marker")
+        for f in sorted(ckpt_dir.iterdir()):
+            if f.suffix == ".safetensors":
+                cio.check_safetensors(f)
+            elif f.is_file() and f.name != "COMPLETE":
+                torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as exc:  # any unreadable part: the checkpoint is worth nothing
+        log.warning("checkpoint %s is damaged (%s); training this generation from step 0", ckpt_dir, exc)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+
 def _check_finite(model: torch.nn.Module, g: int) -> None:
     bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
@@ -497,6 +518,30 @@ def _is_done(gen_dir: Path) -> bool:
     return (gen_dir / "DONE").exists()
 
 
+def _parts_meta(cfg: RunConfig, g: int, device: torch.device) -> dict[str, Any]:
+    """What the sample part files depend on: parts from another batch size or sampler are not mixed in."""
+    from .sample import resolve_sampler
+
+    return dict(generation=g, num=cfg.samples_per_generation, batch_size=cfg.sample_batch_size,
+                seed=derive_seed(cfg.seed, g, "sample"), num_inference_steps=cfg.num_inference_steps,
+                guidance_scale=cfg.guidance_scale, sampler=resolve_sampler(cfg.recipe, torch.device(device)),
+                device_type=torch.device(device).type)
+
+
+def _prepare_parts_dir(parts: Path, meta: dict[str, Any]) -> None:
+    """Keep ``parts`` only if its part files were drawn under ``meta``; else start it afresh."""
+    try:
+        same = cio.read_json(parts / "meta.json") == meta
+    except (cio.CorruptArtifactError, FileNotFoundError):
+        same = False
+    if not same:
+        if any(parts.glob("part_*.npy")):
+            log.warning("sample parts in %s were drawn with other settings; sampling them again", parts)
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.mkdir(parents=True, exist_ok=True)
+        cio.atomic_write_json(parts / "meta.json", meta)
+
+
 def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of: Callable[[int], Pool],
                    device: torch.device, state: Any) -> GenerationResult:
     """Train, sample and measure generation ``g``; every step reuses what a previous attempt finished."""
@@ -506,6 +551,13 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     gen_dir = run_dir / f"gen_{g:02d}"
     gen_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    if state.is_main_process:  # after a kill: put a half-replaced checkpoint back, drop temporary files
+        cio.restore_replaced_dir(gen_dir / "ckpt")
+        cio.restore_replaced_dir(gen_dir / "model")
+        cio.remove_stale_tmp(gen_dir)
+        if not (gen_dir / "model" / "COMPLETE").exists():
+            _verify_checkpoint(gen_dir / "ckpt")
+    state.wait_for_everyone()
 
     # 1. training set (selection runs on the main process only)
     t0 = time.perf_counter()
@@ -526,20 +578,25 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     model = _load_model(gen_dir / "model")
     train_info: dict[str, Any] = {}
     if model is None:
+        on_step = None
+        if os.environ.get(cio.KILL_ENV, "").startswith("train_step:"):  # test hook (io.kill_point), off by default
+            on_step = lambda step, _loss: cio.kill_point(f"train_step:{g}:{step}")  # noqa: E731
         result = train_model(train.images, train.labels, cfg, seed=derive_seed(cfg.seed, g, "train"), device=device,
-                             ckpt_dir=gen_dir / "ckpt")
+                             ckpt_dir=gen_dir / "ckpt", on_step=on_step)
         model = result.model
+        _check_finite(model, g)
         if state.is_main_process:
-            _save_model(model, scheduler, gen_dir / "model")
+            # The log first: the model directory counts only with a whole log beside it (_check_model_files).
             cio.atomic_write_json(gen_dir / "train_log.json", {"losses": result.losses, "mixed_precision": result.mixed_precision,
                                                                "recipe": result.recipe, "steps": result.steps})
+            _save_model(model, scheduler, gen_dir / "model")
         state.wait_for_everyone()
         if state.is_main_process:
             remove_checkpoint(gen_dir / "ckpt")
     timings["train"] = time.perf_counter() - t0
     if (gen_dir / "train_log.json").exists():
         log_data = cio.read_json(gen_dir / "train_log.json")
-        losses = log_data["losses"]
+        losses = log_data["losses"] or [float("nan")]
         k = max(1, len(losses) // 20)
         train_info = {"loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
                       "mixed_precision": log_data["mixed_precision"], "recipe": log_data["recipe"]}
@@ -554,7 +611,9 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
             raise cio.CorruptArtifactError("wrong number of samples")
     except (cio.CorruptArtifactError, FileNotFoundError):
         parts = gen_dir / "sample_parts"
-        parts.mkdir(exist_ok=True)
+        if state.is_main_process:
+            _prepare_parts_dir(parts, _parts_meta(cfg, g, device))
+        state.wait_for_everyone()
         images = sample_images(
             model, scheduler, num, seed=derive_seed(cfg.seed, g, "sample"), batch_size=cfg.sample_batch_size,
             num_inference_steps=cfg.num_inference_steps, device=device, labels=sample_labels,
@@ -573,6 +632,9 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         state.wait_for_everyone()
         samples = _load_pool(gen_dir, "samples", "sample_labels", sources_value=g)
     timings["sample"] = time.perf_counter() - t0
+    if state.is_main_process:  # left behind when a kill came between saving the next artifact and cleaning up
+        remove_checkpoint(gen_dir / "ckpt")
+        shutil.rmtree(gen_dir / "sample_parts", ignore_errors=True)
 
     # 4. metrics, then the DONE marker
     metrics: dict[str, Any] = {}
@@ -610,15 +672,40 @@ def _load_done_generation(run_dir: Path, g: int) -> GenerationResult | None:
     gen_dir = run_dir / f"gen_{g:02d}"
     if not _is_done(gen_dir):
         return None
-    try:
+    try:  # cheap checks (headers and sizes, not the data): a truncated or missing artifact redoes the generation
         metrics = cio.read_json(gen_dir / "metrics.json")
-        for name in ("train", "samples"):
-            cio.load_npy(gen_dir / f"{name}.npy", dtype=np.uint8, ndim=4)
+        if not isinstance(metrics, dict):
+            raise cio.CorruptArtifactError(f"{gen_dir / 'metrics.json'} is not a metrics record")
+        for prefix, companions in (("train", ("train_sources", "train_labels")), ("samples", ("sample_labels",))):
+            count = cio.check_npy(gen_dir / f"{prefix}.npy", dtype=np.uint8, ndim=4)[0]
+            for name in companions:
+                path = gen_dir / f"{name}.npy"
+                if (path.exists() or name == "train_sources") and cio.check_npy(path, ndim=1)[0] != count:
+                    raise cio.CorruptArtifactError(f"{path} does not match {prefix}.npy in length")
+        _check_model_files(gen_dir / "model")
     except (cio.CorruptArtifactError, FileNotFoundError) as exc:
         log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, exc)
         (gen_dir / "DONE").unlink(missing_ok=True)
         return None
     return GenerationResult(g, gen_dir, metrics)
+
+
+def _on_main(state: Any, fn: Callable[[], None]) -> None:
+    """Run ``fn`` on the main process; if it fails, every process raises (no rank is left waiting)."""
+    err: BaseException | None = None
+    if state.is_main_process:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised below, after the other ranks were told
+            err = exc
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        msg = broadcast_object_list([None if err is None else f"{type(err).__name__}: {err}"])
+        if err is None and msg[0] is not None:
+            raise RuntimeError(f"the main process failed: {msg[0]}")
+    if err is not None:
+        raise err
 
 
 def run_self_consuming(
@@ -640,15 +727,18 @@ def run_self_consuming(
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = resolve_device(config)
-    if state.is_main_process:
+    real: Pool | None = None
+
+    def start() -> None:
+        # Every check before anything is recorded: a refused start leaves the directory as it was.
+        nonlocal real
         run_dir.mkdir(parents=True, exist_ok=True)
-        check_or_write_config(run_dir, config, allow_config_change)
-    state.wait_for_everyone()
-    if state.is_main_process:
-        real = load_real(config, run_dir)
-        preflight(config, real.images, run_dir)
+        check_config(run_dir, config, allow_config_change)
+        real = load_real(config, run_dir, check=lambda images: preflight(config, images, run_dir, device))
+        cio.atomic_write_json(run_dir / "config.json", config.to_dict() | {"run_key": config.run_key()})
         write_manifest(run_dir, config, device)
-    state.wait_for_everyone()
+
+    _on_main(state, start)
     if not state.is_main_process:
         real = load_real(config, run_dir)
 
