@@ -43,7 +43,9 @@ def _metric_value(metrics: dict, name: str) -> float:
 
 def _check_against_runs(data: pd.DataFrame, run_root: Path) -> int:
     """Every row naming a run, a generation and a metric must carry that metric's stored value; returns rows checked."""
-    rows = data.dropna(subset=["run", "generation", "metric", "value"])
+    columns = ["run", "generation", "metric", "value"]
+    assert set(columns) <= set(data.columns), f"a figure's data file needs the columns {columns} (see notebooks/README.md)"
+    rows = data.dropna(subset=columns)
     cache: dict[tuple[str, int], dict] = {}
     for run, gen, metric, value in rows[["run", "generation", "metric", "value"]].itertuples(index=False):
         key = (run, int(gen))
