@@ -423,8 +423,7 @@ def plot_f4(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
         ax.set_title(f"{title}: each point is one generation of one run")
     _title(fig, "F4", "generalization score vs properties of the training set", wide)
     fig.tight_layout()
-    summary = {"entropy_vs_log_gs": fits["entropy_pixel"], "cov_trace_vs_log_gs": fits["cov_trace"],
-               "paper_pearson_r_entropy": 0.91}
+    summary = {"entropy_vs_log_gs": fits["entropy_pixel"], "cov_trace_vs_log_gs": fits["cov_trace"]}
     return save_figure(fig, fig_dir, "F4", long_table(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4"),
                        summary=summary)
 
