@@ -26,7 +26,9 @@ RECIPES = ("auto", "reference", "fast")
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
 # ``metrics`` too: missing metrics are computed afterwards from the stored artifacts (RunResult.ensure_metrics).
-EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "sample_batch_size", "metrics")
+# ``sample_batch_size`` is *in* the key: each sampling batch draws from its own seeded stream, so the
+# images depend on the batch size.
+EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "metrics")
 
 
 @dataclass
