@@ -329,7 +329,7 @@ def self_test(p: TrainParts, graph, static_loss: torch.Tensor) -> None:
     coef = 1.0
     if p.cfg.grad_clip > 0:
         coef = float(torch.clamp(p.cfg.grad_clip / (_norm([g for _, g in pairs]) + 1e-6), max=1.0))
-    expected = float(loss)
+    expected = float(loss.detach())
     graph.replay()
     got = float(static_loss)
     if any(q.grad is None for q, _ in pairs):
