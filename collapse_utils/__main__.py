@@ -43,7 +43,10 @@ def add_run_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
     p.add_argument("--metrics", help="comma-separated metric names (see collapse_utils.metrics.METRIC_NAMES)")
     p.add_argument("--conditional", action="store_true", default=None, help="class-conditional model with CFG")
-    p.add_argument("--guidance-scale", type=float)
+    p.add_argument("--guidance-scale", type=float, help="CFG scale w: eps_u + w (eps_c - eps_u); default 2")
+    p.add_argument("--label-dropout", type=float, help="share of training labels replaced by the null class; default 0.1")
+    p.add_argument("--class-selection", choices=("per_class", "global"),
+                   help="conditional runs: select within each class (default, keeps class balance) or over the pool")
     p.add_argument("--data-root")
     p.add_argument("--device")
     p.add_argument("--checkpoint-every", type=int)
@@ -61,7 +64,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "dataset", "paradigm", "selection", "feature_space", "n", "generations", "seed", "pool_factor",
         "fresh_fraction", "threshold", "decay", "filter_schedule", "model", "resolution", "train_steps",
         "batch_size", "num_inference_steps", "sample_batch_size", "mixed_precision", "conditional",
-        "guidance_scale", "data_root", "device", "checkpoint_every",
+        "guidance_scale", "label_dropout", "class_selection", "data_root", "device", "checkpoint_every",
     )}
     if args.metrics:
         overrides["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())

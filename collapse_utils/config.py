@@ -57,11 +57,25 @@ class RunConfig:
 
     # model
     model: str = "unet48"
-    conditional: bool = False  # class-conditional UNet with classifier-free guidance (F11)
+    # Class-conditional runs (F11, PAPER.md §5 "MNIST CFG experiment"; the authors' code for it is not released):
+    # * conditional: the UNet gets a class embedding with num_classes + 1 entries, index num_classes being the
+    #   null class ∅ (models.build_unet); each generation samples balanced labels 0..C-1 and trains the next one
+    #   on images *with* their labels (real images keep their dataset labels).
+    # * label_dropout: p_uncond of Ho & Salimans (2022): each training label is replaced by ∅ with this
+    #   probability, so one network learns eps(x, c) and eps(x, ∅). 0.1 is Ho & Salimans' choice (they found
+    #   0.1–0.2 best); the paper does not state its value.
+    # * guidance_scale w: eps = eps(x, ∅) + w (eps(x, c) - eps(x, ∅)); w = 0 unconditional, w = 1 conditional
+    #   without guidance, the paper's "scale 2" is w = 2 (sample.py explains the convention).
+    # * class_selection: "per_class" (default) runs the selection method inside each class and takes n/C
+    #   images of every class, so the training set stays class-balanced like the real one and selection
+    #   restores diversity *within* each digit, which is what guidance destroys; "global" selects over the
+    #   whole pool ignoring labels, where a diversity criterion can shift the class mix (e.g. towards digits
+    #   whose images lie far apart in pixel space) and so change what guidance is asked to produce.
+    conditional: bool = False
     num_classes: int = 10
-    label_dropout: float = 0.1  # probability of replacing a label by the null class during training
-    guidance_scale: float = 2.0  # eps = eps_uncond + w (eps_cond - eps_uncond); w = 0 is unconditional
-    class_selection: str = "per_class"  # per_class | global: how selection treats labels in conditional runs
+    label_dropout: float = 0.1
+    guidance_scale: float = 2.0
+    class_selection: str = "per_class"  # per_class | global
 
     # diffusion
     num_train_timesteps: int = 1000
@@ -134,6 +148,10 @@ class RunConfig:
             errors.append("num_inference_steps cannot exceed num_train_timesteps")
         if not 0.0 <= self.label_dropout < 1.0:
             errors.append(f"label_dropout must lie in [0, 1), got {self.label_dropout}")
+        if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
+            errors.append(f"guidance_scale must be a finite number >= 0, got {self.guidance_scale}")
+        if self.conditional and self.num_classes < 2:
+            errors.append(f"a conditional run needs num_classes >= 2, got {self.num_classes}")
         if self.class_selection not in ("per_class", "global"):
             errors.append(f"class_selection must be 'per_class' or 'global', got {self.class_selection!r}")
         if self.checkpoint_every <= 0:

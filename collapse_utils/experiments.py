@@ -29,8 +29,8 @@ class Scale:
     feature_space: str
     decays: tuple[float, ...] = (0.80, 0.90, 0.95, 0.98)
     cfg_dataset: str = "mnist"
-    cfg_n: int = 12000
-    cfg_generations: int = 8
+    cfg_n: int = 12000  # F11: MNIST images per generation (the paper's 12,000)
+    cfg_generations: int = 8  # F11: generations (the paper reports FID at iteration 8)
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -43,7 +43,7 @@ SCALES: dict[str, Scale] = {
     "demo": Scale(
         sweep_dataset="mnist", sweep_sizes=(64, 256, 1024), sweep_generations=5,
         selection_datasets=("mnist",), selection_n={"mnist": 256}, selection_generations=5,
-        feature_space="pixel", decays=(0.80, 0.95), cfg_n=500, cfg_generations=4,
+        feature_space="pixel", decays=(0.80, 0.95), cfg_n=256, cfg_generations=5,
     ),
     "paper": Scale(
         sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,
@@ -140,17 +140,30 @@ def ablation_decay(preset: str, *, dataset: str | None = None, decays: Iterable[
     return base + [c.replace(decay=d) for c in template for d in (decays or scale(preset).decays)]
 
 
-def cfg_experiment(preset: str, *, n: int | None = None, generations: int | None = None,
-                   guidance_scale: float = 2.0, selection: str = "threshold", paradigm: str = "accumulate_subsample",
+def cfg_experiment(preset: str, *, dataset: str | None = None, n: int | None = None, generations: int | None = None,
+                   guidance_scale: float = 2.0, selection: str = "threshold", class_selection: str = "per_class",
+                   feature_space: str | None = None, paradigm: str = "accumulate_subsample",
                    seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:
-    """F11: MNIST unconditional, class-conditional with guidance, and guidance with selection."""
+    """F11 (PAPER.md §5 "MNIST CFG experiment"): three runs on ``dataset`` (default MNIST) under ``paradigm``
+    (accumulate, as [PN]'s FID table), each ``generations`` long:
+
+    1. unconditional, no selection (the same configuration as the vanilla accumulate run of
+       :func:`selection_grid` when n and generations agree, so the run store trains it once);
+    2. class-conditional with classifier-free guidance ``guidance_scale`` (w = 2, the paper's scale), no selection;
+    3. the same with ``selection`` (default the Threshold Decay Filter, [PN]'s "CFG + Threshold Decay Filter")
+       in ``feature_space`` (default the preset's), per class (``class_selection``, see RunConfig).
+
+    Label dropout is RunConfig's default 0.1. ``guidance_scale`` and ``class_selection`` are set on the
+    conditional runs only, so the unconditional run keeps the key it shares with other figures;
+    ``overrides`` go to every run.
+    """
     s = scale(preset)
     common = dict(n=n or s.cfg_n, generations=generations or s.cfg_generations, paradigm=paradigm, **overrides)
+    cond = dict(conditional=True, guidance_scale=guidance_scale)
     out = []
     for seed in seeds:
-        out.append(_config(preset, s.cfg_dataset, selection="none", seed=seed, **common))
-        out.append(_config(preset, s.cfg_dataset, selection="none", conditional=True, guidance_scale=guidance_scale,
-                           seed=seed, **common))
-        out.append(_config(preset, s.cfg_dataset, selection=selection, conditional=True, guidance_scale=guidance_scale,
-                           feature_space=s.feature_space, seed=seed, **common))
+        out.append(_config(preset, dataset or s.cfg_dataset, selection="none", seed=seed, **common))
+        out.append(_config(preset, dataset or s.cfg_dataset, selection="none", seed=seed, **cond, **common))
+        out.append(_config(preset, dataset or s.cfg_dataset, selection=selection, class_selection=class_selection,
+                           feature_space=feature_space or s.feature_space, seed=seed, **cond, **common))
     return out

@@ -5,7 +5,11 @@ do not depend on how batches are spread over processes or whether the call was i
 batches are kept as part files and a resumed call only samples the missing ones.
 
 Classifier-free guidance (Ho & Salimans 2022): ε̂ = ε_θ(x, ∅) + w·(ε_θ(x, c) − ε_θ(x, ∅)); ``w = 0`` is
-unconditional sampling, ``w = 1`` plain conditional sampling, the paper's F11 uses scale 2.
+unconditional sampling, ``w = 1`` plain conditional sampling, the paper's F11 uses scale 2 (PAPER.md §5).
+This is the "ε_u + w(ε_c − ε_u)" convention (diffusers' ``guidance_scale``); Ho & Salimans write the same
+thing as (1 + w')ε_c − w'ε_u, i.e. w' = w − 1, so the paper's "scale 2" is read here as w = 2 (PAPER.md
+does not say which convention the authors used). ∅ is the extra class index ``num_classes`` of a
+conditional UNet (models.build_unet). Sampling a conditional model without labels uses ∅ for every image.
 """
 
 from __future__ import annotations
@@ -39,6 +43,37 @@ def balanced_labels(num_images: int, num_classes: int) -> np.ndarray:
     return (np.arange(num_images) % num_classes).astype(np.int64)
 
 
+def model_null_class(model: torch.nn.Module) -> int | None:
+    """The null-class index of a conditional UNet (its last class embedding), ``None`` for an unconditional one."""
+    n = getattr(getattr(model, "config", None), "num_class_embeds", None)
+    return None if not n else int(n) - 1
+
+
+def resolve_labels(
+    model: torch.nn.Module, num_images: int, labels: np.ndarray | None, guidance_scale: float, null_class: int | None,
+) -> tuple[np.ndarray | None, float, int | None]:
+    """Check labels against the model; a conditional model sampled without labels gets ∅ (unconditional).
+
+    Returns ``(labels, guidance_scale, null_class)`` to sample with.
+    """
+    own_null = model_null_class(model)
+    if labels is None:
+        if own_null is None:
+            return None, guidance_scale, null_class
+        return np.full(num_images, own_null, np.int64), 1.0, own_null
+    if own_null is None:
+        raise ValueError("labels were given but the model is unconditional (it has no class embedding)")
+    null_class = own_null if null_class is None else int(null_class)
+    if null_class != own_null:
+        raise ValueError(f"null_class {null_class} is not the model's null class {own_null} (its last class embedding)")
+    labels = np.asarray(labels)
+    if len(labels) != num_images:
+        raise ValueError(f"got {len(labels)} labels for {num_images} images")
+    if len(labels) and (labels.min() < 0 or labels.max() > own_null):
+        raise ValueError(f"labels must lie in [0, {own_null}] (the model's classes and its null class {own_null})")
+    return labels, guidance_scale, null_class
+
+
 def guided_epsilon(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -47,11 +82,17 @@ def guided_epsilon(
     guidance_scale: float,
     null_class: int | None,
 ) -> torch.Tensor:
-    """ε for one denoising step; with labels, the CFG combination of conditional and null-class passes."""
+    """ε for one denoising step; with labels, the CFG combination of conditional and null-class passes.
+
+    ``w = 1`` makes one conditional pass, ``w = 0`` one null-class pass, any other ``w`` one pass over the
+    doubled batch [x | x] with labels [c | ∅].
+    """
     if class_labels is None:
         return model(x, t).sample
     if guidance_scale == 1.0:
         return model(x, t, class_labels=class_labels).sample
+    if null_class is None:
+        raise ValueError(f"guidance scale {guidance_scale} needs the null class index (null_class)")
     null = torch.full_like(class_labels, null_class)
     if guidance_scale == 0.0:
         return model(x, t, class_labels=null).sample
@@ -152,6 +193,10 @@ def sample_images(
 ) -> np.ndarray | None:
     """Draw ``num_images`` uint8 N×H×W×C samples. With ``labels`` the model is class-conditional (CFG).
 
+    ``labels[i]`` is image i's class; ``guidance_scale`` w as in :func:`guided_epsilon`; ``null_class``
+    defaults to the model's own (its last class embedding). A conditional model sampled with
+    ``labels=None`` samples unconditionally (∅ for every image), which equals ``w = 0`` at any labels.
+
     With ``parts_dir`` each finished batch is written there, and batches already there are reused.
     With ``world_size > 1`` this process samples batches ``rank, rank + world_size, …`` into ``parts_dir``
     and returns None; the main process assembles them with :func:`assemble_parts` once all are done.
@@ -164,6 +209,7 @@ def sample_images(
         raise ValueError(f"got {len(labels)} labels for {num_images} images")
     if world_size > 1 and parts_dir is None:
         raise ValueError("sharded sampling needs a parts_dir")
+    labels, guidance_scale, null_class = resolve_labels(model, num_images, labels, guidance_scale, null_class)
     device = torch.device(device)
     model = model.to(device).eval()
     cfg = model.config

@@ -123,11 +123,18 @@ def scale_to_model(batch_u8: torch.Tensor) -> torch.Tensor:
 
 
 def null_class(cfg: RunConfig) -> int:
+    """The "no label" class index of a conditional model: ``num_classes`` (the UNet has num_classes + 1 embeddings)."""
     return cfg.num_classes
 
 
 def drop_labels(labels: torch.Tensor, p: float, generator: torch.Generator, null: int) -> torch.Tensor:
-    """Classifier-free guidance training: replace each label by the null class with probability ``p``."""
+    """Classifier-free guidance training: replace each label by the null class with probability ``p``.
+
+    One model learns both ε_θ(x, c) and ε_θ(x, ∅) (Ho & Salimans 2022, "joint training"); ``p`` is
+    ``RunConfig.label_dropout``, default 0.1 (the paper's value is unknown, PAPER.md §5; 0.1 is within the
+    0.1–0.2 Ho & Salimans found to work). The draws come from the training generator, so a resumed run
+    drops exactly the labels it would have dropped.
+    """
     if p <= 0:
         return labels
     drop = torch.rand(labels.shape, generator=generator, device=labels.device) < p
@@ -299,11 +306,26 @@ def train_model(
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train one generation's model, dispatching to the reference or the fast recipe."""
+    check_labels(labels, len(images), cfg)
     device = torch.device(device)
     recipe = resolve_recipe(cfg, device)
     if recipe not in TRAINERS:
         raise ValueError(f"training recipe {recipe!r} is not available here; available: {sorted(TRAINERS)}")
     return TRAINERS[recipe](images, labels, cfg, seed=seed, device=device, ckpt_dir=ckpt_dir, on_step=on_step)
+
+
+def check_labels(labels: np.ndarray | None, num_images: int, cfg: RunConfig) -> None:
+    """A conditional run needs one label in [0, num_classes) per image; an unconditional one ignores labels."""
+    if not cfg.conditional:
+        return
+    if labels is None:
+        raise ValueError("a conditional run (cfg.conditional=True) needs class labels for its training images")
+    labels = np.asarray(labels)
+    if labels.shape != (num_images,):
+        raise ValueError(f"got labels of shape {labels.shape} for {num_images} training images")
+    if len(labels) and (labels.min() < 0 or labels.max() >= cfg.num_classes):
+        raise ValueError(f"labels must lie in [0, {cfg.num_classes}); got {labels.min()}..{labels.max()} "
+                         f"(index {cfg.num_classes} is the null class, used only through label dropout)")
 
 
 def remove_checkpoint(ckpt_dir: Path) -> None:
