@@ -5,7 +5,8 @@ Training (:func:`train_fast`, same signature and result as :func:`collapse_utils
 * the same model initialisation, data order (:class:`~collapse_utils.train.EpochStream`), noise and timestep
   draws (the same generator, seeded the same way, drawn in the same order), loss, AdamW hyper-parameters,
   cosine schedule with warm-up and gradient clipping as the reference;
-* bf16 autocast instead of fp16 + GradScaler (no loss scaling, no skipped steps), channels_last convolutions,
+* bf16 autocast instead of fp16 + GradScaler (no loss scaling, no skipped steps), NCHW activations (channels_last
+  measured slower inside the graph on an H200: 5,404 vs 5,972 img/s, benchmarks/gpu_throughput.md),
   cuDNN autotuning, fused AdamW with the learning rate held in a device tensor;
 * on one CUDA device the whole step (gather of the uint8 batch, scaling, forward, loss, backward, clipping,
   optimizer) is captured once as a CUDA graph and replayed; only the random draws (into static buffers), the
@@ -66,10 +67,11 @@ WARMUP_ITERS = 3  # eager iterations before capture (cuDNN autotuning, optimizer
 # ====================================================================== options
 @dataclass
 class FastOptions:
-    """Switches of the fast path (environment: COLLAPSE_FAST_GRAPH / _CHANNELS_LAST / _COMPILE)."""
+    """Switches of the fast path (environment: COLLAPSE_FAST_GRAPH / _CHANNELS_LAST / _TRAIN_CHANNELS_LAST / _COMPILE)."""
 
     graph: bool = True  # capture the train step as one CUDA graph (single process, CUDA)
-    channels_last: bool = True  # NHWC activations and weights on CUDA
+    channels_last: bool = True  # sampler: NHWC activations and weights on CUDA
+    train_channels_last: bool = False  # train step: NCHW was faster in the graph (H200, one run each)
     compile: str = "probe"  # sampler: "probe" (compile after a child process survived it), "1" (no probe), "0"
     precision: str = "bf16"  # autocast dtype on CUDA when mixed precision is asked for: bf16 (or "no")
 
@@ -79,6 +81,7 @@ class FastOptions:
         return cls(
             graph=env.get("COLLAPSE_FAST_GRAPH", "1") != "0",
             channels_last=env.get("COLLAPSE_FAST_CHANNELS_LAST", "1") != "0",
+            train_channels_last=env.get("COLLAPSE_FAST_TRAIN_CHANNELS_LAST", "0") == "1",
             compile=env.get("COLLAPSE_FAST_COMPILE", "probe"),
         )
 
@@ -237,7 +240,7 @@ def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: RunConfig, s
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     precision = fast_precision(cfg.mixed_precision, device)
-    channels_last = OPTIONS.channels_last and device.type == "cuda"
+    channels_last = OPTIONS.train_channels_last and device.type == "cuda"
     torch.manual_seed(seed)  # model initialisation, as the reference
     h, w, c = images.shape[1:]
     raw = build_unet(cfg.model, resolution=h, channels=c, num_classes=cfg.num_classes if cfg.conditional else None)
