@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -54,13 +54,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write(file)`` into a temporary file beside ``path``, fsync, then rename into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -69,6 +70,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
     _fsync_dir(path.parent)
     kill_point(path.as_posix())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    _atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -88,20 +93,7 @@ def _json_default(o: Any) -> Any:
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    kill_point(path.as_posix())
+    _atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def load_npy(path: str | os.PathLike, *, dtype: np.dtype | None = None, ndim: int | None = None) -> np.ndarray:
