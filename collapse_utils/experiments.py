@@ -38,14 +38,15 @@ SCALES: dict[str, Scale] = {
     "smoke": Scale(
         sweep_dataset="mnist", sweep_sizes=(16, 32), sweep_generations=2,
         selection_datasets=("mnist",), selection_n={"mnist": 16}, selection_generations=2,
-        feature_space="pixel", decays=(0.8, 0.95), cfg_n=20, cfg_generations=2,
+        feature_space="pixel", decays=(0.8, 0.95), cfg_n=16, cfg_generations=2,
     ),
     "demo": Scale(
         # Sizes and selection n chosen by experiment (benchmarks/demo_findings.md): n=32 starts in the memorization
         # regime, 128 and 1024 generalize at first and 128 collapses faster; the selection arms reuse vanilla n=128.
         sweep_dataset="mnist", sweep_sizes=(32, 128, 1024), sweep_generations=5,
         selection_datasets=("mnist",), selection_n={"mnist": 128}, selection_generations=5,
-        feature_space="pixel", decays=(0.80, 0.95), cfg_n=256, cfg_generations=5,
+        # F11: n and generations as the selection grid, so its unconditional run is shared (8×8 MNIST).
+        feature_space="pixel", decays=(0.80, 0.95), cfg_n=128, cfg_generations=5,
     ),
     "paper": Scale(
         sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,

@@ -49,7 +49,7 @@ class FigureSpec:
 
     id: str
     title: str
-    experiment: str  # size_sweep | selection_grid | ablation_2n | ablation_decay
+    experiment: str  # size_sweep | selection_grid | ablation_2n | ablation_decay | cfg_experiment
     metrics: tuple[str, ...]
     paradigms: tuple[str, ...] = ("replace",)
     methods: tuple[str, ...] = SWEEP_METHODS
@@ -71,6 +71,10 @@ SPECS: dict[str, FigureSpec] = {s.id: s for s in (
                "selection_grid", ("entropy_{fs}",), SELECTION_PARADIGMS, SELECTION_METHODS),
     FigureSpec("F10", "Source proportions of the selected training set (accumulate + selection)",
                "selection_grid", (), ("accumulate_subsample",), ("threshold", "greedy")),
+    FigureSpec("F11", "MNIST with classifier-free guidance: samples per digit, training-set entropy, FID",
+               "cfg_experiment", ("entropy_pixel",), ("accumulate_subsample",), ("none", "threshold"),
+               dict(guidance_scale=2.0, class_selection="per_class", fid_samples=None, grid_generations=None,
+                    per_digit=10)),
     FigureSpec("F12", "Ablation: vanilla with 2N images vs selecting N (replace)",
                "ablation_2n", ("fid", "gs_{fs}"), ("replace",), SELECTION_METHODS, dict(fid_samples=None)),
     FigureSpec("F13", "Ablation over the Threshold Decay Filter's decay factor (accumulate)",
@@ -137,8 +141,13 @@ def figure_configs(
     seeds: Sequence[int] = (0,),
     device: str | None = None,
     decays: Sequence[float] | None = None,
+    guidance_scale: float | None = None,
+    class_selection: str | None = None,
 ) -> list["RunConfig"]:
-    """The run configurations of ``figure`` at ``preset``; ``None`` means the preset's value (experiments.SCALES)."""
+    """The run configurations of ``figure`` at ``preset``; ``None`` means the preset's value (experiments.SCALES).
+
+    ``guidance_scale`` and ``class_selection`` are F11's (default 2 and per_class, see RunConfig).
+    """
     from . import experiments as E
 
     spec = SPECS[figure]
@@ -154,6 +163,10 @@ def figure_configs(
                 out += E.size_sweep(preset, dataset=ds, sizes=[sizes] if isinstance(sizes, int) else sizes,
                                     paradigm=p, **common)
         return out
+    if spec.experiment == "cfg_experiment":
+        return cfg_figure_configs(preset, dataset=dataset, sizes=sizes, paradigms=paradigms, methods=methods,
+                                  feature_space=feature_space, guidance_scale=guidance_scale,
+                                  class_selection=class_selection, **common)
     sel = dict(feature_space=feature_space, n=_single_size(sizes), **common)
     if spec.experiment == "selection_grid":
         return E.selection_grid(preset, datasets=None if dataset is None else [d for d in _datasets(dataset)],
@@ -286,6 +299,8 @@ def figure_runs(
     decays: Sequence[float] | None = None,
     fid_samples: int | None = None,
     fd_fallback: str | None = "inception",
+    guidance_scale: float | None = None,
+    class_selection: str | None = None,
 ) -> FigureRuns:
     """The finished runs of ``figure`` with the metrics it plots, training and measuring only what is missing."""
     from .experiments import scale
@@ -297,7 +312,8 @@ def figure_runs(
     fig_dir = Path(fig_dir) if fig_dir else default_fig_dir(preset)
     configs = figure_configs(figure, preset, dataset=dataset, sizes=sizes, generations=generations,
                              paradigms=paradigms, methods=methods, feature_space=feature_space, seeds=seeds,
-                             device=device, decays=decays)
+                             device=device, decays=decays, guidance_scale=guidance_scale,
+                             class_selection=class_selection)
     runs = ensure_runs(configs, run_root, workers=workers or default_workers(preset))
     fs = feature_space or scale(preset).feature_space
     options: dict[str, Any] = {}
@@ -308,6 +324,8 @@ def figure_runs(
     if figure in ("F7", "F9", "F12"):
         options["feature_space"] = fs
     ensure_figure_metrics(runs, figure_metrics(figure, fs, fd_metric), device=device, fid_samples=fid_samples)
+    if figure == "F11":  # FID at the last generation only (Inception on a CPU costs ~0.1 s per image)
+        options["fid_reference"] = ensure_last_generation_fid(runs, max_samples=fid_samples, device=device)
     return FigureRuns(figure, runs, fig_dir, run_root, options)
 
 
@@ -369,7 +387,7 @@ def notebook_defaults(path: Path) -> dict[str, Any]:
 
 
 _CONFIG_PARAMS = ("preset", "dataset", "sizes", "generations", "paradigms", "methods", "feature_space", "seeds",
-                  "device", "decays")
+                  "device", "decays", "guidance_scale", "class_selection")
 
 
 def prefetch_runs(notebooks: dict[str, Path], params: dict[str, Any], run_root: Path, workers: int) -> str | None:
@@ -520,3 +538,101 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"  {r.figure} FAILED: {r.error}\n    executed notebook: {r.executed}", file=sys.stderr)
     return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------- F11 (issue 8)
+def cfg_figure_configs(preset: str, *, dataset: str | Sequence[str] | None = None,
+                       sizes: int | Sequence[int] | None = None, paradigms: Sequence[str] = ("accumulate_subsample",),
+                       methods: Sequence[str] = ("none", "threshold"), feature_space: str | None = None,
+                       guidance_scale: float | None = None, class_selection: str | None = None,
+                       **common: Any) -> list["RunConfig"]:
+    """F11's runs (:func:`collapse_utils.experiments.cfg_experiment`): unconditional, CFG, CFG + the one selection
+    method in ``methods`` besides ``none``, under the single paradigm in ``paradigms``."""
+    from . import experiments as E
+
+    chosen = [m for m in methods if m != "none"]
+    if len(chosen) != 1 or len(paradigms) != 1 or (dataset is not None and len(_datasets(dataset)) != 1):
+        raise ValueError(f"F11 compares CFG with one selection method under one paradigm on one dataset; got "
+                         f"methods={list(methods)}, paradigms={list(paradigms)}, dataset={dataset!r}")
+    return E.cfg_experiment(preset, dataset=_datasets(dataset)[0], n=_single_size(sizes), paradigm=paradigms[0],
+                            selection=chosen[0], feature_space=feature_space,
+                            guidance_scale=2.0 if guidance_scale is None else guidance_scale,
+                            class_selection=class_selection or "per_class", **common)
+
+
+def held_out_real(cfg: "RunConfig", count: int) -> "Any | None":
+    """``count`` real images the run never saw (the next ones of the same seeded draw), or ``None`` if the dataset
+    has no more (e.g. the bundled 12,000-image MNIST at n = 12,000)."""
+    import numpy as np
+
+    from .data import load_dataset
+    from .loop import real_images_needed
+
+    used = real_images_needed(cfg)
+    try:
+        ds = load_dataset(cfg.dataset, used + count, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
+                          root=cfg.data_root, resize_method=cfg.resize_method)
+        ref = load_dataset(cfg.dataset, used, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
+                           root=cfg.data_root, resize_method=cfg.resize_method)
+    except (ValueError, OSError) as exc:
+        log.info("no held-out real images for the FID reference: %s", exc)
+        return None
+    if not np.array_equal(ds.indices[:used], ref.indices):  # a larger draw must extend the run's own
+        return None
+    return ds.images[used:used + count]
+
+
+def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int | None = None,
+                               device: str | None = None) -> dict[str, Any] | None:
+    """FID of each run's last generation against its first n real images, stored as ``fid`` / ``fid_samples`` in
+    that generation's metrics.json (the convention of :func:`ensure_fd`, so F8 reuses it and vice versa).
+
+    Only the last generation: F11 reports FID there ([PN]: "FID at Iter. 8"). ``max_samples`` caps both sets
+    (``None``: the run's n). The Fréchet distance uses the exact ``eigh`` form (seconds instead of ~30 s for 2048-d
+    on a CPU; equal to scipy's sqrtm to ~1e-8). Returns the sample-size floor: FID of as many held-out real images
+    against the same real set (``None`` where the dataset has no held-out images), cached in the first run's
+    ``real/`` folder.
+    """
+    from . import io as cio
+    from .features import extract_features
+    from .metrics import frechet_distance
+
+    real_cache: dict[tuple[str, int], Any] = {}
+    reference = None
+
+    def real_features(r: "RunResult", cap: int) -> tuple[Any, Any]:
+        real = r.real_images()[: r.config.n][:cap]
+        key = (hashlib.sha1(real.tobytes()).hexdigest(), len(real))
+        if key not in real_cache:
+            real_cache[key] = extract_features(real, "inception", device=device)
+        return real, real_cache[key]
+
+    for r in runs:
+        if not r.generations:
+            continue
+        g = r.generations[-1]
+        cap = r.config.n if max_samples is None else int(max_samples)
+        k = _fd_sample_count(g, cap)
+        if "fid" not in g.metrics or g.metrics.get("fid_samples", g.metrics.get("num_samples")) != k:
+            _, feats = real_features(r, cap)
+            g.metrics["fid"] = frechet_distance(extract_features(g.samples[:k], "inception", device=device), feats,
+                                                method="eigh")
+            g.metrics["fid_samples"] = k
+            cio.atomic_write_json(g.dir / "metrics.json", g.metrics)
+    if runs and runs[0].generations:
+        r = runs[0]
+        cap = r.config.n if max_samples is None else int(max_samples)
+        count = min(cap, r.config.n)
+        path = r.run_dir / "real" / f"fid_reference_{count}.json"
+        try:
+            reference = cio.read_json(path)
+        except (cio.CorruptArtifactError, FileNotFoundError):
+            held = held_out_real(r.config, count)
+            if held is not None and len(held) == count:
+                _, feats = real_features(r, cap)
+                reference = {"fid": frechet_distance(extract_features(held, "inception", device=device), feats,
+                                                     method="eigh"),
+                             "samples": count, "what": "FID of held-out real images against the run's real set"}
+                cio.atomic_write_json(path, reference)
+    return reference
+

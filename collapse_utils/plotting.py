@@ -672,5 +672,196 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
     return save_figure(fig, fig_dir, "F17", data)
 
 
+# ---------------------------------------------------------------------------------------------- F11 (issue 8)
+F11_SETTINGS = ("unconditional", "cfg", "cfg_selection")
+F11_COLORS = {"unconditional": "tab:gray", "cfg": "tab:blue", "cfg_selection": "tab:green"}
+# [PN]'s table (PAPER.md F11, unverified) and the entropy read off mnist_entropy.png (×10³, 28×28 pixels).
+F11_PAPER = {"fid_iter8": {"unconditional": 74.4, "cfg": 66.2, "cfg_selection": 22.4},
+             "entropy_read_off": {"cfg": [3.93e3, 3.67e3], "cfg_selection": [3.93e3, 3.995e3]}}
+
+
+def f11_setting(cfg: "RunConfig") -> str:
+    """``unconditional`` | ``cfg`` | ``cfg_selection``: which of F11's three runs ``cfg`` is."""
+    if not cfg.conditional:
+        return "unconditional"
+    return "cfg" if cfg.selection == "none" else "cfg_selection"
+
+
+def f11_label(cfg: "RunConfig") -> str:
+    setting = f11_setting(cfg)
+    if setting == "unconditional":
+        return "Unconditional"
+    label = f"CFG (w = {cfg.guidance_scale:g})"
+    if setting == "cfg_selection":
+        per = ", per digit" if cfg.class_selection == "per_class" else ", global"
+        label += f" + {METHOD_LABELS.get(cfg.selection, cfg.selection)}{per}"
+    return label
+
+
+def digit_rows(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
+    """``num_classes × per_class`` images, row c holding the first ``per_class`` images labelled c (black if fewer)."""
+    out = np.zeros((num_classes * per_class, *images.shape[1:]), images.dtype)
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        out[c * per_class: c * per_class + len(idx)] = images[idx]
+    return out
+
+
+def within_class_mnnd(images: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """Mean over classes (with ≥ 2 images) of the mean nearest-neighbour pixel distance inside the class: how
+    diverse the images of one digit are (falls when every row of the grid shows the same style)."""
+    from .metrics import mean_nn_distance
+
+    values = [mean_nn_distance(images[labels == c].reshape(int((labels == c).sum()), -1).astype(np.float32), device="cpu")
+              for c in range(num_classes) if (labels == c).sum() >= 2]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def f11_diversity(runs: Sequence["RunResult"]) -> pd.DataFrame:
+    """Within-digit MNND of each conditional run's samples per generation, and of its real training images."""
+    rows = []
+    for r in runs:
+        if not r.config.conditional:
+            continue
+        c = r.config.num_classes
+        real_labels = np.load(r.run_dir / "real" / "labels.npy")[: r.config.n]
+        real_value = within_class_mnnd(r.real_images()[: r.config.n], real_labels, c)
+        for g in r.generations:
+            labels = np.load(g.dir / "sample_labels.npy")
+            rows.append(dict(run=r.run_dir.name, setting=f11_setting(r.config), label=f11_label(r.config),
+                             seed=r.config.seed, generation=g.generation, samples_per_digit=len(labels) / c,
+                             within_digit_mnnd_samples=within_class_mnnd(g.samples, labels, c),
+                             within_digit_mnnd_real=real_value))
+    return pd.DataFrame(rows)
+
+
+def f11_fid_table(runs: Sequence["RunResult"], reference: dict[str, Any] | None) -> pd.DataFrame:
+    """FID at each run's last generation (with the sample count), the paper's value, and the real-vs-real floor."""
+    rows = []
+    for r in runs:
+        g = r.generations[-1]
+        setting = f11_setting(r.config)
+        rows.append(dict(run=r.run_dir.name, setting=setting, label=f11_label(r.config), seed=r.config.seed,
+                         generation=g.generation, metric="fid", value=g.metrics["fid"],
+                         fid_samples=g.metrics.get("fid_samples"), paper_fid_iter8=F11_PAPER["fid_iter8"][setting]))
+    if reference:
+        rows.append(dict(run=None, setting="real_reference", label="held-out real images (floor)", seed=None,
+                         generation=None, metric="fid_reference", value=reference["fid"],
+                         fid_samples=reference["samples"], paper_fid_iter8=None))
+    return pd.DataFrame(rows)
+
+
+def _f11_grid(ax: plt.Axes, run: "RunResult", generation: int, per_digit: int) -> dict[str, Any]:
+    g = next(x for x in run.generations if x.generation == generation)
+    c = run.config.num_classes
+    if run.config.conditional:
+        labels = np.load(g.dir / "sample_labels.npy")
+        per_digit = min(per_digit, int(np.bincount(labels, minlength=c).max()))
+        images = digit_rows(g.samples, labels, c, per_digit)
+    else:
+        images = g.samples[: c * per_digit]
+    ax.imshow(tile_images(images, ncols=per_digit), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if run.config.conditional:
+        ax.set_ylabel("digit 0 → 9 (top to bottom)", fontsize=7)
+    ax.set_title(f"{f11_label(run.config)}\ngeneration {generation}", fontsize=8)
+    return dict(run=run.run_dir.name, setting=f11_setting(run.config), generation=generation, images_shown=len(images))
+
+
+def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generations: Sequence[int] | None = None,
+             per_digit: int = 10, fid_reference: dict[str, Any] | None = None) -> FigureOutput:
+    """F11 (PAPER.md F11, §6 item 8): MNIST with classifier-free guidance under accumulate.
+
+    Rows of sample grids (one image row per digit) at ``grid_generations`` (default: first and last) for CFG
+    without and with selection, and unconditional samples; beside them the training-set entropy (pixels) over
+    generations, the FID table at the last generation (with [PN]'s unverified numbers and the held-out-real floor
+    ``fid_reference`` from :func:`collapse_utils.figures.ensure_last_generation_fid`), and the within-digit
+    diversity of the samples (mean nearest-neighbour distance inside each digit, real images for reference).
+    """
+    _theme()
+    runs = sorted(runs, key=lambda r: (F11_SETTINGS.index(f11_setting(r.config)), r.config.seed))
+    wide = metrics_frame(runs)
+    settings = {r.run_dir.name: f11_setting(r.config) for r in runs}
+    wide = wide.assign(setting=wide["run"].map(settings),
+                       label=wide["run"].map({r.run_dir.name: f11_label(r.config) for r in runs}))
+    _require(wide, ["entropy_pixel"], "F11")
+    first = {s: next(r for r in runs if f11_setting(r.config) == s) for s in F11_SETTINGS
+             if any(f11_setting(r.config) == s for r in runs)}
+    gens = [g.generation for g in first[next(iter(first))].generations]
+    grid_generations = list(grid_generations or sorted({gens[0], gens[-1]}))
+    fig, axes = plt.subplots(3, len(grid_generations) + 1, figsize=(3.1 * len(grid_generations) + 5.2, 10.5),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * len(grid_generations) + [1.6]})
+    shown = []
+    for i, setting in enumerate(("cfg", "cfg_selection", "unconditional")):
+        for j, gen in enumerate(grid_generations):
+            ax = axes[i, j]
+            if setting in first:
+                shown.append(_f11_grid(ax, first[setting], gen, per_digit))
+            else:
+                ax.axis("off")
+    # entropy over generations
+    ax = axes[0, -1]
+    for setting in F11_SETTINGS:
+        sub = wide[wide["setting"] == setting]
+        if not sub.empty:
+            _method_line(ax, sub, "entropy_pixel", sub["label"].iloc[0], F11_COLORS[setting], setting == "unconditional")
+    ax.set_xlabel(GEN_LABEL)
+    ax.set_ylabel(metric_label("entropy_pixel"))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
+    ax.set_title("training-set entropy (paper: CFG falls, CFG + filter rises)", fontsize=8)
+    # FID table at the last generation
+    fid = f11_fid_table(runs, fid_reference)
+    ax = axes[1, -1]
+    ax.axis("off")
+    table = fid.groupby(["setting", "label"], sort=False).agg(fid=("value", "mean"), sd=("value", "std"),
+                                                               samples=("fid_samples", "first"),
+                                                               paper=("paper_fid_iter8", "first")).reset_index()
+    cells = [[textwrap.fill(row.label, 34), f"{row.fid:.1f}" + (f" ± {row.sd:.1f}" if row.sd == row.sd else ""),
+              f"{int(row.samples)}", "" if row.paper != row.paper or row.paper is None else f"{row.paper:.1f}"]
+             for row in table.itertuples()]
+    tab = ax.table(cellText=cells, colLabels=["setting", f"FID, gen {gens[-1]}", "images", "paper (it. 8)"],
+                   loc="center", cellLoc="center", colWidths=[0.52, 0.2, 0.12, 0.18])
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(7)
+    tab.scale(1, 2.6)
+    ax.set_title("FID ↓ at the last generation (Inception pool3, clean-fid)\npaper column: [PN], unverified",
+                 fontsize=8)
+    # within-digit diversity of the samples
+    div = f11_diversity(runs)
+    ax = axes[2, -1]
+    for setting in ("cfg", "cfg_selection"):
+        sub = div[div["setting"] == setting] if not div.empty else div
+        if not sub.empty:
+            sns.lineplot(data=sub, x="generation", y="within_digit_mnnd_samples", ax=ax, color=F11_COLORS[setting],
+                         marker="o", errorbar="sd", label=sub["label"].iloc[0])
+    if not div.empty:
+        ax.axhline(div["within_digit_mnnd_real"].mean(), color="k", ls=":", lw=1, label="real training images")
+    ax.set_xlabel(GEN_LABEL)
+    ax.set_ylabel("within-digit MNND of samples\n(pixel space, 0–255)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
+    ax.set_title("diversity inside each digit (samples)", fontsize=8)
+    _title(fig, "F11", "MNIST with classifier-free guidance (accumulate): per-digit samples, entropy, FID", wide)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    data = pd.concat([long_table(wide, ["entropy_pixel"], "F11", panel=wide["setting"], extra=("setting",)),
+                      fid[fid["metric"] == "fid"].assign(figure="F11", panel="fid")[
+                          ["figure", "panel", "run", "setting", "seed", "generation", "metric", "value"]]],
+                     ignore_index=True)
+    summary = dict(
+        settings={r.run_dir.name: dict(setting=f11_setting(r.config), label=f11_label(r.config),
+                                       guidance_scale=r.config.guidance_scale if r.config.conditional else None,
+                                       label_dropout=r.config.label_dropout if r.config.conditional else None,
+                                       selection=r.config.selection, class_selection=r.config.class_selection
+                                       if r.config.conditional else None, n=r.config.n) for r in runs},
+        fid_last_generation={row.label: dict(fid=row.fid, samples=int(row.samples)) for row in table.itertuples()},
+        entropy_first_last={lab: [float(m.iloc[0]), float(m.iloc[-1])] for lab, m in
+                            wide.groupby(["label", "generation"])["entropy_pixel"].mean().groupby(level=0)},
+        paper=F11_PAPER, grids=shown, scale=_note(wide) or "paper",
+    )
+    return save_figure(fig, fig_dir, "F11", data, parts={"fid": fid, "diversity": div}, summary=summary)
+
+
 PLOTTERS = {"F2": plot_f2, "F3": plot_f3, "F4": plot_f4, "F7": plot_f7, "F8": plot_f8, "F9": plot_f9,
-            "F10": plot_f10, "F12": plot_f12, "F13": plot_f13, "F14": plot_f14, "F15": plot_f15, "F17": plot_f17}
+            "F10": plot_f10, "F11": plot_f11, "F12": plot_f12, "F13": plot_f13, "F14": plot_f14, "F15": plot_f15, "F17": plot_f17}

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 from collapse_utils.figures import SPECS, FigureSpec  # noqa: E402
 
 # Parameters that choose runs (passed to figures.figure_runs) vs options of the plotting function.
-RUN_OPTIONS = ("decays", "fid_samples", "fd_fallback")
+RUN_OPTIONS = ("decays", "fid_samples", "fd_fallback", "guidance_scale", "class_selection")
 PARAM_COMMENTS = {
     "preset": "smoke | demo | paper: the scale (collapse_utils.config presets, experiments.SCALES)",
     "dataset": "None: the dataset(s) of the preset; or e.g. 'mnist', 'cifar10', ['ffhq32', 'cifar10']",
@@ -52,6 +52,10 @@ PARAM_COMMENTS = {
     "n_pairs": "pairs per generation",
     "svd_size": "which dataset size the SVD projections use; None: the median size",
     "svd_generations": "the two generations projected; None: first and last",
+    "guidance_scale": "F11: classifier-free guidance scale w (eps_u + w (eps_c - eps_u)); the paper's 2",
+    "class_selection": "F11: per_class (selection inside each digit, keeps class balance) | global",
+    "grid_generations": "F11: generations shown as sample grids; None: first and last",
+    "per_digit": "F11: samples per digit (columns of each grid)",
     "max_generations": "columns of the image grid",
     "grid": "each panel shows grid × grid samples",
 }

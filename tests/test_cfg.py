@@ -293,3 +293,27 @@ def test_cli_runs_a_conditional_loop(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["conditional"], cfg["guidance_scale"], cfg["label_dropout"], cfg["class_selection"]) == (True, 3.0, 0.2, "global")
     np.testing.assert_array_equal(np.load(out / "gen_01" / "sample_labels.npy"), balanced_labels(20, 10))
+
+
+# ---------------------------------------------------------------------------------------------- F11 figure pieces
+def test_f11_figure_configs_are_the_cfg_experiment():
+    from collapse_utils import figures
+
+    keys = [c.run_key() for c in figures.figure_configs("F11", "smoke")]
+    assert keys == [c.run_key() for c in cfg_experiment("smoke")]
+    greedy = figures.figure_configs("F11", "smoke", methods=["none", "greedy"], guidance_scale=3.0)
+    assert greedy[2].selection == "greedy" and greedy[1].guidance_scale == 3.0 and greedy[0].run_key() == keys[0]
+    with pytest.raises(ValueError, match="one selection method"):
+        figures.figure_configs("F11", "smoke", methods=["none", "greedy", "threshold"])
+
+
+def test_digit_rows_and_within_digit_diversity():
+    from collapse_utils.plotting import digit_rows, within_class_mnnd
+
+    images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
+    labels = np.array([1, 0, 1, 0, 1, 2])
+    rows = digit_rows(images, labels, 3, 2)
+    np.testing.assert_array_equal(rows[:, 0, 0, 0], [1, 3, 0, 2, 5, 0])  # row c: first two of class c, black pad
+    same = np.repeat(images[:1], 4, axis=0)
+    assert within_class_mnnd(same, np.array([0, 0, 1, 1]), 2) == 0.0  # one style per digit: no diversity
+    assert within_class_mnnd(images, labels, 3) > 0
