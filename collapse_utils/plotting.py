@@ -420,8 +420,9 @@ def plot_f4(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for ax, xcol, title in zip(axes, fits, ("(a) entropy", "(b) variance (trace of covariance)")):
         _scatter_fit(ax, wide, xcol, fits[xcol])
-        ax.set_title(f"{title}: each point is one generation of one run")
-    _title(fig, "F4", "generalization score vs properties of the training set", wide)
+        ax.set_title(title)
+    _title(fig, "F4", "generalization score vs properties of the training set (each point: one generation of one "
+           "run, pooled over sizes)", wide)
     fig.tight_layout()
     summary = {"entropy_vs_log_gs": fits["entropy_pixel"], "cov_trace_vs_log_gs": fits["cov_trace"]}
     return save_figure(fig, fig_dir, "F4", long_table(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4"),
