@@ -68,11 +68,11 @@ class DemoPlan:
 
     @property
     def configs(self) -> list[RunConfig]:
-        """Every distinct configuration, sweep first."""
+        """Every distinct configuration, the most expensive first (so two workers finish close together)."""
         seen: dict[str, RunConfig] = {}
         for c in self.sweep + self.selection:
             seen.setdefault(c.run_key(), c)
-        return list(seen.values())
+        return sorted(seen.values(), key=lambda c: -c.generations * c.samples_per_generation)
 
     @property
     def selection_n(self) -> int:
@@ -112,6 +112,7 @@ class ProgressMonitor:
         self.total = sum(c.generations for c in configs)
         self.interval, self.out = interval, out
         self.seen: set[tuple[str, int]] = set()
+        self.loads: list[float] = []  # 1-minute load average, sampled while the runs train
         self.start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -138,6 +139,7 @@ class ProgressMonitor:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            self.loads.append(os.getloadavg()[0])
             self._scan(report=True)
 
     def __enter__(self) -> "ProgressMonitor":
@@ -304,11 +306,15 @@ def finding_memorization(sweep: Sequence[Any]) -> Finding:
     rises = {n: v[-1] > v[0] for n, v in mem.items()}
     lines = [f"n={n:>5}: memorized share {_fmt_series(v, 2)}; GS/MNND {_fmt_series(ratio[n], 2)}"
              for n, v in mem.items()]
+    mnnd = {r.config.n: series(r, "mnnd") for r in runs}
     lines.append("memorized share rises from generation 1 to the last for: "
                  + (", ".join(f"n={n}" for n, ok in rises.items() if ok) or "no size"))
+    lines.append("training-set MNND, generation 1 → last: "
+                 + "; ".join(f"n={n} {v[0]:.0f}→{v[-1]:.0f}" for n, v in mnnd.items())
+                 + " (once the training set holds near-duplicates, the 1/3 rule no longer counts copies of them)")
     headline = "memorized share at generation 1: " + "; ".join(f"n={n} {v[0]:.2f}" for n, v in mem.items())
     return Finding(5, "Extra: small datasets start in the memorization regime", RULES[5], holds, headline, lines,
-                   {"mem_ratio": mem, "gs_over_mnnd": ratio, "rises": rises})
+                   {"mem_ratio": mem, "gs_over_mnnd": ratio, "rises": rises, "mnnd": mnnd})
 
 
 def judge_findings(sweep: Sequence[Any], selection_runs: Sequence[Any]) -> list[Finding]:
@@ -340,7 +346,7 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
 
     P._theme()
     wide = P.metrics_frame(runs)
-    metrics = ("gs_pixel", "entropy_pixel", "mem_ratio")
+    metrics = ("gs_pixel", "entropy_pixel")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 4.2))
     for ax, metric in zip(axes, metrics):
         for r in runs:
@@ -356,7 +362,6 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
         ax.legend(fontsize=8)
     axes[0].set_title("Generalization score ↑")
     axes[1].set_title("Training-set entropy ↑")
-    axes[2].set_title("Memorized share (extra, not the paper's)")
     P._title(fig, "selection", f"data selection and accumulate vs vanilla replace (n = {runs[0].config.n:,})", wide)
     fig.tight_layout()
     return P.save_figure(fig, fig_dir, "selection", P.long_table(wide, list(metrics), "selection"))
@@ -395,7 +400,7 @@ def run_demo(preset: str = "demo", out: str | os.PathLike = "runs", fig_dir: str
     echo("Model collapse, CPU demo: " + head[0])
     for line in head[1:]:
         echo("  " + line)
-    with ProgressMonitor(plan.configs, out, out=echo):
+    with ProgressMonitor(plan.configs, out, out=echo) as monitor:
         ensure_runs(plan.configs, out, workers=workers)
     t_runs = time.perf_counter() - t0
     sweep = [r.ensure_metrics(DEMO_METRICS) for r in ensure_runs(plan.sweep, out)]
@@ -412,7 +417,10 @@ def run_demo(preset: str = "demo", out: str | os.PathLike = "runs", fig_dir: str
         "timing": {"wall_s": wall, "runs_wall_s": t_runs, "figures_wall_s": t_fig,
                    "cpu_main_s": time.process_time() - cpu0,
                    "cpu_workers_s": children.ru_utime + children.ru_stime,
-                   "load_average_start": load0, "load_average_end": os.getloadavg(), "cpus": os.cpu_count()},
+                   "load_average_start": load0, "load_average_end": os.getloadavg(),
+                   "load_average_during_runs": {"mean": float(np.mean(monitor.loads)) if monitor.loads else None,
+                                                "max": float(np.max(monitor.loads)) if monitor.loads else None},
+                   "cpus": os.cpu_count()},
     }
     text = summary_text(findings, summary)
     echo("")
@@ -438,9 +446,18 @@ def summary_text(findings: Sequence[Finding], summary: dict[str, Any]) -> str:
     lines.append(f"scale: {'; '.join(summary['scale'])}")
     lines.append(f"wall time {_mmss(t['wall_s'])} (runs {_mmss(t['runs_wall_s'])}, figures {t['figures_wall_s']:.0f} s); "
                  f"CPU time {t['cpu_main_s'] + t['cpu_workers_s']:.0f} s on {t['cpus']} cores; load average at start "
-                 f"{t['load_average_start'][0]:.1f}, at end {t['load_average_end'][0]:.1f}")
+                 f"{t['load_average_start'][0]:.1f}, during the runs {_fmt_load(t['load_average_during_runs'])}")
+    if t["cpus"] and (t["load_average_during_runs"]["mean"] or 0) > 1.5 * t["cpus"]:
+        lines.append("the machine was busy with other work during the demo, so its wall time is longer than on an idle "
+                     "machine (compare the CPU time)")
     lines.append("figures: " + ", ".join(summary["figures"].values()))
     return "\n".join(lines)
+
+
+def _fmt_load(load: dict[str, Any]) -> str:
+    if load.get("mean") is None:
+        return "not sampled"
+    return f"mean {load['mean']:.1f}, max {load['max']:.1f}"
 
 
 def _json_default(o: Any) -> Any:
