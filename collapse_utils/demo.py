@@ -474,15 +474,21 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     """Register ``python -m collapse_utils demo``."""
     p = sub.add_parser("demo", help="the paper's findings on bundled MNIST in minutes on a CPU (issue 5)")
     p.add_argument("--preset", choices=("demo", "smoke"), default="demo")
-    p.add_argument("--out", default="runs", help="the run store (runs are reused from and kept there)")
-    p.add_argument("--fig-dir", default="figures/demo", help="where the figures and summary.txt/json go")
+    p.add_argument("--out", help="the run store, shared with the figure notebooks (default: runs/ in the repository, "
+                                 "or $COLLAPSE_RUNS)")
+    p.add_argument("--fig-dir", help="where the figures and summary.txt/json go (default: figures/demo in the "
+                                     "repository)")
     p.add_argument("--workers", type=int, default=2, help="parallel single-thread worker processes (2 on 2 cores)")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    run_demo(args.preset, args.out, args.fig_dir, args.workers, echo=lambda s: print(s, flush=True))
+    from .figures import default_run_root, repo_root
+
+    out = args.out or default_run_root()
+    fig_dir = args.fig_dir or repo_root() / "figures" / "demo"
+    run_demo(args.preset, out, fig_dir, args.workers, echo=lambda s: print(s, flush=True))
     return 0
 
 
