@@ -653,7 +653,7 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
     wide = metrics_frame(runs)
     _require(wide, ["gs_pixel"], "F17")
     ncols = min(max_generations, max(len(r.generations) for r in runs))
-    fig, axes = plt.subplots(len(runs), ncols, figsize=(2.1 * ncols, 2.3 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), ncols, figsize=(2.1 * ncols, 2.6 * len(runs)), squeeze=False)
     shown = []
     for i, r in enumerate(runs):
         for j, ax in enumerate(axes[i]):
