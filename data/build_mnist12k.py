@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from _common import DATA_DIR, sha256_array, sha256_file, update_sums, write_manifest, write_npz
+from _common import DATA_DIR, matches_committed, report_check, sha256_array, update_sums, write_manifest, write_npz
 
 sys.path.insert(0, str(DATA_DIR.parent))  # the rule lives in the package, so loader and build cannot drift apart
 from collapse_utils.data import MNIST_PER_CLASS as PER_CLASS, MNIST_SUBSET_SEED as SEED, mnist12k_indices  # noqa: E402
@@ -57,12 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     arrays = build()
     if args.check:
-        with tempfile.TemporaryDirectory() as tmp:
-            fresh = Path(tmp) / OUT.name
-            write_npz(fresh, arrays)
-            same = sha256_file(fresh) == sha256_file(OUT)
-        print("identical to committed file" if same else "DIFFERS from committed file")
-        sys.exit(0 if same else 1)
+        sys.exit(report_check(matches_committed(OUT, arrays)))
     write_npz(OUT, arrays)
     digest = update_sums(OUT)
     write_manifest(DATA_DIR / "mnist12k.json", {
