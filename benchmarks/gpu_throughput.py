@@ -16,6 +16,11 @@ Prints one table (work, reference, ours, ratio, device) and writes ``results.jso
   the first 2,000 steps against the reference's (fp16) from the same seed, per window; sampling at fixed
   noise (same generator) with a model trained by the fast path, reference fp32 vs fast bf16.
 
+* ``--sections …,sweep`` (not in the default): sampler variants (batch 1024/2048/4096, Inductor freezing,
+  NCHW, coordinate-descent tuning, max-autotune), each compiled and timed in its own child process, with the
+  achieved TFLOP/s and a torch.profiler kernel table of the first (``sampling_profile.txt``): what a GPU
+  session needs to find the next sampling speed-up.
+
 While the reference's 2,000-step loss curve trains in a second process, this process compiles the sampler
 and runs the other checks; every timing is taken while nothing else runs. ``--tiny`` runs everything at toy
 sizes (CPU, seconds) so CI can import and run it.
@@ -278,27 +283,172 @@ def ref_step_ms(model, sched, sz: Sizes, device: torch.device) -> float:
 
 
 def fast_step_ms(sampler, sz: Sizes, device: torch.device) -> float:
+    """Milliseconds per DDPM step of a full batch (after three warm-up steps)."""
     gen = torch.Generator(device=device).manual_seed(0)
-    sampler(sz.sample_batch, gen, max_steps=3)
+    sampler(sampler.batch_size, gen, max_steps=3)
     sync(device)
     t0 = time.perf_counter()
-    sampler(sz.sample_batch, gen, max_steps=sz.fast_sample_steps)
+    sampler(sampler.batch_size, gen, max_steps=sz.fast_sample_steps)
     sync(device)
     return (time.perf_counter() - t0) / sz.fast_sample_steps * 1e3
 
 
 def build_fast_sampler(model, sched, sz: Sizes, device: torch.device, compile: str | None = None,
-                       num_inference_steps: int = 1000):
+                       num_inference_steps: int = 1000, **options: Any):
+    """A ``FastSampler`` at the benchmark's batch; ``options`` (batch_size, channels_last, inductor) override.
+
+    Inductor options default to none here: the checks swap weights into a built sampler, which "freezing"
+    (weights baked into the compiled code) would silently ignore.
+    """
     from collapse_utils.fast import FastSampler
 
-    return FastSampler(model, sched, shape=(sz.channels, sz.resolution, sz.resolution), batch_size=sz.sample_batch,
-                       num_inference_steps=num_inference_steps, device=device, compile=compile)
+    kw: dict[str, Any] = dict(batch_size=sz.sample_batch, inductor={})
+    kw.update(options)
+    return FastSampler(model, sched, shape=(sz.channels, sz.resolution, sz.resolution),
+                       num_inference_steps=num_inference_steps, device=device, compile=compile, **kw)
 
 
 def sampling_rows(res: Results, sz: Sizes, ref_ms: float, ms: float, note: str) -> None:
     res.row(f"sampling ms per DDPM step, batch {sz.sample_batch}", ref_ms, ms, "ms", False, note)
     per_s = lambda m: sz.sample_batch / (1000 * m / 1e3)  # noqa: E731  images per second at 1000 steps
     res.row("sampling img/s at 1000 steps", per_s(ref_ms), per_s(ms), "img/s", True, note)
+
+
+# ====================================================================== sampling variants (--sections sweep)
+# Candidate settings of the fast sampler, in the order they are tried; each runs in its own child process
+# (a compiler crash cannot poison this one) on a random-init UNet, after everything else has finished.
+SWEEP_FULL: list[dict[str, Any]] = [
+    dict(name="batch 1024 (default settings)", batch_size=1024, profile=True),
+    dict(name="batch 2048", batch_size=2048),
+    dict(name="batch 4096", batch_size=4096),
+    dict(name="batch 1024, Inductor freezing", batch_size=1024, inductor={"freezing": True}),
+    dict(name="batch 1024, NCHW", batch_size=1024, channels_last=False),
+    dict(name="batch 1024, coordinate-descent tuning", batch_size=1024, inductor={"coordinate_descent_tuning": True}),
+    dict(name="batch 1024, max-autotune (no CUDA graphs)", batch_size=1024, inductor={"max_autotune": True}),
+]
+SWEEP_TINY: list[dict[str, Any]] = [
+    dict(name="batch 8", batch_size=8, profile=True),
+    dict(name="batch 16", batch_size=16),
+]
+SWEEP_VARIANT_BUDGET_S = 240.0  # one variant: start, compile (≈50 s for UNet48 on an H200), 23 steps, profile
+
+
+def profile_sampler(sampler, device: torch.device, steps: int = 3, rows: int = 40) -> dict[str, Any]:
+    """Where the time of ``steps`` sampling steps goes: torch.profiler's top kernels and a coarse split."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    gen = torch.Generator(device=device).manual_seed(0)
+    with profile(activities=activities) as prof:
+        sampler(sampler.batch_size, gen, max_steps=steps)
+        sync(device)
+    events = prof.key_averages()
+    on_device = device.type == "cuda"
+
+    def own_time(e) -> float:  # µs of the event itself (kernels have no children)
+        if on_device:
+            return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)))
+        return float(e.self_cpu_time_total)
+
+    # on CUDA only the kernels themselves (a CPU op's "self device time" repeats its kernels' time)
+    kernels = [e for e in events if own_time(e) > 0 and (not on_device or "CUDA" in str(getattr(e, "device_type", "")))]
+    total = sum(own_time(e) for e in kernels) or 1.0
+    split: dict[str, float] = {}
+    for e in kernels:
+        split[kernel_kind(e.key)] = split.get(kernel_kind(e.key), 0.0) + own_time(e) / total
+    top = sorted(kernels, key=own_time, reverse=True)[:rows]
+    lines = [f"{own_time(e) / steps / 1e3:9.3f} ms/step {100 * own_time(e) / total:5.1f}%  x{e.count // steps:<4d} "
+             f"{e.key[:150]}" for e in top]
+    return dict(ms_per_step_profiled=total / steps / 1e3, split=dict(sorted(split.items(), key=lambda kv: -kv[1])),
+                top=lines)
+
+
+def kernel_kind(name: str) -> str:
+    """A coarse class of a kernel or op name (for the profile's split)."""
+    low = name.lower()
+    if low.startswith("triton_tem"):
+        return "triton template (conv/matmul)"
+    if low.startswith("triton_"):
+        return "triton (fused pointwise/norm)"
+    for kind, keys in (("convolution", ("conv", "xmma", "implicit", "cudnn", "fprop", "dgrad", "wgrad")),
+                       ("matmul", ("gemm", "cutlass", "matmul", "addmm", "mm")),
+                       ("attention", ("attention", "flash", "sdpa", "fmha")),
+                       ("norm", ("norm",)),
+                       ("copy/layout", ("copy", "cat", "memcpy", "memset", "transpose", "contiguous"))):
+        if any(k in low for k in keys):
+            return kind
+    return "other"
+
+
+def forward_flops_per_image(model, sz: Sizes, device: torch.device) -> float:
+    """FLOPs (2 per multiply-add) of one UNet forward pass per image (UNet48 at 32×32: 1.10 GFLOP)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros((2, sz.channels, sz.resolution, sz.resolution), device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, torch.tensor([500, 500], device=device))
+    return counter.get_total_flops() / 2
+
+
+def sweep_variant_worker(sz: Sizes, device: torch.device, variant: dict[str, Any], out_json: Path) -> None:
+    """Child side of the sweep: build one sampler variant (compile included), time it, maybe profile it."""
+    model, sched = sampling_model(sz, device)
+    options = {k: variant[k] for k in ("batch_size", "channels_last", "inductor") if k in variant}
+    t0 = time.perf_counter()
+    compile = "1" if device.type == "cuda" else None  # this child is the crash guard: no extra probe
+    sampler = build_fast_sampler(model, sched, sz, device, compile=compile, **options)
+    sampler(sampler.batch_size, torch.Generator(device=device).manual_seed(0), max_steps=2)
+    sync(device)
+    result: dict[str, Any] = dict(variant, build_seconds=time.perf_counter() - t0, mode=sampler.mode,
+                                  channels_last=sampler.channels_last, inductor=sampler.inductor)
+    out_json.write_text(json.dumps(result))
+    result["ms_per_step"] = fast_step_ms(sampler, sz, device)
+    # achieved rate: how far the step is from the card's matmul peak
+    result["tflops"] = forward_flops_per_image(model, sz, device) * sampler.batch_size / (result["ms_per_step"] / 1e3) / 1e12
+    if device.type == "cuda":
+        result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    out_json.write_text(json.dumps(result))
+    if variant.get("profile"):
+        result["profile"] = profile_sampler(sampler, device)
+        out_json.write_text(json.dumps(result))
+
+
+def run_sweep(sz: Sizes, device: torch.device, res: Results, ref_ms: float | None, budget_s: float,
+              tiny: bool, out: Path, which: list[int] | None = None) -> None:
+    """Try the sampler variants ``which`` (indices, default all) each in a child process, within ``budget_s``."""
+    t0 = time.perf_counter()
+    found: list[dict[str, Any]] = []
+    variants = SWEEP_TINY if tiny else SWEEP_FULL
+    for i in which if which is not None else range(len(variants)):
+        variant = variants[i]
+        left = budget_s - (time.perf_counter() - t0)
+        if left < min(90.0, budget_s / 2):
+            print(f"[sweep] {left:.0f} s left: skipping '{variant['name']}' and the rest", flush=True)
+            break
+        out_json = out / f"sweep_{i}.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "sample-variant", "--device", str(device),
+               "--variant", json.dumps(variant), "--worker-json", str(out_json)] + (["--tiny"] if tiny else [])
+        try:
+            code = subprocess.run(cmd, cwd=str(ROOT), timeout=min(SWEEP_VARIANT_BUDGET_S, left)).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+        got = json.loads(out_json.read_text()) if out_json.exists() else dict(variant)
+        got["exit"] = code
+        found.append(got)
+        res.put("sampling_sweep", found)
+        if "ms_per_step" in got:
+            ms, batch = got["ms_per_step"], got["batch_size"]
+            per_s = lambda m, b: b / (1000 * m / 1e3)  # noqa: E731  images per second at 1000 steps
+            res.row(f"sampling img/s at 1000 steps, variant: {variant['name']}",
+                    per_s(ref_ms, sz.sample_batch) if ref_ms else None, per_s(ms, batch), "img/s", True,
+                    f"{ms:.2f} ms per step at batch {batch} ({got['tflops']:.0f} TFLOP/s of UNet forward); "
+                    f"{got['mode']}; built in {got['build_seconds']:.0f} s")
+        if "profile" in got:
+            prof = got["profile"]
+            text = [f"variant: {variant['name']}; profiled {prof['ms_per_step_profiled']:.2f} ms per step",
+                    "split: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in prof["split"].items()), ""] + prof["top"]
+            (out / "sampling_profile.txt").write_text("\n".join(text) + "\n")
+            print("\n".join(text[:2] + prof["top"][:15]), flush=True)
 
 
 # ====================================================================== selection and metrics
@@ -579,6 +729,14 @@ def run(args: argparse.Namespace) -> Results:
                               f"ours {eager.precision} eager (no compile)")
         section("sample_fast", fast_rows, res)
 
+    if "sweep" in wanted:
+        sweep_out = out or Path(f"/tmp/gpu_sweep_{os.getpid()}")
+        sweep_out.mkdir(parents=True, exist_ok=True)
+        budget = min(args.sweep_budget, args.total_budget - (time.perf_counter() - t_start))
+        which = [int(i) for i in args.sweep_variants.split(",")] if args.sweep_variants else None
+        section("sampling_sweep", lambda: run_sweep(sz, device, res, ref_ms.get("ms"), budget, args.tiny,
+                                                    sweep_out, which), res)
+
     res.put("total_seconds", time.perf_counter() - t_start)
     print("\n" + res.markdown(), flush=True)
     return res
@@ -589,11 +747,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="toy sizes (CPU, seconds): for CI")
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     p.add_argument("--out", help="folder for results.json and table.md")
-    p.add_argument("--sections", default="train,sample,select,metrics,checks")
+    p.add_argument("--sections", default="train,sample,select,metrics,checks",
+                   help="comma-separated; 'sweep' (not in the default) times sampler variants and profiles one")
     p.add_argument("--loss-steps", type=int, help="steps of the loss-curve check (default 2000; tiny 12)")
     p.add_argument("--deadline", type=float, default=480.0, help="seconds after which the loss-curve wait gives up")
-    p.add_argument("--worker", choices=("ref-loss",), help=argparse.SUPPRESS)
+    p.add_argument("--sweep-budget", type=float, default=330.0,
+                   help="seconds for the sampler variants of --sections …,sweep (each in a child process)")
+    p.add_argument("--sweep-variants", help="comma-separated indices into SWEEP_FULL (default: all, in order)")
+    p.add_argument("--total-budget", type=float, default=570.0,
+                   help="seconds after the start by which the sweep stops launching variants")
+    p.add_argument("--worker", choices=("ref-loss", "sample-variant"), help=argparse.SUPPRESS)
     p.add_argument("--worker-json", help=argparse.SUPPRESS)
+    p.add_argument("--variant", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -602,6 +767,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker == "ref-loss":
         sz = TINY if args.tiny else FULL
         ref_loss_worker(sz, torch.device(args.device), args.loss_steps or sz.loss_steps, Path(args.worker_json))
+        return 0
+    if args.worker == "sample-variant":
+        sz = TINY if args.tiny else FULL
+        sweep_variant_worker(sz, torch.device(args.device), json.loads(args.variant), Path(args.worker_json))
         return 0
     run(args)
     return 0

@@ -27,7 +27,9 @@ variance) written as one torch function together with the UNet call, the same pe
 compiled with ``torch.compile``. The compile is first tried in a child process (:func:`probe_compile`): a
 compiler crash that poisons the CUDA context ("misaligned address" was seen compiling the train step on
 torch 2.11) then costs a warning and the eager path, not the run. ``COLLAPSE_FAST_COMPILE=0`` turns the
-compile off, ``=1`` skips the probe.
+compile off, ``=1`` skips the probe; ``COLLAPSE_FAST_INDUCTOR`` passes Inductor options (a JSON object, e.g.
+``{"freezing": true}``) to the compile, for the variants that ``benchmarks/gpu_throughput.py --sections sweep``
+times.
 """
 
 from __future__ import annotations
@@ -67,13 +69,16 @@ WARMUP_ITERS = 3  # eager iterations before capture (cuDNN autotuning, optimizer
 # ====================================================================== options
 @dataclass
 class FastOptions:
-    """Switches of the fast path (environment: COLLAPSE_FAST_GRAPH / _CHANNELS_LAST / _TRAIN_CHANNELS_LAST / _COMPILE)."""
+    """Switches of the fast path (environment: COLLAPSE_FAST_GRAPH / _CHANNELS_LAST / _TRAIN_CHANNELS_LAST / _COMPILE /
+    _INDUCTOR)."""
 
     graph: bool = True  # capture the train step as one CUDA graph (single process, CUDA)
     channels_last: bool = True  # sampler: NHWC activations and weights on CUDA
     train_channels_last: bool = False  # train step: NCHW was faster in the graph (H200, one run each)
     compile: str = "probe"  # sampler: "probe" (compile after a child process survived it), "1" (no probe), "0"
     precision: str = "bf16"  # autocast dtype on CUDA when mixed precision is asked for: bf16 (or "no")
+    # sampler: Inductor options for torch.compile(options=...), e.g. {"freezing": true}; empty = the defaults
+    inductor: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> "FastOptions":
@@ -83,7 +88,21 @@ class FastOptions:
             channels_last=env.get("COLLAPSE_FAST_CHANNELS_LAST", "1") != "0",
             train_channels_last=env.get("COLLAPSE_FAST_TRAIN_CHANNELS_LAST", "0") == "1",
             compile=env.get("COLLAPSE_FAST_COMPILE", "probe"),
+            inductor=parse_inductor_options(env.get("COLLAPSE_FAST_INDUCTOR", "")),
         )
+
+
+def parse_inductor_options(text: str) -> dict[str, Any]:
+    """``COLLAPSE_FAST_INDUCTOR``: a JSON object of Inductor options (``torch._inductor.config`` names)."""
+    if not text.strip():
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"COLLAPSE_FAST_INDUCTOR must be a JSON object such as '{{\"freezing\": true}}': {exc}") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"COLLAPSE_FAST_INDUCTOR must be a JSON object, not {type(options).__name__}")
+    return options
 
 
 OPTIONS = FastOptions.from_env()
@@ -655,11 +674,14 @@ class FastSampler:
     def __init__(self, model: UNet2DModel, scheduler: DDPMScheduler, *, shape: tuple[int, int, int],
                  batch_size: int, num_inference_steps: int, device: torch.device | str,
                  guidance_scale: float = 1.0, null_class: int | None = None, conditional: bool = False,
-                 compile: str | None = None, precision: str | None = None) -> None:
+                 compile: str | None = None, precision: str | None = None, channels_last: bool | None = None,
+                 inductor: dict[str, Any] | None = None) -> None:
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
+        # a private copy: the compiled step may bake its weights in (Inductor "freezing")
         self.model = copy.deepcopy(model).to(self.device).eval()
-        self.channels_last = cuda and OPTIONS.channels_last
+        self.channels_last = cuda and (OPTIONS.channels_last if channels_last is None else channels_last)
+        self.inductor = dict(OPTIONS.inductor if inductor is None else inductor)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.precision = precision or fast_precision("bf16", self.device)
@@ -698,7 +720,8 @@ class FastSampler:
         conf = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
         return dict(model_config=conf, shape=list(self.shape), batch_size=self.batch_size,
                     guidance_scale=self.guidance_scale, null_class=self.null_class, conditional=self.conditional,
-                    precision=self.precision, device=str(self.device), channels_last=self.channels_last)
+                    precision=self.precision, device=str(self.device), channels_last=self.channels_last,
+                    inductor=self.inductor)
 
     def _try_compile(self) -> None:
         spec = self._probe_spec()
@@ -711,7 +734,7 @@ class FastSampler:
                               "(set COLLAPSE_FAST_COMPILE=0 to skip the probe)", RuntimeWarning, stacklevel=3)
                 return
         _raise_recompile_limit()
-        self._fn = torch.compile(self.denoise, dynamic=False)
+        self._fn = torch.compile(self.denoise, dynamic=False, options=self.inductor or None)
         self.mode = "compiled"
 
     # -------------------------------------------------------------- a batch
@@ -787,7 +810,8 @@ def _probe_main(spec: dict[str, Any]) -> None:
     sampler = FastSampler(model, build_scheduler(), shape=tuple(spec["shape"]), batch_size=spec["batch_size"],
                           num_inference_steps=1000, device=device, guidance_scale=spec["guidance_scale"],
                           null_class=spec["null_class"], conditional=spec["conditional"], compile="1",
-                          precision=spec["precision"])
+                          precision=spec["precision"], channels_last=spec.get("channels_last"),
+                          inductor=spec.get("inductor"))
     labels = torch.zeros(spec["batch_size"], dtype=torch.int64, device=device) if spec["conditional"] else None
     gen = torch.Generator(device=device).manual_seed(0)
     out = sampler(spec["batch_size"], gen, labels, max_steps=2)

@@ -153,10 +153,7 @@ def test_probe_reports_a_crashing_child():
 
 
 def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_throughput", ROOT / "benchmarks" / "gpu_throughput.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # dataclasses look their module up
-    spec.loader.exec_module(bench)
+    bench = _load_benchmark()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = bench.run(bench.parse_args(["--tiny", "--device", "cpu", "--out", str(tmp_path)]))
@@ -184,6 +181,38 @@ class _FakeGraph:
             self.parts.buf.t.fill_(999)  # as if the graph had kept other timesteps than the ones just drawn
         self.parts.optimizer.zero_grad(set_to_none=True)
         self.out.copy_(fast.train_step(self.parts))
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("gpu_throughput", ROOT / "benchmarks" / "gpu_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_sampler_sweep_times_each_variant_in_a_child_and_writes_a_profile(tmp_path):
+    bench = _load_benchmark()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = bench.run(bench.parse_args(["--tiny", "--device", "cpu", "--sections", "sample,sweep",
+                                          "--out", str(tmp_path)]))
+    sweep = json.loads((tmp_path / "results.json").read_text())["sampling_sweep"]
+    assert [v["batch_size"] for v in sweep] == [8, 16] and all(v["exit"] == 0 for v in sweep)
+    assert all(v["ms_per_step"] > 0 for v in sweep)
+    rows = [r for r in res.rows if "variant:" in r["work"]]
+    assert len(rows) == 2 and all(r["ratio"] > 0 for r in rows)
+    profile = (tmp_path / "sampling_profile.txt").read_text()
+    assert "convolution" in profile and "ms/step" in profile
+
+
+def test_inductor_options_come_from_json_and_bad_text_is_refused():
+    assert fast.parse_inductor_options("") == {}
+    assert fast.parse_inductor_options('{"freezing": true}') == {"freezing": True}
+    with pytest.raises(ValueError, match="JSON object"):
+        fast.parse_inductor_options("freezing=1")
+    with pytest.raises(ValueError, match="JSON object"):
+        fast.parse_inductor_options("[1]")
 
 
 def test_graph_self_test_catches_a_step_that_reads_stale_inputs(digits8):
