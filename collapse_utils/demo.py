@@ -477,7 +477,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="the run store, shared with the figure notebooks (default: runs/ in the repository, "
                                  "or $COLLAPSE_RUNS)")
     p.add_argument("--fig-dir", help="where the figures and summary.txt/json go (default: figures/demo in the "
-                                     "repository)")
+                                     "repository; figures/smoke/demo for --preset smoke)")
     p.add_argument("--workers", type=int, default=2, help="parallel single-thread worker processes (2 on 2 cores)")
     p.set_defaults(func=_cmd_demo)
 
@@ -487,7 +487,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .figures import default_run_root, repo_root
 
     out = args.out or default_run_root()
-    fig_dir = args.fig_dir or repo_root() / "figures" / "demo"
+    # a smoke demo must not overwrite the real demo's figures
+    fig_dir = args.fig_dir or repo_root() / "figures" / ("demo" if args.preset == "demo" else f"{args.preset}/demo")
     run_demo(args.preset, out, fig_dir, args.workers, echo=lambda s: print(s, flush=True))
     return 0
 

@@ -42,10 +42,22 @@ class FeatureSpaceUnavailableError(RuntimeError):
 
 # --------------------------------------------------------------------------------------------- helpers
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU."""
+    """``None`` -> CUDA when available, else CPU; an asked-for CUDA device must exist."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return check_device(torch.device(device))
+
+
+def check_device(device: torch.device) -> torch.device:
+    """Refuse a CUDA device this machine does not have, before any work starts (not deep inside torch)."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {str(device)!r} was asked for, but torch {torch.__version__} sees no CUDA "
+                               "device here; use --device cpu, or leave --device out to pick CUDA when present")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {str(device)!r} was asked for, but this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:
@@ -71,6 +83,24 @@ def _offline() -> bool:
     """Read HF offline mode at call time (huggingface_hub reads it only once, at import)."""
     return any(os.environ.get(v, "0").lower() in ("1", "true", "yes", "on")
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether the Hugging Face hub answers at all (through the proxies of the environment, like the hub's client)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(_hub_endpoint(), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # it answered, if with an error status
+    except Exception:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------- pixel
@@ -99,10 +129,21 @@ def _load_dinov2(device_str: str):
     except ImportError as exc:  # pragma: no cover - transformers is installed in the venv
         raise _dinov2_error("transformers is not installed") from exc
     source = os.environ.get(DINOV2_PATH_ENV) or DINOV2_MODEL
-    local_only = _offline() or os.path.isdir(source)
+
+    def load(local_only: bool):
+        return (AutoImageProcessor.from_pretrained(source, local_files_only=local_only),
+                AutoModel.from_pretrained(source, local_files_only=local_only))
+
     try:
-        processor = AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
-        model = AutoModel.from_pretrained(source, local_files_only=local_only)
+        try:
+            processor, model = load(local_only=True)  # a folder, or the HF cache: no network
+        except Exception:
+            if _offline() or os.path.isdir(source):
+                raise
+            if not _hub_reachable():  # without this, the hub's retries take minutes to say the same
+                raise OSError(f"the weights are not in the local Hugging Face cache and {_hub_endpoint()} "
+                              "cannot be reached (no internet?)") from None
+            processor, model = load(local_only=False)
     except Exception as exc:  # OSError / HF hub errors / connection errors all mean "no weights here"
         raise _dinov2_error(f"could not load '{source}' ({type(exc).__name__}: {exc})") from exc
     model.eval().to(torch.device(device_str))

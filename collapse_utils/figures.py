@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -433,6 +434,18 @@ def _check_outputs(fig_dir: Path, figure: str, since: float) -> tuple[list[str],
     return written, (f"the notebook ran but did not write {', '.join(missing)}" if missing else None)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failing_line(exc: Any) -> str:
+    """The cell's line that raised: IPython marks it ``----> N code`` in the first frame of the traceback;
+    without such a mark, the cell's first line."""
+    for line in _ANSI.sub("", "\n".join(exc.traceback or [])).splitlines():
+        if line.lstrip().startswith("---->"):
+            return line.split("---->", 1)[1].strip().split(" ", 1)[-1].strip()
+    return next((line for line in (exc.source or "").splitlines() if line.strip()), "")
+
+
 def execute_figure(figure: str, notebook: Path, parameters: dict[str, Any], fig_dir: Path,
                    timeout: int | None = None) -> NotebookResult:
     """Execute one notebook with papermill; a failure is reported with its cell, never raised."""
@@ -447,8 +460,7 @@ def execute_figure(figure: str, notebook: Path, parameters: dict[str, Any], fig_
         pm.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
                             cwd=str(repo_root()), progress_bar=False, execution_timeout=timeout)
     except PapermillExecutionError as exc:
-        first = next((line for line in (exc.source or "").splitlines() if line.strip()), "")
-        error = f"cell {exc.cell_index} (`{first[:80]}`) failed: {exc.ename}: {exc.evalue}"
+        error = f"cell {exc.cell_index} (`{_failing_line(exc)[:80]}`) failed: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel died, timeout, unreadable notebook
         error = f"{type(exc).__name__}: {exc}"
     files, missing = _check_outputs(fig_dir, figure, start)
@@ -471,7 +483,10 @@ def run_batch(
 ) -> list[NotebookResult]:
     """Execute the figure notebooks at ``preset`` (see the module docstring); returns one result per figure."""
     from . import io as cio
+    from .features import resolve_device
 
+    if device:
+        resolve_device(device)  # a missing CUDA device: one clear error now, not one per notebook
     run_root = Path(run_root or default_run_root()).resolve()
     fig_dir = Path(fig_dir or default_fig_dir(preset)).resolve()
     workers = workers or default_workers(preset)
@@ -507,9 +522,17 @@ def _parse_param(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"--param needs KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     try:
-        return key.strip(), ast.literal_eval(value)
+        parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key.strip(), value
+    return key.strip(), _tuples_to_lists(parsed)
+
+
+def _tuples_to_lists(value: Any) -> Any:
+    """``sizes=64,256`` parses as a tuple, which papermill would pass on as the string "(64, 256)"."""
+    if isinstance(value, (tuple, list)):
+        return [_tuples_to_lists(v) for v in value]
+    return value
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:

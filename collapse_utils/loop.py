@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -363,7 +364,9 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
 
 def resolve_device(cfg: RunConfig) -> torch.device:
     if cfg.device:
-        return torch.device(cfg.device)
+        from .features import check_device
+
+        return check_device(torch.device(cfg.device))
     from accelerate import PartialState
 
     return PartialState().device
@@ -708,6 +711,14 @@ def _on_main(state: Any, fn: Callable[[], None]) -> None:
         raise err
 
 
+def paper_scale_on_cpu(cfg: RunConfig, device: torch.device) -> str | None:
+    """A warning for a paper-size model and schedule on a CPU, where one generation takes days."""
+    if device.type != "cpu" or not cfg.model.startswith("unet") or cfg.train_steps < 10_000:
+        return None
+    return (f"{cfg.model} for {cfg.train_steps:,} training steps on a CPU takes days per generation; "
+            "use a CUDA GPU (see README 'GPU, Colab and several GPUs'), or --preset demo for a CPU-sized run")
+
+
 def run_self_consuming(
     config: RunConfig,
     run_dir: str | os.PathLike,
@@ -727,14 +738,23 @@ def run_self_consuming(
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = resolve_device(config)
+    too_big = paper_scale_on_cpu(config, device)
+    if too_big and state.is_main_process:
+        warnings.warn(too_big, RuntimeWarning, stacklevel=2)
     real: Pool | None = None
 
     def start() -> None:
         # Every check before anything is recorded: a refused start leaves the directory as it was.
         nonlocal real
+        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
-        check_config(run_dir, config, allow_config_change)
-        real = load_real(config, run_dir, check=lambda images: preflight(config, images, run_dir, device))
+        try:
+            check_config(run_dir, config, allow_config_change)
+            real = load_real(config, run_dir, check=lambda images: preflight(config, images, run_dir, device))
+        except BaseException:
+            if created and not any(run_dir.iterdir()):
+                run_dir.rmdir()  # the folder this call made, still empty
+            raise
         cio.atomic_write_json(run_dir / "config.json", config.to_dict() | {"run_key": config.run_key()})
         write_manifest(run_dir, config, device)
 

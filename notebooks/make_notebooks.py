@@ -120,7 +120,7 @@ def notebook_for(spec: FigureSpec) -> nbformat.NotebookNode:
     title = (
         f"# {spec.id}: {spec.title}\n\n"
         "Reproduces this figure of *A Closer Look at Model Collapse: From a Generalization-to-Memorization "
-        "Perspective* (NeurIPS 2025); see `PAPER.md` §2 for what the paper shows.\n\n"
+        "Perspective* (NeurIPS 2025); see `docs/PAPER.md` §2 for what the paper shows.\n\n"
         "Set the parameters below and run all cells. Runs come from the shared run store, so a figure never "
         "retrains what another figure already trained. Batch: "
         f"`python -m collapse_utils figures --preset demo --only {spec.id}`. "

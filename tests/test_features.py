@@ -59,6 +59,19 @@ def test_dinov2_offline_raises_clear_error(monkeypatch):
     F._load_dinov2.cache_clear()
 
 
+def test_dinov2_without_cache_or_network_fails_fast_not_after_the_hubs_retries(monkeypatch):
+    if _dinov2_cached():
+        pytest.skip("facebook/dinov2-small is in the local HF cache, so loading succeeds here")
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", F.DINOV2_PATH_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    F._load_dinov2.cache_clear()
+    with pytest.raises(F.FeatureSpaceUnavailableError, match="cannot be reached") as err:
+        F.extract_features(tiny_images(0, n=2), "dinov2", device="cpu")
+    assert "127.0.0.1:9" in str(err.value) and "inception" in str(err.value)
+    F._load_dinov2.cache_clear()
+
+
 def test_check_feature_space(monkeypatch):
     F.check_feature_space("pixel")  # needs nothing
     with pytest.raises(ValueError, match="unknown feature space"):

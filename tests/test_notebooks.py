@@ -138,7 +138,7 @@ def test_batch_summary_lists_every_figure(batch):
 _FAILING_NOTEBOOK = [
     ("code", "preset = 'demo'\nfig_dir = None", ["parameters"]),
     ("code", "x = 1", []),
-    ("code", "raise RuntimeError('boom in F98')", []),
+    ("code", "a = 1\nb = 2\nraise RuntimeError('boom in F98')", []),
 ]
 _WRITING_NOTEBOOK = [
     ("code", "preset = 'demo'\nfig_dir = None", ["parameters"]),
@@ -164,7 +164,16 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
                    str(tmp_path / "runs"), "--notebook-dir", str(nb_dir)])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "F98 FAILED" in err and "raise RuntimeError" in err and "boom in F98" in err
+    assert "F98 FAILED" in err and "boom in F98" in err
+    assert "(`raise RuntimeError('boom in F98')`)" in err  # the line that raised, not the cell's first line
     assert "F99" not in err
     assert (tmp_path / "figs" / "F99.png").exists()
     assert (tmp_path / "figs" / "executed" / "F98.ipynb").exists()  # kept for inspection
+
+
+def test_param_lists_written_without_brackets_reach_the_notebook_as_lists():
+    from collapse_utils.figures import _parse_param
+
+    assert _parse_param("sizes=64,256") == ("sizes", [64, 256])
+    assert _parse_param("pairs=((1, 2), (3, 4))") == ("pairs", [[1, 2], [3, 4]])
+    assert _parse_param("dataset=mnist") == ("dataset", "mnist")

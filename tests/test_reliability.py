@@ -306,7 +306,7 @@ def test_bad_data_is_refused_before_anything_is_written(case, tmp_path):
         run_self_consuming(cfg, tmp_path / "run")
     if error is Exception:
         assert isinstance(info.value, DatasetUnavailableError)
-    assert list((tmp_path / "run").iterdir()) == []  # no config, no real images, no generation
+    assert not (tmp_path / "run").exists()  # no config, no real images, no generation: not even the folder
 
 
 BAD_CONFIG = {
@@ -351,15 +351,32 @@ def test_missing_feature_weights_fail_at_start_not_after_generation_1(overrides,
     features._load_dinov2.cache_clear()
     with pytest.raises(FeatureSpaceUnavailableError, match="DINOv2 features are unavailable"):
         run_self_consuming(_cfg(**overrides), tmp_path / "run")
-    assert list((tmp_path / "run").iterdir()) == []
+    assert not (tmp_path / "run").exists()
     features._load_dinov2.cache_clear()
+
+
+def test_a_refused_start_keeps_a_folder_the_user_made(tmp_path):
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ValueError, match="unknown metric"):
+        run_self_consuming(_cfg(metrics=("sharpness",)), tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir() and list((tmp_path / "mine").iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_missing_cuda_device_is_one_clear_error_before_anything_is_written(tmp_path, capsys):
+    from collapse_utils.__main__ import main as cli_main
+
+    rc = cli_main(["run", "--preset", "smoke", "--device", "cuda", "--no-progress", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "sees no CUDA device" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_not_enough_disk_is_refused_at_start_but_a_finished_run_still_loads(reference, tmp_path, monkeypatch):
     monkeypatch.setattr(cio, "free_disk_bytes", lambda path: 10_000)
     with pytest.raises(OSError, match="GiB of disk"):
         run_self_consuming(_cfg(), tmp_path / "run")
-    assert list((tmp_path / "run").iterdir()) == []
+    assert not (tmp_path / "run").exists()
     # nothing left to write: a finished run resumes however full the disk
     run_dir = tmp_path / "finished"
     shutil.copytree(reference, run_dir)
@@ -405,3 +422,13 @@ def test_resumed_training_is_bit_identical(conditional, digits8, tmp_path):
     assert resumed.losses == straight.losses
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_paper_scale_on_a_cpu_is_warned_about_and_small_runs_are_not():
+    from collapse_utils.loop import paper_scale_on_cpu
+
+    cpu = torch.device("cpu")
+    assert "takes days" in paper_scale_on_cpu(make_config("paper"), cpu)
+    assert paper_scale_on_cpu(make_config("paper"), torch.device("cuda")) is None
+    assert paper_scale_on_cpu(make_config("demo"), cpu) is None
+    assert paper_scale_on_cpu(make_config("paper", train_steps=200), cpu) is None
