@@ -48,7 +48,7 @@ def test_paper_preset_is_the_authors_recipe():
     c = make_config("paper")
     assert (c.lr, c.adam_betas, c.weight_decay, c.adam_eps) == (1e-4, (0.95, 0.999), 1e-6, 1e-8)
     assert (c.warmup_steps, c.grad_clip, c.batch_size, c.mixed_precision) == (500, 1.0, 128, "fp16")
-    assert c.train_steps == 128_000 and c.num_inference_steps == 1000 and c.n == 32768 and c.model == "unet48"
+    assert c.train_steps == 128_256 and c.num_inference_steps == 1000 and c.n == 32768 and c.model == "unet48"
 
 
 @pytest.mark.parametrize("preset", PRESETS)
