@@ -308,10 +308,15 @@ def build_fast_sampler(model, sched, sz: Sizes, device: torch.device, compile: s
                        num_inference_steps=num_inference_steps, device=device, compile=compile, **kw)
 
 
+def images_per_s(ms_per_step: float, batch: int) -> float:
+    """Images per second of a full 1000-step DDPM run at ``ms_per_step`` per step of ``batch`` images."""
+    return batch / (1000 * ms_per_step / 1e3)
+
+
 def sampling_rows(res: Results, sz: Sizes, ref_ms: float, ms: float, note: str) -> None:
     res.row(f"sampling ms per DDPM step, batch {sz.sample_batch}", ref_ms, ms, "ms", False, note)
-    per_s = lambda m: sz.sample_batch / (1000 * m / 1e3)  # noqa: E731  images per second at 1000 steps
-    res.row("sampling img/s at 1000 steps", per_s(ref_ms), per_s(ms), "img/s", True, note)
+    res.row("sampling img/s at 1000 steps", images_per_s(ref_ms, sz.sample_batch), images_per_s(ms, sz.sample_batch),
+            "img/s", True, note)
 
 
 # ====================================================================== sampling variants (--sections sweep)
@@ -355,7 +360,8 @@ def profile_sampler(sampler, device: torch.device, steps: int = 3, rows: int = 4
     total = sum(own_time(e) for e in kernels) or 1.0
     split: dict[str, float] = {}
     for e in kernels:
-        split[kernel_kind(e.key)] = split.get(kernel_kind(e.key), 0.0) + own_time(e) / total
+        kind = kernel_kind(e.key)
+        split[kind] = split.get(kind, 0.0) + own_time(e) / total
     top = sorted(kernels, key=own_time, reverse=True)[:rows]
     lines = [f"{own_time(e) / steps / 1e3:9.3f} ms/step {100 * own_time(e) / total:5.1f}%  x{e.count // steps:<4d} "
              f"{e.key[:150]}" for e in top]
@@ -438,9 +444,8 @@ def run_sweep(sz: Sizes, device: torch.device, res: Results, ref_ms: float | Non
         res.put("sampling_sweep", found)
         if "ms_per_step" in got:
             ms, batch = got["ms_per_step"], got["batch_size"]
-            per_s = lambda m, b: b / (1000 * m / 1e3)  # noqa: E731  images per second at 1000 steps
             res.row(f"sampling img/s at 1000 steps, variant: {variant['name']}",
-                    per_s(ref_ms, sz.sample_batch) if ref_ms else None, per_s(ms, batch), "img/s", True,
+                    images_per_s(ref_ms, sz.sample_batch) if ref_ms else None, images_per_s(ms, batch), "img/s", True,
                     f"{ms:.2f} ms per step at batch {batch} ({got['tflops']:.0f} TFLOP/s of UNet forward); "
                     f"{got['mode']}; built in {got['build_seconds']:.0f} s")
         if "profile" in got:

@@ -484,11 +484,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from .figures import default_run_root, repo_root
+    from .figures import default_fig_dir, default_run_root
 
     out = args.out or default_run_root()
-    # a smoke demo must not overwrite the real demo's figures
-    fig_dir = args.fig_dir or repo_root() / "figures" / ("demo" if args.preset == "demo" else f"{args.preset}/demo")
+    # figures/demo, or figures/smoke/demo: a smoke demo must not overwrite the real demo's figures
+    fig_dir = args.fig_dir or default_fig_dir(args.preset) / "demo"
     run_demo(args.preset, out, fig_dir, args.workers, echo=lambda s: print(s, flush=True))
     return 0
 

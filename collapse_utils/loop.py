@@ -364,9 +364,9 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
 
 def resolve_device(cfg: RunConfig) -> torch.device:
     if cfg.device:
-        from .features import check_device
+        from .features import resolve_device as checked_device
 
-        return check_device(torch.device(cfg.device))
+        return checked_device(cfg.device)
     from accelerate import PartialState
 
     return PartialState().device
