@@ -18,10 +18,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PARADIGMS = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
-PRESETS = ("smoke", "demo", "paper")
-MIXED_PRECISION = ("no", "fp16", "bf16")
-RECIPES = ("auto", "reference", "fast")
+from .presets import preset_overrides
+from .vocab import (CLASS_SELECTIONS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS, PRESETS, RECIPES,
+                    SELECTION_METHODS)
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -131,11 +130,11 @@ class RunConfig:
             errors.append(f"threshold must be > 0, got {self.threshold}")
         if self.decay is not None and not 0.0 < self.decay < 1.0:
             errors.append(f"decay must lie in (0, 1), got {self.decay}")
-        if self.filter_schedule not in ("every_pass", "when_stalled"):
+        if self.filter_schedule not in FILTER_SCHEDULES:
             errors.append(f"filter_schedule must be 'every_pass' or 'when_stalled', got {self.filter_schedule!r}")
-        if self.selection not in ("none", "random", "greedy", "threshold"):
+        if self.selection not in SELECTION_METHODS:
             errors.append(f"selection {self.selection!r} is unknown; choose none, random, greedy or threshold")
-        if self.feature_space not in ("pixel", "dinov2", "inception"):
+        if self.feature_space not in FEATURE_SPACES:
             errors.append(f"feature_space {self.feature_space!r} is unknown; choose pixel, dinov2 or inception")
         if self.mixed_precision not in MIXED_PRECISION:
             errors.append(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
@@ -152,7 +151,7 @@ class RunConfig:
             errors.append(f"guidance_scale must be a finite number >= 0, got {self.guidance_scale}")
         if self.conditional and self.num_classes < 2:
             errors.append(f"a conditional run needs num_classes >= 2, got {self.num_classes}")
-        if self.class_selection not in ("per_class", "global"):
+        if self.class_selection not in CLASS_SELECTIONS:
             errors.append(f"class_selection must be 'per_class' or 'global', got {self.class_selection!r}")
         if self.checkpoint_every <= 0:
             errors.append(f"checkpoint_every must be positive, got {self.checkpoint_every}")
@@ -222,52 +221,6 @@ class RunConfig:
 
     def replace(self, **overrides: Any) -> "RunConfig":
         return dataclasses.replace(self, **overrides)
-
-
-# ---------------------------------------------------------------------- presets
-def _smoke() -> dict[str, Any]:
-    """Seconds on a CPU: for tests and CI. Real UNet, real data, tiny everything."""
-    return dict(
-        dataset="mnist", n=32, resolution=8, resize_method="area", generations=2, model="tiny",
-        train_steps=4, batch_size=16, warmup_steps=1, lr=1e-3, num_train_timesteps=1000,
-        num_inference_steps=4, mixed_precision="no", sample_batch_size=256, checkpoint_every=1000,
-    )
-
-
-def _demo() -> dict[str, Any]:
-    """Minutes on a 2-core CPU on bundled MNIST at 8×8 (see benchmarks/demo_findings.md).
-
-    Not the paper's scale: 8×8 area-downsampled MNIST, a 0.16 M-parameter UNet without attention,
-    1,200 steps per generation at lr 1e-3 (the same at every n, as in the paper), AdamW betas (0.9, 0.999) and
-    no weight decay, and 50 of the 1000 DDPM steps at sampling time. The whole demo (6 runs × 5 generations) takes about 10 minutes on 2 cores.
-    """
-    return dict(
-        dataset="mnist", n=128, resolution=8, resize_method="area", generations=5, model="demo",
-        train_steps=1200, batch_size=64, warmup_steps=50, lr=1e-3, weight_decay=0.0,
-        adam_betas=(0.9, 0.999), num_train_timesteps=1000, num_inference_steps=50,
-        mixed_precision="no", sample_batch_size=512, checkpoint_every=500,
-    )
-
-
-def _paper() -> dict[str, Any]:
-    """The authors' settings (PAPER.md §5) on one GPU: CIFAR-10 32,768, UNet48, 128,256 steps (501 epochs × 256),
-    1000-step DDPM. ``mixed_precision="fp16"`` is the authors'; on CUDA the default fast path trains in bf16
-    (``recipe="reference"`` keeps fp16 + GradScaler)."""
-    return dict(
-        dataset="cifar10", n=32768, resolution=32, generations=8, model="unet48",
-        train_steps=128_256, batch_size=128, warmup_steps=500, lr=1e-4, weight_decay=1e-6,
-        adam_betas=(0.95, 0.999), num_train_timesteps=1000, num_inference_steps=1000,
-        mixed_precision="fp16", sample_batch_size=1024, checkpoint_every=2000,
-    )
-
-
-_PRESET_FACTORIES = {"smoke": _smoke, "demo": _demo, "paper": _paper}
-
-
-def preset_overrides(preset: str) -> dict[str, Any]:
-    if preset not in _PRESET_FACTORIES:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-    return _PRESET_FACTORIES[preset]()
 
 
 def make_config(preset: str = "smoke", **overrides: Any) -> RunConfig:

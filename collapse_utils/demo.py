@@ -387,15 +387,18 @@ def scale_lines(plan: DemoPlan, workers: int) -> list[str]:
     ]
 
 
-def run_demo(preset: str = "demo", out: str | os.PathLike = "runs", fig_dir: str | os.PathLike = "figures/demo",
+def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir: str | os.PathLike | None = None,
              workers: int = 2, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or reuse) the demo's runs, judge the findings, draw the figures; returns the summary dict."""
-    from .store import ensure_runs
+    from .figures import default_fig_dir
+    from .store import default_run_root, ensure_runs
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
     plan = demo_plan(preset)
-    out, fig_dir = Path(out), Path(fig_dir)
+    out = Path(out) if out is not None else default_run_root()
+    # figures/demo, or figures/smoke/demo: a smoke demo must not overwrite the real demo's figures
+    fig_dir = Path(fig_dir) if fig_dir is not None else default_fig_dir(preset) / "demo"
     head = scale_lines(plan, workers)
     echo("Model collapse, CPU demo: " + head[0])
     for line in head[1:]:
@@ -484,12 +487,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from .figures import default_fig_dir, default_run_root
-
-    out = args.out or default_run_root()
-    # figures/demo, or figures/smoke/demo: a smoke demo must not overwrite the real demo's figures
-    fig_dir = args.fig_dir or default_fig_dir(args.preset) / "demo"
-    run_demo(args.preset, out, fig_dir, args.workers, echo=lambda s: print(s, flush=True))
+    run_demo(args.preset, args.out, args.fig_dir, args.workers, echo=lambda s: print(s, flush=True))
     return 0
 
 

@@ -10,65 +10,10 @@ Scale per preset (``SCALES``): ``smoke`` for tests (seconds), ``demo`` for a 2-c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .config import RunConfig, make_config
-
-
-@dataclass(frozen=True)
-class Scale:
-    """What an experiment sweeps at one preset; every field can be overridden by a notebook parameter."""
-
-    sweep_dataset: str
-    sweep_sizes: tuple[int, ...]
-    sweep_generations: int
-    selection_datasets: tuple[str, ...]
-    selection_n: dict[str, int]
-    selection_generations: int
-    feature_space: str
-    decays: tuple[float, ...] = (0.80, 0.90, 0.95, 0.98)
-    cfg_dataset: str = "mnist"
-    cfg_n: int = 12000  # F11: MNIST images per generation (the paper's 12,000)
-    cfg_generations: int = 8  # F11: generations (the paper reports FID at iteration 8)
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-SCALES: dict[str, Scale] = {
-    "smoke": Scale(
-        sweep_dataset="mnist", sweep_sizes=(16, 32), sweep_generations=2,
-        selection_datasets=("mnist",), selection_n={"mnist": 16}, selection_generations=2,
-        feature_space="pixel", decays=(0.8, 0.95), cfg_n=16, cfg_generations=2,
-    ),
-    "demo": Scale(
-        # Sizes and selection n chosen by experiment (benchmarks/demo_findings.md): n=32 starts in the memorization
-        # regime, 128 and 1024 generalize at first and 128 collapses faster; the selection arms reuse vanilla n=128.
-        sweep_dataset="mnist", sweep_sizes=(32, 128, 1024), sweep_generations=5,
-        selection_datasets=("mnist",), selection_n={"mnist": 128}, selection_generations=5,
-        # F11: n and generations as the selection grid, so its unconditional run is shared (8×8 MNIST).
-        feature_space="pixel", decays=(0.80, 0.95), cfg_n=128, cfg_generations=5,
-    ),
-    "paper": Scale(
-        sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,
-        selection_datasets=("ffhq32", "cifar10"), selection_n={"ffhq32": 8192, "cifar10": 32768},
-        selection_generations=8, feature_space="dinov2", cfg_n=12000, cfg_generations=8,
-        overrides={},
-    ),
-}
-
-# Per-dataset settings at paper scale (resolution 32 for every set; MNIST is resized 28→32 bilinearly,
-# as the authors' Resize(32) would; channels follow the data).
-PAPER_DATASET_OVERRIDES: dict[str, dict[str, Any]] = {
-    "cifar10": dict(resolution=32),
-    "ffhq32": dict(resolution=32),
-    "mnist": dict(resolution=32),
-}
-
-
-def scale(preset: str) -> Scale:
-    if preset not in SCALES:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(SCALES)}")
-    return SCALES[preset]
+from .presets import PAPER_DATASET_OVERRIDES, scale
 
 
 def _config(preset: str, dataset: str, **overrides: Any) -> RunConfig:

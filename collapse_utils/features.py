@@ -24,7 +24,9 @@ import warnings
 import numpy as np
 import torch
 
-FEATURE_SPACES = ("pixel", "dinov2", "inception")
+from .devices import resolve_device
+from .vocab import FEATURE_SPACES
+
 FEATURE_DIMS = {"dinov2": 384, "inception": 2048}
 
 DINOV2_MODEL = "facebook/dinov2-small"
@@ -41,25 +43,6 @@ class FeatureSpaceUnavailableError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; an asked-for CUDA device must exist."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return check_device(torch.device(device))
-
-
-def check_device(device: torch.device) -> torch.device:
-    """Refuse a CUDA device this machine does not have, before any work starts (not deep inside torch)."""
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {str(device)!r} was asked for, but torch {torch.__version__} sees no CUDA "
-                               "device here; use --device cpu, or leave --device out to pick CUDA when present")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(f"device {str(device)!r} was asked for, but this machine has "
-                               f"{torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
 def _check_images(images: np.ndarray) -> np.ndarray:
     """Validate an N x H x W x C image array (C = 1 or 3); a 3-d N x H x W array is read as grayscale."""
     images = np.asarray(images)

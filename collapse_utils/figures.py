@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .config import PRESETS
+from .store import default_run_root, repo_root
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RunConfig
@@ -92,17 +93,6 @@ SPECS: dict[str, FigureSpec] = {s.id: s for s in (
 
 
 # ---------------------------------------------------------------------------------------------- paths
-def repo_root() -> Path:
-    """The repository checkout holding this package (editable install), else the working directory."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-def default_run_root() -> Path:
-    env = os.environ.get("COLLAPSE_RUNS")
-    return Path(env) if env else repo_root() / "runs"
-
-
 def default_fig_dir(preset: str) -> Path:
     """``figures/`` for the demo (the committed set), ``figures/<preset>`` for the other presets."""
     return repo_root() / ("figures" if preset == "demo" else f"figures/{preset}")
@@ -483,7 +473,7 @@ def run_batch(
 ) -> list[NotebookResult]:
     """Execute the figure notebooks at ``preset`` (see the module docstring); returns one result per figure."""
     from . import io as cio
-    from .features import resolve_device
+    from .devices import resolve_device
 
     if device:
         resolve_device(device)  # a missing CUDA device: one clear error now, not one per notebook

@@ -364,7 +364,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
 
 def resolve_device(cfg: RunConfig) -> torch.device:
     if cfg.device:
-        from .features import resolve_device as checked_device
+        from .devices import resolve_device as checked_device
 
         return checked_device(cfg.device)
     from accelerate import PartialState

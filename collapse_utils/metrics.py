@@ -16,15 +16,9 @@ import torch
 from scipy import linalg
 from scipy.special import digamma
 
-from .features import FEATURE_SPACES, extract_features, inception_features, resolve_device
-
-# Per-generation metrics the loop can ask for (see generation_metrics).
-METRIC_NAMES = tuple(
-    [f"gs_{s}" for s in FEATURE_SPACES]
-    + [f"entropy_{s}" for s in FEATURE_SPACES]
-    + ["fid", "fd_dinov2", "cov_trace", "mnnd", "mem_ratio"]
-)
-DEFAULT_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
+from .devices import resolve_device
+from .features import extract_features, inception_features
+from .vocab import DEFAULT_METRICS, METRIC_NAMES
 
 # Distance blocks are at most this many float32 entries (256 MiB) at a time.
 _BLOCK_ELEMS = 1 << 26

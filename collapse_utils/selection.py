@@ -15,10 +15,8 @@ import numpy as np
 import torch
 
 from .metrics import as_features, centering_offset
+from .vocab import FILTER_SCHEDULES, POOL_KINDS, SELECTION_METHODS
 
-SELECTION_METHODS = ("none", "random", "greedy", "threshold")
-FILTER_SCHEDULES = ("every_pass", "when_stalled")
-PARADIGMS = ("replace", "accumulate")
 # float16 storage + float32-accumulating matmul for integer-valued data on CUDA (see _RowDistances);
 # a switch so that benchmarks can compare against the plain float32 path.
 USE_FP16_EXACT_MATMUL = True
@@ -316,8 +314,8 @@ def default_filter_params(space: str, paradigm: str) -> dict:
     9.8. Since empty passes are skipped, a tau_0 somewhat too large only shifts the tau grid.
     """
     key = (space, _PARADIGM_ALIASES.get(paradigm, paradigm))
-    if key[1] not in PARADIGMS:
-        raise ValueError(f"unknown paradigm {paradigm!r}; valid: {PARADIGMS}")
+    if key[1] not in POOL_KINDS:
+        raise ValueError(f"unknown paradigm {paradigm!r}; valid: {POOL_KINDS}")
     if key not in _FILTER_DEFAULTS:
         raise ValueError(f"no filter defaults for feature space {space!r}; valid: pixel, dinov2, inception")
     threshold, decay = _FILTER_DEFAULTS[key]

@@ -19,7 +19,18 @@ from .loop import RunResult, load_run, run_self_consuming
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROOT = Path(os.environ.get("COLLAPSE_RUNS", "runs"))
+
+
+def repo_root() -> Path:
+    """The repository checkout holding this package (editable install), else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def default_run_root() -> Path:
+    """The run store every command and notebook shares by default: ``$COLLAPSE_RUNS``, else ``<repo>/runs``."""
+    env = os.environ.get("COLLAPSE_RUNS")
+    return Path(env) if env else repo_root() / "runs"
 
 
 def run_name(cfg: RunConfig) -> str:
@@ -30,11 +41,11 @@ def run_name(cfg: RunConfig) -> str:
     return f"{preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}-s{cfg.seed}-{cfg.run_key()}"
 
 
-def run_dir_for(cfg: RunConfig, root: str | os.PathLike = DEFAULT_ROOT) -> Path:
-    return Path(root) / run_name(cfg)
+def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
+    return Path(root if root is not None else default_run_root()) / run_name(cfg)
 
 
-def is_finished(cfg: RunConfig, root: str | os.PathLike = DEFAULT_ROOT) -> bool:
+def is_finished(cfg: RunConfig, root: str | os.PathLike | None = None) -> bool:
     d = run_dir_for(cfg, root)
     return (d / f"gen_{cfg.generations:02d}" / "DONE").exists()
 
@@ -57,7 +68,7 @@ def _unique(configs: Iterable[RunConfig]) -> list[RunConfig]:
 
 def ensure_runs(
     configs: Iterable[RunConfig],
-    root: str | os.PathLike = DEFAULT_ROOT,
+    root: str | os.PathLike | None = None,
     *,
     workers: int = 1,
     threads_per_worker: int | None = None,
@@ -68,7 +79,7 @@ def ensure_runs(
     threads (default: cores // workers). Longest runs are started first.
     """
     configs = list(configs)
-    root = Path(root)
+    root = Path(root if root is not None else default_run_root())
     todo = [c for c in _unique(configs) if not is_finished(c, root)]
     todo.sort(key=lambda c: -(c.generations * c.train_steps * max(1, c.n // 1024)))
     if todo:

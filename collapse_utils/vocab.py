@@ -1,0 +1,53 @@
+"""The package's vocabularies: every name a configuration, a figure or a metric may use, defined once.
+
+Every other module imports its names from here (the config validates against them, the CLI offers them as
+choices, the figure registry and plots order by them), so a new paradigm, method, space or metric is added in
+one place. Meanings: paradigms PAPER.md §4.4; selection methods PAPER.md §4 (Algorithms 1 and 2); feature
+spaces and metrics PAPER.md §3.
+"""
+
+from __future__ import annotations
+
+PRESETS = ("smoke", "demo", "paper")
+
+# How generation g >= 2 builds its training set (PAPER.md §4.4; the loop's module table).
+PARADIGMS = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
+
+# How n images are picked from a candidate pool: none (the first n), random, Greedy Selection (Algorithm 1),
+# Threshold Decay Filter (Algorithm 2).
+SELECTION_METHODS = ("none", "random", "greedy", "threshold")
+# When the Threshold Decay Filter lowers its threshold: after every pass (the authors' code) or only when a pass
+# adds nothing (the paper's pseudo-code).
+FILTER_SCHEDULES = ("every_pass", "when_stalled")
+# The two pool kinds the filter's default parameters depend on (selection.default_filter_params).
+POOL_KINDS = ("replace", "accumulate")
+# Conditional runs: select within each class, or over the whole pool.
+CLASS_SELECTIONS = ("per_class", "global")
+
+# Where images are compared: raw pixels (0-255), DINOv2-small CLS token, Inception pool3 (FID's network).
+FEATURE_SPACES = ("pixel", "dinov2", "inception")
+
+# Fréchet-distance metrics and the feature space each is computed in.
+FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
+# Every per-generation metric (metrics.generation_metrics computes them).
+METRIC_NAMES = tuple(
+    [f"gs_{s}" for s in FEATURE_SPACES]
+    + [f"entropy_{s}" for s in FEATURE_SPACES]
+    + list(FD_METRICS) + ["cov_trace", "mnnd", "mem_ratio"]
+)
+DEFAULT_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
+
+# Execution: numeric precision of training, and which implementation trains and samples.
+MIXED_PRECISION = ("no", "fp16", "bf16")
+RECIPES = ("auto", "reference", "fast")
+
+
+def metric_feature_spaces(names) -> set[str]:
+    """The feature spaces the metrics ``names`` extract (``gs_dinov2`` → dinov2, ``fid`` → inception)."""
+    spaces = set()
+    for name in names:
+        if name.startswith(("gs_", "entropy_")):
+            spaces.add(name.split("_", 1)[1])
+        elif name in FD_METRICS:
+            spaces.add(FD_METRICS[name])
+    return spaces
