@@ -7,6 +7,7 @@ A generation counts as finished only when its ``DONE`` marker exists (written la
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -77,17 +78,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n").encode())
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
+def json_default(o: Any) -> Any:
+    """The package's one JSON encoder hook (``json.dumps(..., default=json_default)``) for every file it writes.
+
+    numpy booleans, integers and floats become Python ones (a NaN numpy float becomes ``null``; Python floats
+    never reach this hook), arrays become lists, paths strings; anything else is refused.
+    """
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.integer):
         return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
+    if isinstance(o, np.floating):
+        return None if math.isnan(o) else float(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
-    if isinstance(o, (Path,)):
+    if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
