@@ -18,9 +18,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .presets import preset_overrides
-from .vocab import (CLASS_SELECTIONS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS, PRESETS, RECIPES,
-                    SELECTION_METHODS)
+from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
+from .vocab import CLASS_SELECTIONS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS, RECIPES, SELECTION_METHODS
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -221,6 +223,12 @@ class RunConfig:
 
     def replace(self, **overrides: Any) -> "RunConfig":
         return dataclasses.replace(self, **overrides)
+
+
+def derive_seed(seed: int, generation: int, purpose: str) -> int:
+    """Independent, reproducible seeds per (run seed, generation, purpose)."""
+    code = int.from_bytes(purpose.encode()[:8].ljust(8, b"\0"), "little")
+    return int(np.random.SeedSequence([seed, generation, code]).generate_state(1)[0])
 
 
 def make_config(preset: str = "smoke", **overrides: Any) -> RunConfig:

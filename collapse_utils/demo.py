@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import sys
@@ -35,6 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .config import RunConfig
+from .io import json_default
 
 DEMO_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
 PAPER_R = 0.91
@@ -102,57 +102,51 @@ def describe_arm(cfg: RunConfig) -> str:
 
 # ---------------------------------------------------------------------------------------------- progress
 class ProgressMonitor:
-    """Prints a line whenever a generation of a demo run finishes (polls the run store's DONE markers)."""
+    """Prints a line whenever a generation of a demo run finishes (the run store's ``on_generation`` callback),
+    and samples the load average while the runs train."""
 
     def __init__(self, configs: Sequence[RunConfig], root: Path, *, interval: float = 2.0,
                  out: Callable[[str], None] = print) -> None:
+        from . import rundir
         from .store import run_dir_for
 
-        self.items = [(c, run_dir_for(c, root)) for c in configs]
         self.total = sum(c.generations for c in configs)
+        self.reused = sum(rundir.is_done(run_dir_for(c, root), g) for c in configs for g in range(1, c.generations + 1))
+        self.finished = self.reused
         self.interval, self.out = interval, out
-        self.seen: set[tuple[str, int]] = set()
         self.loads: list[float] = []  # 1-minute load average, sampled while the runs train
         self.start = time.perf_counter()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread = threading.Thread(target=self._sample_load, daemon=True)
 
-    def _scan(self, report: bool) -> None:
-        for cfg, d in self.items:
-            for g in range(1, cfg.generations + 1):
-                key = (d.name, g)
-                if key in self.seen or not (d / f"gen_{g:02d}" / "DONE").exists():
-                    continue
-                self.seen.add(key)
-                if report:
-                    self.out(self._line(cfg, d, g))
+    def on_generation(self, cfg: RunConfig, gen: Any) -> None:
+        with self._lock:
+            self.finished += 1
+            self.out(self._line(cfg, gen.generation, gen.metrics))
 
-    def _line(self, cfg: RunConfig, d: Path, g: int) -> str:
+    def _line(self, cfg: RunConfig, g: int, m: dict[str, Any]) -> str:
         elapsed = time.perf_counter() - self.start
         try:
-            m = json.loads((d / f"gen_{g:02d}" / "metrics.json").read_text())
             nums = f"GS {m['gs_pixel']:.1f}, entropy {m['entropy_pixel']:.1f}"
-        except (OSError, KeyError, ValueError):
+        except (KeyError, TypeError, ValueError):
             nums = "metrics unreadable"
-        return (f"[{_mmss(elapsed)}] {len(self.seen):2d}/{self.total} generations · "
+        return (f"[{_mmss(elapsed)}] {self.finished:2d}/{self.total} generations · "
                 f"{describe_arm(cfg)} generation {g}/{cfg.generations}: {nums}")
 
-    def _loop(self) -> None:
+    def _sample_load(self) -> None:
         while not self._stop.wait(self.interval):
             self.loads.append(os.getloadavg()[0])
-            self._scan(report=True)
 
     def __enter__(self) -> "ProgressMonitor":
-        self._scan(report=False)  # already finished (reused) generations are not news
-        reused = len(self.seen)
-        self.out(f"{self.total - reused} of {self.total} generations to compute ({reused} reused from the run store)")
+        self.out(f"{self.total - self.reused} of {self.total} generations to compute "
+                 f"({self.reused} reused from the run store)")
         self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join()
-        self._scan(report=True)
 
 
 def _mmss(seconds: float) -> str:
@@ -404,7 +398,7 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     for line in head[1:]:
         echo("  " + line)
     with ProgressMonitor(plan.configs, out, out=echo) as monitor:
-        ensure_runs(plan.configs, out, workers=workers)
+        ensure_runs(plan.configs, out, workers=workers, on_generation=monitor.on_generation)
     t_runs = time.perf_counter() - t0
     sweep = [r.ensure_metrics(DEMO_METRICS) for r in ensure_runs(plan.sweep, out)]
     selection = [r.ensure_metrics(DEMO_METRICS) for r in ensure_runs(plan.selection, out)]
@@ -430,7 +424,7 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     echo(text)
     fig_dir.mkdir(parents=True, exist_ok=True)
     (fig_dir / "summary.txt").write_text(text + "\n")
-    (fig_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    (fig_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
     return summary
 
 
@@ -461,16 +455,6 @@ def _fmt_load(load: dict[str, Any]) -> str:
     if load.get("mean") is None:
         return "not sampled"
     return f"mean {load['mean']:.1f}, max {load['max']:.1f}"
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating, float)):
-        return None if math.isnan(o) else float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return str(o)
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:

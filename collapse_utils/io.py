@@ -1,4 +1,4 @@
-"""Crash-safe file handling: every artifact is written to a temporary name and renamed into place.
+"""Crash-safe files: every artifact is written to a temporary name and renamed into place, and checked on reading.
 
 A reader therefore sees either the previous complete file or the new complete file, never half of one.
 A generation counts as finished only when its ``DONE`` marker exists (written last).
@@ -9,37 +9,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from .testhooks import kill_point
+
 
 class CorruptArtifactError(RuntimeError):
     """An artifact on disk is unreadable or truncated; the step that wrote it must be redone."""
-
-
-# ---------------------------------------------------------------------- test hook
-KILL_ENV = "COLLAPSE_KILL_AT"
-
-
-def kill_point(point: str) -> None:
-    """Test hook: SIGKILL this process at ``point`` when the environment variable ``COLLAPSE_KILL_AT`` names it.
-
-    Points are the paths of artifacts just renamed into place (``COLLAPSE_KILL_AT=gen_01/train.npy`` matches
-    ``…/gen_01/train.npy``; directories such as ``gen_01/model`` too) and ``train_step:G:S``, after optimizer step S
-    of generation G (from the loop's ``on_step``; a checkpoint due at S is written after it). Used by
-    tests/test_reliability.py to kill real runs at chosen points; unset, it costs one dictionary lookup per write.
-    """
-    target = os.environ.get(KILL_ENV)
-    if target and (point == target or point.endswith("/" + target)):
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -217,45 +198,6 @@ def fresh_tmp_dir(parent: Path, name: str) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     return tmp
-
-
-# ---------------------------------------------------------------------- provenance
-def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
-    """The package's git commit (with ``-dirty`` when the tree has changes), or None outside git."""
-    cwd = cwd or Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    names = ["torch", "torchvision", "diffusers", "accelerate", "numpy", "scipy", "clean-fid", "transformers",
-             "model-collapse-repro"]
-    out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def device_description(device: Any) -> str:
-    import torch
-
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
 def free_disk_bytes(path: str | os.PathLike) -> int:

@@ -7,15 +7,20 @@ benchmarks/demo_findings.md). F2, F3, F4 and F14 share the same replace runs; F7
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
+import queue
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from .config import RunConfig
-from .loop import RunResult, load_run, run_self_consuming
+from . import rundir
+from .loop import run_self_consuming
+from .rundir import GenerationResult, RunResult, load_run
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +51,30 @@ def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
 
 
 def is_finished(cfg: RunConfig, root: str | os.PathLike | None = None) -> bool:
-    d = run_dir_for(cfg, root)
-    return (d / f"gen_{cfg.generations:02d}" / "DONE").exists()
+    """The store holds this configuration's run with its last generation done."""
+    return rundir.is_finished(run_dir_for(cfg, root), cfg.generations)
 
 
-def _worker(cfg_dict: dict, run_dir: str, threads: int | None) -> str:
+# A progress callback: ``on_generation(config, generation)`` after each generation computed by this call.
+OnGeneration = Callable[[RunConfig, GenerationResult], None]
+
+
+def _new_generations(cfg: RunConfig, run_dir: Path, report: Callable[[GenerationResult], None]
+                     ) -> Callable[[GenerationResult], None]:
+    """The loop's per-generation callback, passing on only generations not already done when the run started."""
+    done_before = {g for g in range(1, cfg.generations + 1) if rundir.is_done(run_dir, g)}
+    return lambda gen: None if gen.generation in done_before else report(gen)
+
+
+def _worker(cfg_dict: dict, run_dir: str, threads: int | None, events: Any = None) -> str:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    run_self_consuming(RunConfig.from_dict(cfg_dict), run_dir)
+    cfg = RunConfig.from_dict(cfg_dict)
+    report = None if events is None else _new_generations(cfg, Path(run_dir),
+                                                          lambda gen: events.put((cfg.run_key(), gen)))
+    run_self_consuming(cfg, run_dir, on_generation=report)
     return run_dir
 
 
@@ -66,17 +85,31 @@ def _unique(configs: Iterable[RunConfig]) -> list[RunConfig]:
     return list(seen.values())
 
 
+def _relay(events: Any, by_key: dict[str, RunConfig], on_generation: OnGeneration, stop: threading.Event) -> None:
+    """Pass the workers' generation events to ``on_generation`` in this process until ``stop`` and drained."""
+    while True:
+        try:
+            key, gen = events.get(timeout=0.2)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        on_generation(by_key[key], gen)
+
+
 def ensure_runs(
     configs: Iterable[RunConfig],
     root: str | os.PathLike | None = None,
     *,
     workers: int = 1,
     threads_per_worker: int | None = None,
+    on_generation: OnGeneration | None = None,
 ) -> list[RunResult]:
     """Finished runs for ``configs`` (same order), running only those not already in the store.
 
     With ``workers > 1`` missing runs train in parallel processes, each with ``threads_per_worker`` torch
-    threads (default: cores // workers). Longest runs are started first.
+    threads (default: cores // workers). Longest runs are started first. ``on_generation(config, generation)``
+    is called in this process after every generation computed here (reused ones are not reported).
     """
     configs = list(configs)
     root = Path(root if root is not None else default_run_root())
@@ -86,12 +119,27 @@ def ensure_runs(
         log.info("run store %s: %d run(s) to compute, %d reused", root, len(todo), len(_unique(configs)) - len(todo))
     if workers <= 1 or len(todo) <= 1:
         for c in todo:
-            run_self_consuming(c, run_dir_for(c, root))
+            d = run_dir_for(c, root)
+            report = None if on_generation is None else _new_generations(c, d, lambda gen, c=c: on_generation(c, gen))
+            run_self_consuming(c, d, on_generation=report)
     else:
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, c.to_dict(), str(run_dir_for(c, root)), threads) for c in todo]
-            for f in futures:
-                f.result()
+        with contextlib.ExitStack() as stack:
+            events, relay, stop = None, None, threading.Event()
+            if on_generation is not None:
+                events = stack.enter_context(ctx.Manager()).Queue()
+                relay = threading.Thread(target=_relay, args=(events, {c.run_key(): c for c in todo}, on_generation,
+                                                              stop), daemon=True)
+                relay.start()
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    futures = [pool.submit(_worker, c.to_dict(), str(run_dir_for(c, root)), threads, events)
+                               for c in todo]
+                    for f in futures:
+                        f.result()
+            finally:
+                stop.set()
+                if relay is not None:
+                    relay.join()
     return [load_run(run_dir_for(c, root)) for c in configs]

@@ -7,7 +7,8 @@ import pytest
 
 from collapse_utils.__main__ import main as cli_main
 from collapse_utils.config import PARADIGMS, make_config
-from collapse_utils.loop import ConfigMismatchError, load_run, run_self_consuming
+from collapse_utils.loop import run_self_consuming
+from collapse_utils.rundir import ConfigMismatchError, load_run
 
 N = 16
 

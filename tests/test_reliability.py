@@ -24,8 +24,10 @@ import pytest
 import torch
 
 from collapse_utils import io as cio
+from collapse_utils.testhooks import KILL_ENV
 from collapse_utils.config import RunConfig, make_config
-from collapse_utils.loop import ConfigMismatchError, _parts_meta, _prepare_parts_dir, run_self_consuming
+from collapse_utils.loop import _parts_meta, run_self_consuming
+from collapse_utils.rundir import ConfigMismatchError, prepare_parts_dir
 
 N = 16
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +85,7 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
 
 
 def _child(cfg_dict: dict, run_dir: str, point: str) -> None:
-    os.environ[cio.KILL_ENV] = point
+    os.environ[KILL_ENV] = point
     run_self_consuming(RunConfig.from_dict(cfg_dict), run_dir)
     os._exit(3)  # the kill point was never reached
 
@@ -145,7 +147,7 @@ def test_killed_twice_then_resumed(reference, tmp_path):
 def test_cli_run_killed_by_sigkill_resumes(reference, tmp_path):
     """A real ``python -m collapse_utils run`` process, killed during training after a checkpoint."""
     run_dir = tmp_path / "run"
-    env = dict(os.environ, **{cio.KILL_ENV: "train_step:1:3", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+    env = dict(os.environ, **{KILL_ENV: "train_step:1:3", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                               "TQDM_DISABLE": "1"})
     cmd = [sys.executable, "-m", "collapse_utils", "run", "--preset", "smoke", "--n", str(N), "--generations", "2",
            "--train-steps", "6", "--checkpoint-every", "2", "--sample-steps", "3", "--sample-batch-size", "8",
@@ -219,11 +221,11 @@ def test_corrupt_config_is_refused_unless_overridden(reference, tmp_path):
 def test_sample_parts_of_other_settings_are_not_mixed_in(tmp_path):
     cfg = _cfg()
     parts = tmp_path / "sample_parts"
-    _prepare_parts_dir(parts, _parts_meta(cfg, 1, torch.device("cpu")))
+    prepare_parts_dir(parts, _parts_meta(cfg, 1, torch.device("cpu")))
     cio.atomic_save_npy(parts / "part_000000.npy", np.zeros((8, 8, 8, 1), np.uint8))
-    _prepare_parts_dir(parts, _parts_meta(cfg, 1, torch.device("cpu")))
+    prepare_parts_dir(parts, _parts_meta(cfg, 1, torch.device("cpu")))
     assert (parts / "part_000000.npy").exists()  # same settings: kept
-    _prepare_parts_dir(parts, _parts_meta(cfg.replace(sample_batch_size=16), 1, torch.device("cpu")))
+    prepare_parts_dir(parts, _parts_meta(cfg.replace(sample_batch_size=16), 1, torch.device("cpu")))
     assert not (parts / "part_000000.npy").exists()  # another batch size draws other noise: dropped
 
 
@@ -242,7 +244,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 
 
 def test_integrity_checks_find_truncation(tmp_path):
-    from collapse_utils.loop import UNET_WEIGHTS
+    from collapse_utils.rundir import UNET_WEIGHTS
 
     cio.atomic_save_npy(tmp_path / "x.npy", np.zeros((5, 4, 4, 1), np.uint8))
     assert cio.check_npy(tmp_path / "x.npy", dtype=np.uint8, ndim=4) == (5, 4, 4, 1)
@@ -384,7 +386,7 @@ def test_not_enough_disk_is_refused_at_start_but_a_finished_run_still_loads(refe
 
 
 def test_disk_estimate_covers_what_a_run_writes(reference):
-    from collapse_utils.loop import estimate_disk_bytes
+    from collapse_utils.preflight import estimate_disk_bytes
     from collapse_utils.models import build_unet, count_parameters
 
     written = sum(p.stat().st_size for p in reference.rglob("*") if p.is_file())
@@ -425,7 +427,7 @@ def test_resumed_training_is_bit_identical(conditional, digits8, tmp_path):
 
 
 def test_paper_scale_on_a_cpu_is_warned_about_and_small_runs_are_not():
-    from collapse_utils.loop import paper_scale_on_cpu
+    from collapse_utils.preflight import paper_scale_on_cpu
 
     cpu = torch.device("cpu")
     assert "takes days" in paper_scale_on_cpu(make_config("paper"), cpu)

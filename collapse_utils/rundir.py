@@ -1,0 +1,448 @@
+"""The run directory: the one owner of its on-disk layout (paths, markers, loading, verification, resume state).
+
+Every other module reads and writes a run through the functions here; none spells a file name of it::
+
+    RUN/config.json          the RunConfig (+ run_key); a resume with another one is refused
+    RUN/manifest.json        provenance: config, seed, package versions, git commit, device, one entry per start
+    RUN/real/                the seeded real subset: images.npy (written last), indices.npy, labels.npy, source.json
+    RUN/gen_XX/train.npy     the generation's training set, uint8 N×H×W×C (written after its companions:)
+              train_sources.npy  0 = real, k = generation k;  train_labels.npy (conditional runs)
+              model/         diffusers DDPMPipeline (unet/ + scheduler/), COMPLETE marker inside
+              train_log.json losses, steps, precision, recipe (the model counts only with a whole log)
+              ckpt/          training checkpoint while training (removed after)
+              sample_parts/  finished sampling batches while sampling (removed after)
+              samples.npy    the generation's samples (+ sample_labels.npy)
+              metrics.json   that generation's metrics
+              DONE           written last: the generation is finished
+
+Every artifact is written atomically (collapse_utils.io), so a reader sees a whole previous or a whole new file.
+A finished generation is trusted after cheap checks (headers, sizes, model weights); a damaged one is redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import io as cio
+from . import provenance
+from .config import RunConfig
+from .paradigms import Pool, real_images_needed
+
+log = logging.getLogger(__name__)
+
+UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
+
+
+# ---------------------------------------------------------------------- paths and markers
+def gen_dir(run_dir: str | os.PathLike, g: int) -> Path:
+    """The folder of generation ``g`` (1-based)."""
+    return Path(run_dir) / f"gen_{g:02d}"
+
+
+def real_dir(run_dir: str | os.PathLike) -> Path:
+    """The folder of the run's real images (and of caches computed from them)."""
+    return Path(run_dir) / "real"
+
+
+def model_path(gen: Path) -> Path:
+    """The generation's diffusers model folder."""
+    return gen / "model"
+
+
+def ckpt_path(gen: Path) -> Path:
+    """The training checkpoint folder (present only while the generation trains)."""
+    return gen / "ckpt"
+
+
+def parts_path(gen: Path) -> Path:
+    """The folder of finished sampling batches (present only while the generation samples)."""
+    return gen / "sample_parts"
+
+
+def is_done(run_dir: str | os.PathLike, g: int) -> bool:
+    """Generation ``g`` has its ``DONE`` marker (finished, not yet verified)."""
+    return (gen_dir(run_dir, g) / "DONE").exists()
+
+
+def is_finished(run_dir: str | os.PathLike, generations: int) -> bool:
+    """The run's last generation is marked done."""
+    return is_done(run_dir, generations)
+
+
+def mark_done(gen: Path) -> None:
+    """Write the ``DONE`` marker, last of a generation's artifacts."""
+    cio.atomic_write_json(gen / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def write_metrics(gen: Path, metrics: dict[str, Any]) -> None:
+    """Record a generation's metrics: the one writer of ``metrics.json``."""
+    cio.atomic_write_json(gen / "metrics.json", metrics)
+
+
+def read_metrics(gen: Path) -> dict[str, Any]:
+    return cio.read_json(gen / "metrics.json")
+
+
+# ---------------------------------------------------------------------- results
+class ConfigMismatchError(ValueError):
+    """The run directory was started with another configuration."""
+
+
+@dataclass
+class GenerationResult:
+    """One finished generation: its folder and metrics; its arrays are read on demand."""
+
+    generation: int
+    dir: Path
+    metrics: dict[str, Any]
+
+    def load(self, name: str) -> np.ndarray:
+        return cio.load_npy(self.dir / f"{name}.npy")
+
+    @property
+    def train_images(self) -> np.ndarray:
+        return self.load("train")
+
+    @property
+    def samples(self) -> np.ndarray:
+        return self.load("samples")
+
+    @property
+    def train_sources(self) -> np.ndarray:
+        return self.load("train_sources")
+
+    def load_optional(self, name: str) -> np.ndarray | None:
+        """An array that only some runs have (``sample_labels``, ``train_labels``), else ``None``."""
+        path = self.dir / f"{name}.npy"
+        return cio.load_npy(path) if path.exists() else None
+
+    def write_metrics(self) -> None:
+        """Store :attr:`metrics` (after adding a metric computed later)."""
+        write_metrics(self.dir, self.metrics)
+
+
+@dataclass
+class RunResult:
+    """A run's configuration and its finished generations, in order."""
+
+    config: RunConfig
+    run_dir: Path
+    generations: list[GenerationResult] = field(default_factory=list)
+
+    def metrics_table(self) -> list[dict[str, Any]]:
+        """One row per generation: the run's identifying fields plus that generation's metrics."""
+        c = self.config
+        base = dict(run=self.run_dir.name, dataset=c.dataset, n=c.n, paradigm=c.paradigm, selection=c.selection,
+                    feature_space=c.feature_space, seed=c.seed, decay=c.decay)
+        return [{**base, "generation": g.generation, **g.metrics} for g in self.generations]
+
+    def real_images(self) -> np.ndarray:
+        return cio.load_npy(real_dir(self.run_dir) / "images.npy")
+
+    def ensure_metrics(self, names: tuple[str, ...] | list[str], device: str | None = None) -> "RunResult":
+        """Compute metrics missing from finished generations (e.g. FID for a figure) and store them.
+
+        Metrics are not part of a run's key: a figure that needs one more metric reuses the trained runs.
+        """
+        from .metrics import generation_metrics
+
+        real = None
+        for g in self.generations:
+            missing = [m for m in names if m not in g.metrics]
+            if not missing:
+                continue
+            if real is None:
+                real = self.real_images()[: self.config.n]
+            g.metrics.update(generation_metrics(g.train_images, g.samples, real_images=real, names=tuple(missing),
+                                                device=device))
+            g.write_metrics()
+        return self
+
+
+def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = False) -> None:
+    """Refuse to resume a run directory made with a different configuration, naming the differing keys."""
+    path = run_dir / "config.json"
+    if path.exists():
+        try:
+            old = cio.read_json(path)
+        except cio.CorruptArtifactError as exc:
+            if not allow_config_change:
+                raise ConfigMismatchError(
+                    f"{exc}, so it cannot be checked that {run_dir} was started with this configuration. Restore it, "
+                    "or pass allow_config_change=True (--allow-config-change) to record the current one."
+                ) from exc
+            log.warning("%s; recording the current configuration", exc)
+            return
+        new = cfg.key_dict()
+        old_key = {k: v for k, v in old.items() if k in new}
+        differing = sorted(k for k in set(old_key) | set(new) if old_key.get(k) != new.get(k))
+        if differing and not allow_config_change:
+            lines = [f"{k}: {old_key.get(k)!r} (run) vs {new.get(k)!r} (now)" for k in differing]
+            raise ConfigMismatchError(
+                f"{run_dir} was started with a different configuration; differing keys:\n  "
+                + "\n  ".join(lines)
+                + "\nUse another output directory, or allow_config_change=True (--allow-config-change) to continue anyway."
+            )
+        if differing:
+            log.warning("continuing %s with changed keys %s", run_dir, differing)
+
+
+def write_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Record the run's configuration (and its key) in ``config.json``."""
+    cio.atomic_write_json(run_dir / "config.json", cfg.to_dict() | {"run_key": cfg.run_key()})
+
+
+def read_config(run_dir: Path) -> RunConfig:
+    cfg_dict = cio.read_json(Path(run_dir) / "config.json")
+    cfg_dict.pop("run_key", None)
+    return RunConfig.from_dict(cfg_dict)
+
+
+def write_manifest(run_dir: Path, cfg: RunConfig, device: torch.device) -> None:
+    """Provenance: config, seed, package versions, git commit, device; one entry per (re)start."""
+    path = run_dir / "manifest.json"
+    manifest = {"sessions": []}
+    if path.exists():
+        try:  # provenance only: a damaged manifest is started afresh rather than stopping the run
+            manifest = cio.read_json(path)
+            manifest.setdefault("sessions", [])
+        except (cio.CorruptArtifactError, AttributeError) as exc:
+            log.warning("%s; starting a new manifest", exc)
+            manifest = {"sessions": [], "damaged_manifest_replaced": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    manifest.update(config=cfg.to_dict(), run_key=cfg.run_key(), seed=cfg.seed)
+    manifest["sessions"].append(dict(
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), git_commit=provenance.git_commit(), versions=provenance.package_versions(),
+        device=provenance.device_description(device),
+    ))
+    cio.atomic_write_json(path, manifest)
+
+
+def real_request(cfg: RunConfig) -> dict[str, Any]:
+    return dict(dataset=cfg.dataset, n=real_images_needed(cfg), seed=cfg.seed, resolution=cfg.resolution,
+                channels=cfg.channels, resize_method=cfg.resize_method, labels=bool(cfg.conditional))
+
+
+def check_labels(cfg: RunConfig, labels: np.ndarray | None, count: int) -> None:
+    if not cfg.conditional:
+        return
+    if labels is None:
+        raise ValueError(f"dataset {cfg.dataset!r} has no labels, which a conditional run needs")
+    if len(labels) != count or labels.min() < 0 or labels.max() >= cfg.num_classes:
+        raise ValueError(f"dataset {cfg.dataset!r} has labels in [{labels.min()}, {labels.max()}] for {count} images; "
+                         f"a conditional run with num_classes={cfg.num_classes} needs one label in [0, {cfg.num_classes}) each")
+
+
+def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None] | None = None) -> Pool:
+    """The run's real images: drawn once (seeded) and stored in ``real/`` so a resume never re-draws them.
+
+    The stored copy is reused only when it was drawn for the same request (dataset, count, seed, resolution,
+    channels, resize method, labels) and reads back whole; otherwise the dataset is loaded again.
+    ``check(images)`` (the preflight) runs before anything is written.
+    """
+    from .data import load_dataset
+
+    real = real_dir(run_dir)
+    try:
+        stored = cio.read_json(real / "source.json")
+        images = cio.load_npy(real / "images.npy", dtype=np.uint8, ndim=4)
+        labels = cio.load_npy(real / "labels.npy", ndim=1) if cfg.conditional else None
+        if stored.get("request") == real_request(cfg) and len(images) == real_images_needed(cfg):
+            check_labels(cfg, labels, len(images))
+            if check is not None:
+                check(images)
+            return Pool(images, np.zeros(len(images), np.int16), labels)
+    except (cio.CorruptArtifactError, FileNotFoundError, AttributeError):
+        pass
+    ds = load_dataset(cfg.dataset, real_images_needed(cfg), seed=cfg.seed, resolution=cfg.resolution,
+                      channels=cfg.channels, root=cfg.data_root, resize_method=cfg.resize_method)
+    labels = ds.labels if cfg.conditional else None
+    check_labels(cfg, labels, len(ds.images))
+    if check is not None:
+        check(ds.images)
+    # images.npy last: its presence means its companions are complete.
+    (real / "images.npy").unlink(missing_ok=True)
+    if labels is not None:
+        cio.atomic_save_npy(real / "labels.npy", labels.astype(np.int64))
+    cio.atomic_save_npy(real / "indices.npy", ds.indices)
+    cio.atomic_write_json(real / "source.json", {"name": ds.name, "source": ds.source, "shape": list(ds.images.shape),
+                                                     "request": real_request(cfg)})
+    cio.atomic_save_npy(real / "images.npy", ds.images)
+    return Pool(ds.images, np.zeros(len(ds.images), np.int16), labels)
+
+
+# ---------------------------------------------------------------------- a generation's artifacts
+def load_training_set(gen: Path) -> Pool:
+    """The generation's training set with its sources (and labels); raises if missing or damaged."""
+    return load_pool(gen, "train", "train_labels")
+
+
+def load_samples(gen: Path, g: int) -> Pool:
+    """Generation ``g``'s samples as a pool (source ``g``; with labels for conditional runs)."""
+    return load_pool(gen, "samples", "sample_labels", sources_value=g)
+
+
+def save_samples(gen: Path, images: np.ndarray, labels: np.ndarray | None) -> None:
+    """The assembled samples (labels first: ``samples.npy`` existing means its companion is whole)."""
+    if labels is not None:
+        cio.atomic_save_npy(gen / "sample_labels.npy", labels)
+    cio.atomic_save_npy(gen / "samples.npy", images)
+
+
+def write_train_log(gen: Path, losses: list[float], mixed_precision: str, recipe: str, steps: int) -> None:
+    """The training log; written before the model, which counts only with a whole log beside it."""
+    cio.atomic_write_json(gen / "train_log.json", {"losses": losses, "mixed_precision": mixed_precision,
+                                                   "recipe": recipe, "steps": steps})
+
+
+def read_train_log(gen: Path) -> dict[str, Any] | None:
+    path = gen / "train_log.json"
+    return cio.read_json(path) if path.exists() else None
+
+
+def clean_interrupted(gen: Path) -> None:
+    """After a kill: put a half-replaced checkpoint or model back and drop temporary files."""
+    cio.restore_replaced_dir(ckpt_path(gen))
+    cio.restore_replaced_dir(model_path(gen))
+    cio.remove_stale_tmp(gen)
+    if not (model_path(gen) / "COMPLETE").exists():
+        verify_checkpoint(ckpt_path(gen))
+
+
+def load_pool(gen: Path, prefix: str, labels_name: str, sources_value: int | None = None) -> Pool:
+    """Images with sources and labels, checked to agree in length."""
+    images = cio.load_npy(gen / f"{prefix}.npy", dtype=np.uint8, ndim=4)
+    if sources_value is None:
+        sources = cio.load_npy(gen / "train_sources.npy")
+    else:
+        sources = np.full(len(images), sources_value, np.int16)
+    labels = cio.load_npy(gen / f"{labels_name}.npy") if (gen / f"{labels_name}.npy").exists() else None
+    if len(sources) != len(images) or (labels is not None and len(labels) != len(images)):
+        raise cio.CorruptArtifactError(f"{gen}: {prefix} arrays disagree in length")
+    return Pool(images, sources, labels)
+
+
+def save_training_set(gen: Path, pool: Pool) -> None:
+    """Images last: ``train.npy`` existing means its companions are complete too."""
+    cio.atomic_save_npy(gen / "train_sources.npy", pool.sources.astype(np.int16))
+    if pool.labels is not None:
+        cio.atomic_save_npy(gen / "train_labels.npy", pool.labels.astype(np.int64))
+    cio.atomic_save_npy(gen / "train.npy", pool.images)
+
+
+def check_model_files(path: Path) -> None:
+    """Raise :class:`CorruptArtifactError` unless the model and its training log are complete and whole."""
+    cio.restore_replaced_dir(path)
+    if not (path / "COMPLETE").exists():
+        raise cio.CorruptArtifactError(f"{path} is missing or incomplete")
+    cio.check_safetensors(path / UNET_WEIGHTS)
+    train_log = cio.read_json(path.parent / "train_log.json")
+    if not isinstance(train_log, dict) or len(train_log.get("losses", ())) != train_log.get("steps"):
+        raise cio.CorruptArtifactError(f"{path.parent / 'train_log.json'} is incomplete")
+
+
+def load_model(path: Path):
+    """The generation's trained UNet, or None when it must be (re)trained: missing, truncated or unreadable."""
+    from diffusers import UNet2DModel
+
+    try:
+        check_model_files(path)
+    except (cio.CorruptArtifactError, FileNotFoundError) as exc:
+        if path.exists():
+            log.warning("%s; retraining", exc)
+        return None
+    try:
+        return UNet2DModel.from_pretrained(path, subfolder="unet")
+    except Exception as exc:  # damaged weights: retrain rather than trust them
+        log.warning("model in %s unreadable (%s); retraining", path, exc)
+        return None
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Remove a training checkpoint that would not load whole (training then starts at step 0).
+
+    A file that fails half-way through ``load_state`` would leave the model restored but not the step counter;
+    reading every file first rules that out.
+    """
+    if not path.exists():
+        return
+    try:
+        if not (path / "COMPLETE").exists():
+            raise cio.CorruptArtifactError("no COMPLETE marker")
+        for f in sorted(path.iterdir()):
+            if f.suffix == ".safetensors":
+                cio.check_safetensors(f)
+            elif f.is_file() and f.name != "COMPLETE":
+                torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as exc:  # any unreadable part: the checkpoint is worth nothing
+        log.warning("checkpoint %s is damaged (%s); training this generation from step 0", path, exc)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def save_model(model, scheduler, path: Path) -> None:
+    """Save as a diffusers ``DDPMPipeline`` (unet/ + scheduler/ + model_index.json)."""
+    from diffusers import DDPMPipeline
+
+    tmp = cio.fresh_tmp_dir(path.parent, path.name)
+    DDPMPipeline(unet=model, scheduler=scheduler).save_pretrained(tmp)
+    (tmp / "COMPLETE").write_text("ok\n")
+    cio.atomic_replace_dir(tmp, path)
+
+
+def prepare_parts_dir(parts: Path, meta: dict[str, Any]) -> None:
+    """Keep ``parts`` only if its part files were drawn under ``meta``; else start it afresh."""
+    try:
+        same = cio.read_json(parts / "meta.json") == meta
+    except (cio.CorruptArtifactError, FileNotFoundError):
+        same = False
+    if not same:
+        if any(parts.glob("part_*.npy")):
+            log.warning("sample parts in %s were drawn with other settings; sampling them again", parts)
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.mkdir(parents=True, exist_ok=True)
+        cio.atomic_write_json(parts / "meta.json", meta)
+
+
+def load_done_generation(run_dir: Path, g: int) -> GenerationResult | None:
+    """Generation ``g`` if it is marked done and its artifacts pass the cheap checks; else ``None`` (and the
+    marker of a damaged generation is removed, so it is redone)."""
+    gen = gen_dir(run_dir, g)
+    if not (gen / "DONE").exists():
+        return None
+    try:  # cheap checks (headers and sizes, not the data): a truncated or missing artifact redoes the generation
+        metrics = read_metrics(gen)
+        if not isinstance(metrics, dict):
+            raise cio.CorruptArtifactError(f"{gen / 'metrics.json'} is not a metrics record")
+        for prefix, companions in (("train", ("train_sources", "train_labels")), ("samples", ("sample_labels",))):
+            count = cio.check_npy(gen / f"{prefix}.npy", dtype=np.uint8, ndim=4)[0]
+            for name in companions:
+                path = gen / f"{name}.npy"
+                if (path.exists() or name == "train_sources") and cio.check_npy(path, ndim=1)[0] != count:
+                    raise cio.CorruptArtifactError(f"{path} does not match {prefix}.npy in length")
+        check_model_files(model_path(gen))
+    except (cio.CorruptArtifactError, FileNotFoundError) as exc:
+        log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, exc)
+        (gen / "DONE").unlink(missing_ok=True)
+        return None
+    return GenerationResult(g, gen, metrics)
+
+
+def load_run(run_dir: str | os.PathLike) -> RunResult:
+    """Read a run directory's finished generations without computing anything."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    result = RunResult(cfg, run_dir)
+    for g in range(1, cfg.generations + 1):
+        done = load_done_generation(run_dir, g)
+        if done is None:
+            break
+        result.generations.append(done)
+    return result
