@@ -7,52 +7,64 @@ sub-command (``run`` here; ``demo`` in demo.py; ``figures`` in figures.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
-import importlib.util
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-from .config import PARADIGMS, PRESETS, make_config
+from .config import RunConfig, make_config
+from .vocab import PRESETS
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.figures", "collapse_utils.benchmark_cli")
+COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.figures")
+
+
+def _parse_tuple(kind: type) -> Any:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(x.strip()) for x in text.split(",") if x.strip())
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from exc
+    parse.__name__ = f"comma-separated {kind.__name__}s"
+    return parse
+
+
+def _option(f: dataclasses.Field) -> tuple[str, dict[str, Any]]:
+    """The ``run`` option of one RunConfig field: its flag, type and help come from the field."""
+    meta, kind = f.metadata, str(f.type)
+    flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+    kw: dict[str, Any] = dict(dest=f.name, help=meta["help"])
+    if kind == "bool":
+        kw.update(action="store_true", default=None)
+        return flag, kw
+    if kind.startswith("tuple["):
+        kw["type"] = _parse_tuple(float if "float" in kind else str)
+    else:
+        kw["type"] = int if kind.startswith("int") else float if kind.startswith("float") else str
+    if "choices" in meta:
+        kw["choices"] = meta["choices"]
+    kw["metavar"] = None if "choices" in meta else f.name.upper()
+    return flag, kw
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The RunConfig fields that are ``run`` options (all but those marked ``skip``)."""
+    return [f for f in dataclasses.fields(RunConfig) if not f.metadata.get("skip")]
 
 
 def add_run_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run (or resume) one self-consuming loop")
-    p.add_argument("--preset", choices=PRESETS, default="smoke")
-    p.add_argument("--dataset")
-    p.add_argument("--paradigm", choices=PARADIGMS)
-    p.add_argument("--selection", choices=("none", "random", "greedy", "threshold"))
-    p.add_argument("--feature-space", choices=("pixel", "dinov2", "inception"))
-    p.add_argument("--n", type=int)
-    p.add_argument("--generations", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--pool-factor", type=int)
-    p.add_argument("--fresh-fraction", type=float)
-    p.add_argument("--threshold", type=float)
-    p.add_argument("--decay", type=float)
-    p.add_argument("--filter-schedule", choices=("every_pass", "when_stalled"))
-    p.add_argument("--model")
-    p.add_argument("--resolution", type=int)
-    p.add_argument("--train-steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--sample-steps", type=int, dest="num_inference_steps")
-    p.add_argument("--sample-batch-size", type=int)
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
-    p.add_argument("--metrics", help="comma-separated metric names (see collapse_utils.metrics.METRIC_NAMES)")
-    p.add_argument("--conditional", action="store_true", default=None, help="class-conditional model with CFG")
-    p.add_argument("--guidance-scale", type=float, help="CFG scale w: eps_u + w (eps_c - eps_u); default 2")
-    p.add_argument("--label-dropout", type=float, help="share of training labels replaced by the null class; default 0.1")
-    p.add_argument("--class-selection", choices=("per_class", "global"),
-                   help="conditional runs: select within each class (default, keeps class balance) or over the pool")
-    p.add_argument("--data-root")
-    p.add_argument("--device")
-    p.add_argument("--checkpoint-every", type=int)
+    p = sub.add_parser("run", help="run (or resume) one self-consuming loop",
+                       description="Run (or resume) one self-consuming loop. Every option left out takes the "
+                                   "preset's value (collapse_utils.presets), else RunConfig's default.")
+    p.add_argument("--preset", choices=PRESETS, default="smoke", help="the scale whose settings the options override")
+    for f in config_fields():
+        flag, kw = _option(f)
+        p.add_argument(flag, **kw)
     p.add_argument("--reference-recipe", action="store_true", help="train and sample with the authors' recipe even on CUDA")
     p.add_argument("--allow-config-change", action="store_true", help="resume a run directory made with another config")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="the run directory (created, or resumed)")
     p.set_defaults(func=_cmd_run)
 
@@ -60,14 +72,7 @@ def add_run_cli(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .loop import run_self_consuming
 
-    overrides = {k: getattr(args, k) for k in (
-        "dataset", "paradigm", "selection", "feature_space", "n", "generations", "seed", "pool_factor",
-        "fresh_fraction", "threshold", "decay", "filter_schedule", "model", "resolution", "train_steps",
-        "batch_size", "num_inference_steps", "sample_batch_size", "mixed_precision", "conditional",
-        "guidance_scale", "label_dropout", "class_selection", "data_root", "device", "checkpoint_every",
-    )}
-    if args.metrics:
-        overrides["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    overrides = {f.name: getattr(args, f.name) for f in config_fields()}
     if args.reference_recipe:
         overrides["recipe"] = "reference"
     if args.no_progress:
@@ -86,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_cli(sub)
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).add_cli(sub)
+        importlib.import_module(name).add_cli(sub)
     return parser
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
-from .vocab import CLASS_SELECTIONS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS, RECIPES, SELECTION_METHODS
+from .vocab import CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS, RECIPES, SELECTION_METHODS
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -32,32 +32,50 @@ from .vocab import CLASS_SELECTIONS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRE
 EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "metrics")
 
 
+def _opt(default: Any, help: str, **cli: Any) -> Any:
+    """A RunConfig field with its help text; ``cli`` holds command-line details (``flag``, ``choices``,
+    ``skip``) that the ``run`` command builds its options from (collapse_utils.__main__)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **cli})
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass
 class RunConfig:
     """Everything that defines one self-consuming run (generation 1 trains on real data)."""
 
     # data
-    dataset: str = "mnist"
-    n: int = 12000
-    resolution: int | None = None  # None: the dataset's own resolution
-    channels: int | None = None  # None: the dataset's own channels
-    resize_method: str = "bilinear"  # the authors' torchvision Resize; "area" for downsampled demos
-    data_root: str | None = None
+    dataset: str = _opt("mnist", "dataset name (mnist, cifar10, cifar10_catdog, ffhq32, fashion_mnist, digits) or "
+                                 "folder:PATH / npy:PATH (collapse_utils.data)")
+    n: int = _opt(12000, "images per training set (the paper's dataset size)")
+    resolution: int | None = _opt(None, "image side in pixels (default: the dataset's own)")
+    channels: int | None = _opt(None, "1 (grayscale) or 3 (RGB) (default: the dataset's own)")
+    resize_method: str = _opt("bilinear", "resizing filter: bilinear (the authors' torchvision Resize) or area "
+                                          "(for downsampled demos)")
+    data_root: str | None = _opt(None, "folder with downloaded datasets (FFHQ thumbnails, torchvision caches)")
 
     # loop
-    paradigm: str = "replace"
-    generations: int = 8
-    selection: str = "none"  # none | random | greedy | threshold
-    feature_space: str = "pixel"  # pixel | dinov2 | inception
-    pool_factor: int | None = None  # samples per model = pool_factor * n; None: 2 with selection under replace, else 1
-    fresh_fraction: float = 0.0  # paradigm "fresh": share of each later training set that is new real data
-    threshold: float | None = None  # Threshold Decay Filter; None: the authors' default for the space/paradigm
-    decay: float | None = None
-    filter_schedule: str = "every_pass"  # every_pass (authors' code) | when_stalled (pseudo-code)
-    metrics: tuple[str, ...] = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
+    paradigm: str = _opt("replace", "how each later generation's training set is built (PAPER.md §4.4)",
+                         choices=PARADIGMS)
+    generations: int = _opt(8, "train-sample iterations; generation 1 trains on real data")
+    selection: str = _opt("none", "how n images are picked from the candidate pool: none, random, greedy "
+                                  "(Greedy Selection) or threshold (Threshold Decay Filter)", choices=SELECTION_METHODS)
+    feature_space: str = _opt("pixel", "space in which selection compares images", choices=FEATURE_SPACES)
+    pool_factor: int | None = _opt(None, "samples per model = pool_factor x n (default: 2 with selection under "
+                                         "replace, as the authors; else 1)")
+    fresh_fraction: float = _opt(0.0, "paradigm fresh: share of each later training set that is new real data")
+    threshold: float | None = _opt(None, "Threshold Decay Filter: starting threshold (default: the authors' value "
+                                         "for the feature space and paradigm)")
+    decay: float | None = _opt(None, "Threshold Decay Filter: factor in (0, 1) the threshold is multiplied by "
+                                     "(default: the authors')")
+    filter_schedule: str = _opt("every_pass", "Threshold Decay Filter: lower the threshold after every pass (the "
+                                              "authors' code) or when_stalled (the paper's pseudo-code)",
+                                choices=FILTER_SCHEDULES)
+    metrics: tuple[str, ...] = _opt(DEFAULT_METRICS, "comma-separated per-generation metrics (collapse_utils.vocab."
+                                                     "METRIC_NAMES)", flag="--metrics")
 
     # model
-    model: str = "unet48"
+    model: str = _opt("unet48", "network: unet32/48/64/128 (the authors' UNets), demo or tiny (small CPU UNets)")
     # Class-conditional runs (F11, PAPER.md §5 "MNIST CFG experiment"; the authors' code for it is not released):
     # * conditional: the UNet gets a class embedding with num_classes + 1 entries, index num_classes being the
     #   null class ∅ (models.build_unet); each generation samples balanced labels 0..C-1 and trains the next one
@@ -66,44 +84,48 @@ class RunConfig:
     #   probability, so one network learns eps(x, c) and eps(x, ∅). 0.1 is Ho & Salimans' choice (they found
     #   0.1–0.2 best); the paper does not state its value.
     # * guidance_scale w: eps = eps(x, ∅) + w (eps(x, c) - eps(x, ∅)); w = 0 unconditional, w = 1 conditional
-    #   without guidance, the paper's "scale 2" is w = 2 (sample.py explains the convention).
+    #   without guidance, the paper's "scale 2" is w = 2 (collapse_utils.ddpm explains the convention).
     # * class_selection: "per_class" (default) runs the selection method inside each class and takes n/C
     #   images of every class, so the training set stays class-balanced like the real one and selection
     #   restores diversity *within* each digit, which is what guidance destroys; "global" selects over the
     #   whole pool ignoring labels, where a diversity criterion can shift the class mix (e.g. towards digits
     #   whose images lie far apart in pixel space) and so change what guidance is asked to produce.
-    conditional: bool = False
-    num_classes: int = 10
-    label_dropout: float = 0.1
-    guidance_scale: float = 2.0
-    class_selection: str = "per_class"  # per_class | global
+    conditional: bool = _opt(False, "class-conditional model with classifier-free guidance")
+    num_classes: int = _opt(10, "classes of a conditional run (the null class is one more embedding)")
+    label_dropout: float = _opt(0.1, "share of training labels replaced by the null class; default 0.1")
+    guidance_scale: float = _opt(2.0, "CFG scale w: eps_u + w (eps_c - eps_u); default 2")
+    class_selection: str = _opt("per_class", "conditional runs: select within each class (default, keeps class "
+                                             "balance) or over the pool", choices=CLASS_SELECTIONS)
 
     # diffusion
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "linear"
-    num_inference_steps: int = 1000
+    num_train_timesteps: int = _opt(1000, "DDPM diffusion steps T")
+    beta_schedule: str = _opt("linear", "DDPM noise schedule (diffusers beta_schedule)")
+    num_inference_steps: int = _opt(1000, "DDPM steps when sampling (the paper: all 1000)", flag="--sample-steps")
 
     # optimisation
-    train_steps: int = 128_256  # the authors' 501 epochs × 256 steps (PAPER.md §5)
-    batch_size: int = 128
-    lr: float = 1e-4
-    adam_betas: tuple[float, float] = (0.95, 0.999)
-    weight_decay: float = 1e-6
-    adam_eps: float = 1e-8
-    warmup_steps: int = 500
-    grad_clip: float = 1.0
-    mixed_precision: str = "fp16"
-    recipe: str = "auto"  # auto: fast path on CUDA, reference elsewhere; reference: the authors' recipe
+    train_steps: int = _opt(128_256, "optimizer steps per generation (the authors' 501 epochs x 256, PAPER.md §5)")
+    batch_size: int = _opt(128, "training batch size (over all processes)")
+    lr: float = _opt(1e-4, "AdamW learning rate (peak of the cosine schedule)")
+    adam_betas: tuple[float, float] = _opt((0.95, 0.999), "AdamW betas, two comma-separated numbers")
+    weight_decay: float = _opt(1e-6, "AdamW weight decay")
+    adam_eps: float = _opt(1e-8, "AdamW epsilon")
+    warmup_steps: int = _opt(500, "linear LR warm-up steps before the cosine decay")
+    grad_clip: float = _opt(1.0, "gradient-norm clip")
+    mixed_precision: str = _opt("fp16", "training precision (the reference recipe autocasts on a GPU only)",
+                                choices=MIXED_PRECISION)
+    recipe: str = _opt("auto", "auto: the fast path on CUDA, the reference recipe elsewhere; reference: the "
+                               "authors' recipe", skip=True)  # the CLI's --reference-recipe
 
-    # execution (not part of the run key)
-    seed: int = 0
-    device: str | None = None
-    sample_batch_size: int = 1024
-    checkpoint_every: int = 2000
-    num_workers: int = 0
-    progress: bool = True
+    # seed (in the run key) and execution (left out of the key, see EXECUTION_FIELDS)
+    seed: int = _opt(0, "the run's seed; every random choice derives from it (derive_seed)")
+    device: str | None = _opt(None, "torch device (default: CUDA when available, else CPU)")
+    sample_batch_size: int = _opt(1024, "images per sampling batch (part of the run key: each batch has its own "
+                                        "noise stream)")
+    checkpoint_every: int = _opt(2000, "training steps between checkpoints (a kill loses at most this many)")
+    num_workers: int = _opt(0, "data-loader worker processes of the reference recipe")
+    progress: bool = _opt(True, "progress bars", skip=True)  # the CLI's --no-progress
 
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = _opt({}, "free-form annotations (the preset's name); part of the run key", skip=True)
 
     def __post_init__(self) -> None:
         self.metrics = tuple(self.metrics)

@@ -89,3 +89,28 @@ def test_samples_per_generation_follows_the_authors():
     assert base.replace(selection="greedy").samples_per_generation == 20  # select n of 2n
     assert base.replace(selection="greedy", pool_factor=5).samples_per_generation == 50
     assert base.replace(paradigm="accumulate_subsample", selection="greedy").samples_per_generation == 10
+
+
+def test_run_cli_options_come_from_config_fields():
+    """Every RunConfig field (but the few the CLI sets through its own flags) is a `run` option with help text,
+    and parsed values reach the config with the field's type."""
+    import argparse
+    import dataclasses
+
+    from collapse_utils.__main__ import build_parser, config_fields
+
+    parser = build_parser()
+    run = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    by_dest = {a.dest: a for a in run._actions}
+    skipped = {f.name for f in dataclasses.fields(RunConfig)} - {f.name for f in config_fields()}
+    assert skipped == {"recipe", "progress", "extra"}
+    for f in config_fields():
+        assert f.name in by_dest, f.name
+        assert by_dest[f.name].help and len(by_dest[f.name].help) > 10, f.name
+    args = parser.parse_args(["run", "--out", "x", "--n", "24", "--lr", "0.002", "--adam-betas", "0.9,0.99",
+                              "--metrics", "gs_pixel, mnnd", "--conditional", "--sample-steps", "7"])
+    cfg = make_config(args.preset, **{f.name: getattr(args, f.name) for f in config_fields()})
+    assert (cfg.n, cfg.lr, cfg.adam_betas, cfg.metrics, cfg.conditional, cfg.num_inference_steps) == \
+        (24, 0.002, (0.9, 0.99), ("gs_pixel", "mnnd"), True, 7)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--out", "x", "--paradigm", "nope"])
