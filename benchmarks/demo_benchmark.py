@@ -1,4 +1,4 @@
-"""Re-run the CPU demo from scratch and print a table: finding, number, holds or not, wall time (issue 5).
+"""Re-run the CPU demo from scratch and print a table: finding, number, holds or not, wall time.
 
     python benchmarks/demo_benchmark.py [--preset demo] [--workers 2] [--keep DIR]
 

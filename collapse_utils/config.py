@@ -1,7 +1,8 @@
-"""Run configuration as code: one dataclass and three presets (smoke, demo, paper).
+"""Run configuration as code: :class:`RunConfig`, every knob of one self-consuming run, and its run key.
 
-A run of the self-consuming loop is fully described by a :class:`RunConfig`. The presets give the
-scale; any field can be overridden on top of them (``make_config("demo", n=256)``).
+A run of the self-consuming loop is fully described by a :class:`RunConfig`. A preset (collapse_utils.presets)
+gives the scale; any field can be overridden on top of it (``make_config("demo", n=256)``). Each field carries
+its help text, from which the ``run`` command builds its options.
 
 Paper defaults (PAPER.md §5): UNet48, DDPM 1000 steps, linear betas, epsilon prediction; AdamW lr 1e-4,
 betas (0.95, 0.999), weight decay 1e-6, eps 1e-8; cosine LR with 500 warm-up steps; gradient clip 1.0;
@@ -134,7 +135,7 @@ class RunConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Refuse impossible settings before any long work starts (issue 7)."""
+        """Refuse impossible settings before any long work starts (README "Reliability")."""
         errors: list[str] = []
         if self.paradigm not in PARADIGMS:
             errors.append(f"paradigm {self.paradigm!r} is unknown; choose one of {PARADIGMS}")

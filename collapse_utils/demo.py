@@ -1,4 +1,4 @@
-"""The CPU demo (issue 5): ``python -m collapse_utils demo`` shows the paper's findings, with numbers, in minutes.
+"""The CPU demo: ``python -m collapse_utils demo`` shows the paper's findings, with numbers, in minutes.
 
 It trains the demo's runs through the run store (:func:`collapse_utils.store.ensure_runs`), using the same
 configuration lists as the figure notebooks (:func:`~collapse_utils.experiments.size_sweep` and
@@ -10,7 +10,7 @@ writes them to ``summary.txt`` / ``summary.json`` and draws F2, F3, F4 and the s
 The rules were fixed before the demo's scale was chosen and are not tuned to pass: a finding that does not
 appear at this scale is printed as "does not hold" (benchmarks/demo_findings.md records every experiment).
 
-Runs of the demo (``--preset demo``; see ``experiments.SCALES["demo"]`` and ``config._demo``):
+Runs of the demo (``--preset demo``; see ``presets.SCALES["demo"]`` and ``presets._demo``):
 
 * replace, vanilla, at the sweep sizes, ≥ 5 generations (findings 1–3, F2–F4);
 * at the selection size: replace with the Threshold Decay Filter and with Greedy Selection (pixel space, the
@@ -312,7 +312,7 @@ def finding_memorization(sweep: Sequence[Any]) -> Finding:
 
 
 def judge_findings(sweep: Sequence[Any], selection_runs: Sequence[Any]) -> list[Finding]:
-    """The four findings of issue 5 (plus the memorization extra), judged by :data:`RULES`."""
+    """The paper's four findings (plus the memorization extra), judged by :data:`RULES`."""
     return [finding_gs_decay(sweep), finding_entropy_decay(sweep), finding_correlation(sweep),
             finding_selection(selection_runs), finding_memorization(sweep)]
 
@@ -459,7 +459,7 @@ def _fmt_load(load: dict[str, Any]) -> str:
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     """Register ``python -m collapse_utils demo``."""
-    p = sub.add_parser("demo", help="the paper's findings on bundled MNIST in minutes on a CPU (issue 5)")
+    p = sub.add_parser("demo", help="the paper's findings on bundled MNIST in minutes on a CPU")
     p.add_argument("--preset", choices=("demo", "smoke"), default="demo")
     p.add_argument("--out", help="the run store, shared with the figure notebooks (default: runs/ in the repository, "
                                  "or $COLLAPSE_RUNS)")

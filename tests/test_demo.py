@@ -1,4 +1,4 @@
-"""The CPU demo (issue 5): its run plan, the rules that judge the findings, and the whole code path at smoke scale."""
+"""The CPU demo: its run plan, the rules that judge the findings, and the whole code path at smoke scale."""
 
 from __future__ import annotations
 

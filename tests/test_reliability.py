@@ -1,4 +1,4 @@
-"""Reliability (issue 7): a run killed at any point resumes to the same bytes, damage is detected and redone, and
+"""Reliability (README "Reliability"): a run killed at any point resumes to the same bytes, damage is detected and redone, and
 bad input is refused clearly before any long work starts, leaving the run directory as it was.
 
 Kills are real: a forked child process (or, once, ``python -m collapse_utils run``) runs the loop and is sent
