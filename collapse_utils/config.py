@@ -211,6 +211,12 @@ class RunConfig:
         return self.effective_pool_factor * self.n
 
     @property
+    def preset(self) -> str:
+        """The preset the config was made from (recorded in ``extra`` by :func:`make_config`, so it is part of the
+        run key), or ``"custom"``."""
+        return self.extra.get("preset", "custom")
+
+    @property
     def effective_pool_factor(self) -> int:
         if self.pool_factor is not None:
             return self.pool_factor

@@ -246,7 +246,8 @@ def _expected_sha256(data_dir: Path, filename: str) -> str:
     raise ChecksumError(f"{sums} has no entry for {filename}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (the bundled data's SHA256SUMS)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -264,7 +265,7 @@ def read_bundled(filename: str, data_dir: str | os.PathLike | None = None) -> di
         raise DatasetUnavailableError(
             f"bundled file {path} not found. It ships in the repository's data/ folder: install the package from a "
             f"checkout (`pip install -e .`) or set COLLAPSE_DATA_DIR to that folder; or {rebuild}")
-    expected, actual = _expected_sha256(data_dir, filename), _sha256(path)
+    expected, actual = _expected_sha256(data_dir, filename), sha256_file(path)
     if actual != expected:
         raise ChecksumError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected} (from "
                             f"{data_dir / 'SHA256SUMS'}). The file is corrupted or incomplete; {rebuild}")

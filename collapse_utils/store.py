@@ -40,10 +40,9 @@ def default_run_root() -> Path:
 
 def run_name(cfg: RunConfig) -> str:
     """A readable directory name that still carries the configuration key."""
-    preset = cfg.extra.get("preset", "custom")
     sel = cfg.selection if cfg.selection == "none" else f"{cfg.selection}-{cfg.feature_space}"
     cond = "-cfg" if cfg.conditional else ""
-    return f"{preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}-s{cfg.seed}-{cfg.run_key()}"
+    return f"{cfg.preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}-s{cfg.seed}-{cfg.run_key()}"
 
 
 def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:

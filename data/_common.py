@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(DATA_DIR.parent))  # the package, also when it is not installed
+from collapse_utils.data import sha256_file  # noqa: E402
+
 SUMS_FILE = DATA_DIR / "SHA256SUMS"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # earliest time a zip header can hold
 
@@ -30,14 +34,6 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue(), compresslevel=9)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sha256_array(a: np.ndarray) -> str:
@@ -74,6 +70,20 @@ def matches_committed(out: Path, arrays: dict[str, np.ndarray]) -> bool:
 def report_check(same: bool) -> int:
     print("identical to committed file" if same else "DIFFERS from committed file")
     return 0 if same else 1
+
+
+def publish(out: Path, arrays: dict[str, np.ndarray], *, check: bool, manifest: Path, info: dict) -> None:
+    """``--check``: exit with whether a fresh build equals the committed file; else write ``out``, record its
+    checksum in SHA256SUMS and write the manifest (``info`` plus the file name, sha256 and array hashes)."""
+    if check:
+        sys.exit(report_check(matches_committed(out, arrays)))
+    write_npz(out, arrays)
+    digest = update_sums(out)
+    write_manifest(manifest, {
+        "file": out.name, "sha256": digest, **info,
+        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": sha256_array(v)} for k, v in arrays.items()},
+    })
+    print(f"wrote {out} ({out.stat().st_size} bytes) sha256 {digest}")
 
 
 def write_manifest(path: Path, info: dict) -> None:

