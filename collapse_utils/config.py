@@ -23,7 +23,8 @@ import numpy as np
 
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
-from .vocab import CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS, RECIPES, SELECTION_METHODS
+from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS,
+                    RECIPES, RESIZE_METHODS, SELECTION_METHODS)
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -52,7 +53,7 @@ class RunConfig:
     resolution: int | None = _opt(None, "image side in pixels (default: the dataset's own)")
     channels: int | None = _opt(None, "1 (grayscale) or 3 (RGB) (default: the dataset's own)")
     resize_method: str = _opt("bilinear", "resizing filter: bilinear (the authors' torchvision Resize) or area "
-                                          "(for downsampled demos)")
+                                          "(for downsampled demos)", choices=RESIZE_METHODS)
     data_root: str | None = _opt(None, "folder with downloaded datasets (FFHQ thumbnails, torchvision caches)")
 
     # loop

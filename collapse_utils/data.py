@@ -38,15 +38,14 @@ from typing import Callable
 
 import numpy as np
 
+from .vocab import DATASET_PREFIXES, DATASETS, RESIZE_METHODS
+
 __all__ = [
     "DATASETS", "DATASET_PREFIXES", "ImageDataset", "DatasetUnavailableError", "ChecksumError", "load_dataset",
     "resize_images", "validate_images", "convert_channels", "subset_order", "bundled_data_dir", "read_bundled",
     "mnist12k_indices", "RESIZE_METHODS",
 ]
 
-DATASETS: tuple[str, ...] = ("mnist", "cifar10", "cifar10_catdog", "ffhq32", "fashion_mnist", "digits")
-DATASET_PREFIXES: tuple[str, ...] = ("folder:", "npy:")
-RESIZE_METHODS: tuple[str, ...] = ("bilinear", "area", "nearest")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 
 MNIST_SUBSET_SIZE = 12000  # the paper's MNIST size (PAPER.md §5)
@@ -548,18 +547,16 @@ def _resolve_source(name: str, n: int | None, root, download: bool, resolution: 
         return _folder_source(Path(name[len("folder:"):]).expanduser(), False, resolution, method, "image folder")
     if name.startswith("npy:"):
         return _npy_source(Path(name[len("npy:"):]).expanduser())
-    if name == "mnist":
-        return _mnist_source(n, tv_root, download)
-    if name == "cifar10":
-        return _cifar10_source(tv_root, download)
-    if name == "cifar10_catdog":
-        return _cifar10_catdog_source()
-    if name == "ffhq32":
-        return _ffhq_source(root, resolution, method)
-    if name == "fashion_mnist":
-        return _fashion_mnist_source(tv_root, download)
-    if name == "digits":
-        return _digits_source()
+    named = {
+        "mnist": lambda: _mnist_source(n, tv_root, download),
+        "cifar10": lambda: _cifar10_source(tv_root, download),
+        "cifar10_catdog": _cifar10_catdog_source,
+        "ffhq32": lambda: _ffhq_source(root, resolution, method),
+        "fashion_mnist": lambda: _fashion_mnist_source(tv_root, download),
+        "digits": _digits_source,
+    }
+    if name in named:
+        return named[name]()
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or folder:PATH, npy:PATH")
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 PRESETS = ("smoke", "demo", "paper")
 
+# Datasets by name (collapse_utils.data), the path forms, and the resizing filters.
+DATASETS = ("mnist", "cifar10", "cifar10_catdog", "ffhq32", "fashion_mnist", "digits")
+DATASET_PREFIXES = ("folder:", "npy:")
+RESIZE_METHODS = ("bilinear", "area", "nearest")
+
 # How generation g >= 2 builds its training set (PAPER.md §4.4; the loop's module table).
 PARADIGMS = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
 
