@@ -130,14 +130,52 @@ class RunConfig:
     extra: dict[str, Any] = _opt({}, "free-form annotations (the preset's name); part of the run key", skip=True)
 
     def __post_init__(self) -> None:
-        self.metrics = tuple(self.metrics)
-        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
+        for f in dataclasses.fields(self):  # numpy scalars (e.g. from an array of sizes) as the Python numbers they are
+            value = getattr(self, f.name)
+            if isinstance(value, (np.integer, np.floating, np.bool_)):
+                setattr(self, f.name, value.item())
+        if isinstance(self.metrics, (list, tuple)):
+            self.metrics = tuple(self.metrics)
+        if isinstance(self.adam_betas, (list, tuple)):
+            self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         self.validate()
+
+    def type_errors(self) -> list[str]:
+        """Fields whose value has the wrong type: ints must be ints (not floats, bools or NaN), floats finite
+        numbers, strings strings; each message names the field."""
+        errors = []
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            optional = kind.endswith("| None")
+            kind = kind.replace(" | None", "")
+            if value is None and optional:
+                continue
+            shown = f"{value!r} ({type(value).__name__})"
+            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                errors.append(f"{f.name} must be an integer, got {shown}")
+            elif kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                errors.append(f"{f.name} must be a finite number, got {shown}")
+            elif kind == "str" and not isinstance(value, str):
+                errors.append(f"{f.name} must be a string, got {shown}")
+            elif kind == "bool" and not isinstance(value, bool):
+                errors.append(f"{f.name} must be True or False, got {shown}")
+            elif kind.startswith("tuple[str") and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                errors.append(f"{f.name} must be a list of names, got {shown}")
+            elif kind.startswith("tuple[float") and not (isinstance(value, tuple) and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                errors.append(f"{f.name} must be a list of numbers, got {shown}")
+            elif kind.startswith("dict") and not isinstance(value, dict):
+                errors.append(f"{f.name} must be a mapping, got {shown}")
+        return errors
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Refuse impossible settings before any long work starts (README "Reliability")."""
-        errors: list[str] = []
+        """Refuse impossible settings before any long work starts (README "Reliability"): wrong types first
+        (each naming its field), then values out of range."""
+        errors = self.type_errors()
+        if errors:
+            raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
         if self.paradigm not in PARADIGMS:
             errors.append(f"paradigm {self.paradigm!r} is unknown; choose one of {PARADIGMS}")
         if self.n <= 0:
@@ -198,6 +236,14 @@ class RunConfig:
             errors.append(f"adam_eps must be a finite number > 0, got {self.adam_eps}")
         if len(self.adam_betas) != 2 or not all(finite(b) and 0.0 <= b < 1.0 for b in self.adam_betas):
             errors.append(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if self.seed < 0:
+            errors.append(f"seed must be a non-negative integer, got {self.seed}")
+        if self.num_workers < 0:
+            errors.append(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.resolution is not None and self.resolution <= 0:
+            errors.append(f"resolution must be positive, got {self.resolution}")
+        if self.channels is not None and self.channels not in (1, 3):
+            errors.append(f"channels must be 1 or 3, got {self.channels}")
         if self.warmup_steps < 0:
             errors.append(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if errors:

@@ -114,3 +114,27 @@ def test_run_cli_options_come_from_config_fields():
         (24, 0.002, (0.9, 0.99), ("gs_pixel", "mnnd"), True, 7)
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--out", "x", "--paradigm", "nope"])
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(n="abc"), "n must be an integer"), (dict(n=2.5), "n must be an integer"),
+    (dict(n=float("nan")), "n must be an integer"), (dict(n=True), "n must be an integer"),
+    (dict(generations=2.5), "generations must be an integer"), (dict(seed=1.5), "seed must be an integer"),
+    (dict(seed=-1), "seed must be a non-negative integer"), (dict(lr=float("nan")), "lr must be a finite number"),
+    (dict(lr="fast"), "lr must be a finite number"), (dict(paradigm=3), "paradigm must be a string"),
+    (dict(conditional="yes"), "conditional must be True or False"), (dict(metrics="gs_pixel"), "metrics must be a list"),
+    (dict(adam_betas=("a", 0.9)), "adam_betas must be a list of numbers"), (dict(channels=2), "channels must be 1 or 3"),
+])
+def test_config_refuses_wrong_types_naming_the_field(overrides, field):
+    with pytest.raises(ValueError) as err:
+        make_config("smoke", **overrides)
+    assert field in str(err.value)
+    assert "TypeError" not in str(err.value)
+
+
+def test_config_takes_numpy_scalars_as_numbers():
+    import numpy as np
+
+    cfg = make_config("smoke", n=np.int64(24), lr=np.float32(0.5), conditional=np.bool_(True))
+    assert (type(cfg.n), type(cfg.lr), type(cfg.conditional)) == (int, float, bool)
+    assert cfg.run_key() == make_config("smoke", n=24, lr=float(np.float32(0.5)), conditional=True).run_key()
