@@ -523,11 +523,11 @@ def _is_done(gen_dir: Path) -> bool:
 
 def _parts_meta(cfg: RunConfig, g: int, device: torch.device) -> dict[str, Any]:
     """What the sample part files depend on: parts from another batch size or sampler are not mixed in."""
-    from .sample import resolve_sampler
+    from .devices import resolve_recipe
 
     return dict(generation=g, num=cfg.samples_per_generation, batch_size=cfg.sample_batch_size,
                 seed=derive_seed(cfg.seed, g, "sample"), num_inference_steps=cfg.num_inference_steps,
-                guidance_scale=cfg.guidance_scale, sampler=resolve_sampler(cfg.recipe, torch.device(device)),
+                guidance_scale=cfg.guidance_scale, sampler=resolve_recipe(cfg.recipe, torch.device(device)),
                 device_type=torch.device(device).type)
 
 
@@ -549,7 +549,8 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
                    device: torch.device, state: Any) -> GenerationResult:
     """Train, sample and measure generation ``g``; every step reuses what a previous attempt finished."""
     from .train import remove_checkpoint, train_model
-    from .sample import assemble_parts, balanced_labels, sample_images
+    from .ddpm import balanced_labels
+    from .sample import assemble_parts, sample_images
 
     gen_dir = run_dir / f"gen_{g:02d}"
     gen_dir.mkdir(parents=True, exist_ok=True)

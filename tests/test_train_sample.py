@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from collapse_utils.config import make_config
+from collapse_utils.ddpm import EpochStream, balanced_labels, lr_at
 from collapse_utils.models import build_scheduler, build_unet
-from collapse_utils.sample import balanced_labels, sample_images
-from collapse_utils.train import EpochStream, lr_at, train_model
+from collapse_utils.sample import sample_images
+from collapse_utils.train import train_model
 
 
 def test_tiny_unet_loss_falls_on_real_digits(digits8):
