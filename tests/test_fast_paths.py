@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from _unets import tiny_unet as seeded_tiny_unet
 from collapse_utils import devices, fast_sample, fast_train
 from collapse_utils.config import make_config
 from collapse_utils.ddpm import SampleSettings, balanced_labels, draw_noise
 from collapse_utils.devices import resolve_recipe
-from collapse_utils.models import build_scheduler, build_unet
+from collapse_utils.models import build_scheduler
 from collapse_utils.sample import sample_images
 from collapse_utils.train import TRAINERS, train_model
 
@@ -85,8 +86,7 @@ def test_fast_trainer_starts_over_on_a_foreign_checkpoint(digits8, tmp_path, cap
 
 @pytest.fixture(scope="module")
 def tiny_unet():
-    torch.manual_seed(0)
-    return build_unet("tiny", resolution=8, channels=1)
+    return seeded_tiny_unet()
 
 
 def test_fast_sampler_reproduces_the_reference_in_fp32(tiny_unet):
@@ -101,8 +101,7 @@ def test_fast_sampler_reproduces_the_reference_in_fp32(tiny_unet):
 
 @pytest.mark.parametrize("w", [0.0, 1.0, 2.0])
 def test_fast_sampler_reproduces_guidance(w):
-    torch.manual_seed(1)
-    model = build_unet("tiny", resolution=8, channels=1, num_classes=10)
+    model = seeded_tiny_unet(seed=1, num_classes=10)
     y = balanced_labels(6, 10)
     kw = dict(seed=2, batch_size=4, num_inference_steps=4, labels=y, guidance_scale=w, null_class=10, progress=False)
     np.testing.assert_array_equal(sample_images(model, build_scheduler(), 6, recipe="fast", **kw),
