@@ -100,10 +100,11 @@ class FastSampler:
     """Ancestral DDPM sampling of batches with the reference's draws; UNet call and scheduler step fused.
 
     ``sampler(n, generator, class_labels)`` returns what :func:`collapse_utils.sample.sample_batch` returns for
-    the same generator and ``settings`` (batch size, steps, guidance scale, null class, device): x_T and every step's noise come from ``generator`` in the reference's order and
-    shapes, so results agree with it up to the arithmetic precision (bf16 autocast on CUDA, fp32 on CPU).
-    Batches smaller than ``batch_size`` are padded (rows are independent in the UNet) so one compiled
-    function serves every batch.
+    the same generator and ``settings`` (batch size, DDPM steps, guidance scale, null class, device): x_T and
+    every step's noise come from ``generator`` in the reference's order and shapes, so results agree with it
+    up to the arithmetic precision (bf16 autocast on CUDA, fp32 on CPU). Batches smaller than
+    ``settings.batch_size`` are padded (rows are independent in the UNet) so one compiled function serves
+    every batch. ``compile``, ``precision``, ``channels_last`` and ``inductor`` override devices.OPTIONS.
     """
 
     def __init__(self, model: UNet2DModel, scheduler: DDPMScheduler, settings: SampleSettings, *,

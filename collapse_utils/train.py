@@ -5,8 +5,9 @@ devices.resolve_recipe picks: :func:`train_reference` (below) or collapse_utils.
 
 The reference recipe is the authors' (PAPER.md §5), DDPM training (Ho et al. 2020, Algorithm 1) with the
 epsilon-prediction MSE loss (Eq. 14, collapse_utils.ddpm), AdamW(lr, betas, weight decay, eps), cosine LR
-schedule with linear warm-up, gradient clipping, mixed precision through accelerate. Data stay on the device as uint8 and are scaled to [-1, 1] per batch
-(equal to the authors' ToTensor + Normalize(0.5, 0.5)); no augmentation (the authors' flip flag is off).
+schedule with linear warm-up, gradient clipping, mixed precision through accelerate. Data stay on the device
+as uint8 and are scaled to [-1, 1] per batch (equal to the authors' ToTensor + Normalize(0.5, 0.5)); no
+augmentation (the authors' flip flag is off).
 
 Batches are taken from a stream of seeded per-epoch permutations, so the batch of step ``s`` is a pure
 function of (seed, s): a run resumed from a checkpoint sees exactly the data it would have seen.
@@ -163,6 +164,7 @@ def train_reference(job: TrainJob) -> TrainResult:
     return TrainResult(model=model, losses=progress.losses, steps=progress.step, mixed_precision=precision, recipe="reference")
 
 
+# the recipes devices.resolve_recipe can pick
 TRAINERS: dict[str, Callable[[TrainJob], TrainResult]] = {"reference": train_reference, "fast": train_fast}
 
 
