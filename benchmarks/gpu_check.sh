@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call (issue 6): install the carried wheels, print what the machine has, then run the throughput
+# One device call: install the carried wheels, print what the machine has, then run the throughput
 # benchmark with its equality checks. Everything lands in $OUT (results.json, table.md, log.txt).
 # Usage on the device machine, from the repository root, with .whl carried:  bash benchmarks/gpu_check.sh [args]
 set -uo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Throughput and equality checks: the reference recipe against the fast path, on one device (issue 6).
+"""Throughput and equality checks: the reference recipe against the fast path, on one device.
 
 Prints one table (work, reference, ours, ratio, device) and writes ``results.json`` and ``table.md`` to
 ``--out``. Sections, in the order they run:
@@ -220,17 +220,20 @@ def section(name: str, fn: Callable[[], None], res: Results) -> None:
 
 # ====================================================================== training throughput
 def timed_train(train_fn: Callable, images: np.ndarray, cfg, device: torch.device, skip: int) -> tuple[float, Any]:
+    from collapse_utils.ddpm import TrainJob
+
     stamps: dict[int, float] = {}
 
     def on_step(step: int, loss: float) -> None:
         stamps.setdefault(step, time.perf_counter())
 
-    result = train_fn(images, None, cfg, seed=0, device=device, on_step=on_step)
+    result = train_fn(TrainJob(images=images, labels=None, cfg=cfg, seed=0, device=device, on_step=on_step))
     return steady_rate(stamps, skip, cfg.batch_size), result
 
 
 def bench_training(sz: Sizes, device: torch.device, res: Results) -> None:
-    from collapse_utils import fast
+    from collapse_utils.devices import OPTIONS
+    from collapse_utils.fast_train import train_fast
     from collapse_utils.train import train_reference
 
     images = random_images(sz.train_n, sz)
@@ -239,7 +242,7 @@ def bench_training(sz: Sizes, device: torch.device, res: Results) -> None:
                                 sz.ref_train_skip)
     del ref
     free_memory(device)
-    fast_rate, out = timed_train(fast.train_fast, images, train_config(sz, sz.fast_train_steps, "fp16"), device,
+    fast_rate, out = timed_train(train_fast, images, train_config(sz, sz.fast_train_steps, "fp16"), device,
                                  sz.fast_train_skip)
     res.put("train_fast_info", out.info | {"mixed_precision": out.mixed_precision})
     del out
@@ -251,13 +254,13 @@ def bench_training(sz: Sizes, device: torch.device, res: Results) -> None:
     res.row(label, ref_rate, fast_rate, "img/s", True,
             f"reference {ref_precision} eager; ours {ours_precision} {info['mode']}")
     if device.type == "cuda":  # one variant: the graph with channels_last
-        fast.OPTIONS.train_channels_last = True
+        OPTIONS.train_channels_last = True
         try:
-            rate, out = timed_train(fast.train_fast, images, train_config(sz, sz.fast_train_steps, "fp16"), device,
+            rate, out = timed_train(train_fast, images, train_config(sz, sz.fast_train_steps, "fp16"), device,
                                     sz.fast_train_skip)
             res.row(label, ref_rate, rate, "img/s", True, f"ours with channels_last, {out.info['mode']}")
         finally:
-            fast.OPTIONS.train_channels_last = False
+            OPTIONS.train_channels_last = False
         free_memory(device)
 
 
@@ -300,12 +303,14 @@ def build_fast_sampler(model, sched, sz: Sizes, device: torch.device, compile: s
     Inductor options default to none here: the checks swap weights into a built sampler, which "freezing"
     (weights baked into the compiled code) would silently ignore.
     """
-    from collapse_utils.fast import FastSampler
+    from collapse_utils.ddpm import SampleSettings
+    from collapse_utils.fast_sample import FastSampler
 
     kw: dict[str, Any] = dict(batch_size=sz.sample_batch, inductor={})
     kw.update(options)
-    return FastSampler(model, sched, shape=(sz.channels, sz.resolution, sz.resolution),
-                       num_inference_steps=num_inference_steps, device=device, compile=compile, **kw)
+    settings = SampleSettings(batch_size=kw.pop("batch_size"), num_inference_steps=num_inference_steps, device=device)
+    return FastSampler(model, sched, settings, shape=(sz.channels, sz.resolution, sz.resolution), compile=compile,
+                       **kw)
 
 
 def images_per_s(ms_per_step: float, batch: int) -> float:
@@ -559,6 +564,7 @@ def loss_window_stats(ref: list[float], ours: list[float], window: int) -> dict[
 
 def ref_loss_worker(sz: Sizes, device: torch.device, steps: int, out_json: Path) -> None:
     """Train the reference for ``steps`` on the check images, writing the losses as they come."""
+    from collapse_utils.ddpm import TrainJob
     from collapse_utils.train import train_reference
 
     images, _ = check_images(sz)
@@ -571,7 +577,7 @@ def ref_loss_worker(sz: Sizes, device: torch.device, steps: int, out_json: Path)
             out_json.write_text(json.dumps({"losses": losses, "seconds": time.perf_counter() - t0}))
 
     cfg = train_config(sz, steps, "fp16").replace(n=len(images))
-    result = train_reference(images, None, cfg, seed=0, device=device, on_step=on_step)
+    result = train_reference(TrainJob(images=images, labels=None, cfg=cfg, seed=0, device=device, on_step=on_step))
     out_json.write_text(json.dumps({"losses": result.losses, "seconds": time.perf_counter() - t0,
                                     "mixed_precision": result.mixed_precision, "done": True}))
 
@@ -584,14 +590,16 @@ def start_ref_loss(sz: Sizes, device: torch.device, steps: int, out_json: Path, 
 
 def check_fp32_equal(sz: Sizes, device: torch.device, res: Results) -> None:
     """Both recipes in fp32 from the same seed: the same draws and maths, so (nearly) the same losses."""
-    from collapse_utils import fast
+    from collapse_utils.ddpm import TrainJob
+    from collapse_utils.fast_train import train_fast
     from collapse_utils.train import train_reference
 
     images, _ = check_images(sz)
     cfg = train_config(sz, sz.exact_steps, "no").replace(n=len(images))
     reset_accelerate()
-    ref = train_reference(images, None, cfg, seed=0, device=device)
-    out = fast.train_fast(images, None, cfg, seed=0, device=device)
+    job = TrainJob(images=images, labels=None, cfg=cfg, seed=0, device=device)
+    ref = train_reference(job)
+    out = train_fast(job)
     rel = np.abs(np.asarray(out.losses) - np.asarray(ref.losses)) / np.abs(np.asarray(ref.losses))
     res.put("fp32_loss_agreement", dict(steps=sz.exact_steps, max_rel_first3=float(rel[:3].max()),
                                         max_rel_all=float(rel.max()), ref=ref.losses[:5], ours=out.losses[:5],
@@ -602,11 +610,12 @@ def check_fp32_equal(sz: Sizes, device: torch.device, res: Results) -> None:
 
 
 def train_fast_curve(sz: Sizes, device: torch.device, steps: int):
-    from collapse_utils import fast
+    from collapse_utils.ddpm import TrainJob
+    from collapse_utils.fast_train import train_fast
 
     images, source = check_images(sz)
     cfg = train_config(sz, steps, "fp16").replace(n=len(images))
-    return fast.train_fast(images, None, cfg, seed=0, device=device), source
+    return train_fast(TrainJob(images=images, labels=None, cfg=cfg, seed=0, device=device)), source
 
 
 def check_loss_curve(ref_json: Path, ours: list[float], sz: Sizes, res: Results, source: str) -> None:
@@ -623,7 +632,8 @@ def check_loss_curve(ref_json: Path, ours: list[float], sz: Sizes, res: Results,
 
 def check_sampling(model, sampler, sz: Sizes, device: torch.device, res: Results) -> None:
     """Same generator, reference fp32 vs fast path: one-step ε and whole trajectories."""
-    from collapse_utils.sample import sample_batch, to_uint8
+    from collapse_utils.ddpm import to_uint8
+    from collapse_utils.sample import sample_batch
 
     model = model.to(device).eval()
     with torch.no_grad():

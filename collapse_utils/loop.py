@@ -23,6 +23,7 @@ import torch
 from . import io as cio
 from . import rundir
 from .config import RunConfig, derive_seed
+from .ddpm import SampleSettings, balanced_labels
 from .devices import resolve_device as checked_device
 from .devices import resolve_recipe
 from .metrics import generation_metrics
@@ -30,7 +31,7 @@ from .models import build_scheduler
 from .paradigms import Pool, build_training_set
 from .preflight import paper_scale_on_cpu, preflight
 from .rundir import GenerationResult, RunResult
-from .sample import assemble_parts, balanced_labels, sample_images
+from .sample import assemble_parts, sample_images
 from .testhooks import KILL_ENV, kill_point
 from .train import remove_checkpoint, train_model
 
@@ -127,13 +128,9 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         if state.is_main_process:
             rundir.prepare_parts_dir(parts, _parts_meta(cfg, g, device))
         state.wait_for_everyone()
-        images = sample_images(
-            model, scheduler, num, seed=derive_seed(cfg.seed, g, "sample"), batch_size=cfg.sample_batch_size,
-            num_inference_steps=cfg.num_inference_steps, device=device, labels=sample_labels,
-            guidance_scale=cfg.guidance_scale, null_class=cfg.num_classes if cfg.conditional else None,
-            parts_dir=parts, rank=state.process_index, world_size=state.num_processes, progress=cfg.progress,
-            recipe=cfg.recipe,
-        )
+        images = sample_images(model, scheduler, num, seed=derive_seed(cfg.seed, g, "sample"),
+                               settings=SampleSettings.from_config(cfg, device), labels=sample_labels,
+                               parts_dir=parts, rank=state.process_index, world_size=state.num_processes)
         state.wait_for_everyone()
         if state.is_main_process:
             if images is None:

@@ -26,27 +26,26 @@ def _paper_unet(width: int) -> dict[str, Any]:
     )
 
 
+def _small_unet(width: int, groups: int) -> dict[str, Any]:
+    """A CPU-sized UNet: two levels (w, 2w), no attention, one layer per block."""
+    return dict(
+        block_out_channels=(width, 2 * width),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        norm_num_groups=groups,
+    )
+
+
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "unet32": _paper_unet(32),
     "unet48": _paper_unet(48),
     "unet64": _paper_unet(64),
     "unet128": _paper_unet(128),
     # The CPU demo's UNet (benchmarks/demo_findings.md): 2 levels, no attention, 0.16 M parameters.
-    "demo": dict(
-        block_out_channels=(16, 32),
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        layers_per_block=1,
-        norm_num_groups=8,
-    ),
+    "demo": _small_unet(16, groups=8),
     # For tests: the smallest real UNet that still trains.
-    "tiny": dict(
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        layers_per_block=1,
-        norm_num_groups=4,
-    ),
+    "tiny": _small_unet(8, groups=4),
 }
 
 

@@ -1,5 +1,9 @@
 """Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), batched, seeded, optionally class-guided.
 
+:func:`sample_images` draws a run's samples batch by batch with the reference sampler (:func:`sample_batch`,
+diffusers' ``DDPMScheduler.step``) or the fast one (collapse_utils.fast_sample), as ``SampleSettings.recipe``
+says (devices.resolve_recipe); both take the same draws from the same per-batch generators.
+
 Batch ``b`` of a call draws all its randomness from its own generator seeded with (seed, b), so the images
 do not depend on how batches are spread over processes or whether the call was interrupted: finished
 batches are kept as part files and a resumed call only samples the missing ones.
@@ -10,37 +14,26 @@ This is the "ε_u + w(ε_c − ε_u)" convention (diffusers' ``guidance_scale``)
 thing as (1 + w')ε_c − w'ε_u, i.e. w' = w − 1, so the paper's "scale 2" is read here as w = 2 (PAPER.md
 does not say which convention the authors used). ∅ is the extra class index ``num_classes`` of a
 conditional UNet (models.build_unet). Sampling a conditional model without labels uses ∅ for every image.
+The combination itself is ddpm.guided_epsilon, shared with the fast sampler.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
+from .ddpm import SampleSettings, batch_generator, guided_epsilon, to_uint8
+from .devices import resolve_recipe
+from .fast_sample import FastSampler
 from .io import CorruptArtifactError, atomic_save_npy, load_npy
-
-
-def batch_generator(seed: int, batch_index: int, device: torch.device) -> torch.Generator:
-    mixed = np.random.SeedSequence([seed, batch_index]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(mixed) & ((1 << 63) - 1))
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model space [-1, 1] → uint8 NHWC: (x/2 + 0.5).clamp(0, 1)·255, rounded, as the authors' pipeline."""
-    img = (x.float() / 2 + 0.5).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return img.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def balanced_labels(num_images: int, num_classes: int) -> np.ndarray:
-    """Labels 0, 1, …, C−1, 0, 1, … so every class gets (nearly) the same number of samples."""
-    return (np.arange(num_images) % num_classes).astype(np.int64)
 
 
 def model_null_class(model: torch.nn.Module) -> int | None:
@@ -74,33 +67,6 @@ def resolve_labels(
     return labels, guidance_scale, null_class
 
 
-def guided_epsilon(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    t: torch.Tensor,
-    class_labels: torch.Tensor | None,
-    guidance_scale: float,
-    null_class: int | None,
-) -> torch.Tensor:
-    """ε for one denoising step; with labels, the CFG combination of conditional and null-class passes.
-
-    ``w = 1`` makes one conditional pass, ``w = 0`` one null-class pass, any other ``w`` one pass over the
-    doubled batch [x | x] with labels [c | ∅].
-    """
-    if class_labels is None:
-        return model(x, t).sample
-    if guidance_scale == 1.0:
-        return model(x, t, class_labels=class_labels).sample
-    if null_class is None:
-        raise ValueError(f"guidance scale {guidance_scale} needs the null class index (null_class)")
-    null = torch.full_like(class_labels, null_class)
-    if guidance_scale == 0.0:
-        return model(x, t, class_labels=null).sample
-    eps = model(torch.cat([x, x]), torch.cat([t, t]) if t.ndim else t, class_labels=torch.cat([class_labels, null])).sample
-    eps_cond, eps_uncond = eps.chunk(2)
-    return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-
-
 @torch.no_grad()
 def sample_batch(
     model: torch.nn.Module,
@@ -128,36 +94,17 @@ def sample_batch(
 BatchSampler = Callable[[int, torch.Generator, "torch.Tensor | None"], torch.Tensor]
 
 
-def resolve_sampler(recipe: str, device: torch.device) -> str:
-    """``auto``: the fast sampler (collapse_utils.fast) on CUDA, the reference elsewhere; or as forced."""
-    if recipe not in ("auto", "reference", "fast"):
-        raise ValueError(f"unknown sampling recipe {recipe!r}; choose auto, reference or fast")
-    if recipe == "auto":
-        return "fast" if device.type == "cuda" else "reference"
-    return recipe
+def make_batch_sampler(model: torch.nn.Module, scheduler: DDPMScheduler, settings: SampleSettings, *,
+                       shape: tuple[int, int, int], conditional: bool) -> BatchSampler:
+    """``f(n, generator, class_labels)`` → one batch in model space; the same draws whichever recipe.
 
-
-def make_batch_sampler(
-    model: torch.nn.Module,
-    scheduler: DDPMScheduler,
-    *,
-    recipe: str,
-    device: torch.device,
-    shape: tuple[int, int, int],
-    batch_size: int,
-    num_inference_steps: int,
-    guidance_scale: float,
-    null_class: int | None,
-    conditional: bool,
-) -> BatchSampler:
-    """``f(n, generator, class_labels)`` → one batch in model space; the same draws whichever recipe."""
-    if resolve_sampler(recipe, device) == "fast":
-        from .fast import FastSampler
-
-        return FastSampler(model, scheduler, shape=shape, batch_size=batch_size, num_inference_steps=num_inference_steps,
-                           device=device, guidance_scale=guidance_scale, null_class=null_class, conditional=conditional)
-    ref = partial(sample_batch, model, scheduler, shape=shape, num_inference_steps=num_inference_steps,
-                  guidance_scale=guidance_scale, null_class=null_class)
+    ``settings.recipe`` (devices.resolve_recipe): the :class:`~collapse_utils.fast_sample.FastSampler` or
+    :func:`sample_batch`; ``settings.batch_size`` is the largest batch the sampler is asked for.
+    """
+    if resolve_recipe(settings.recipe, torch.device(settings.device)) == "fast":
+        return FastSampler(model, scheduler, settings, shape=shape, conditional=conditional)
+    ref = partial(sample_batch, model, scheduler, shape=shape, num_inference_steps=settings.num_inference_steps,
+                  guidance_scale=settings.guidance_scale, null_class=settings.null_class)
     return lambda n, generator, class_labels: ref(n, generator=generator, class_labels=class_labels)
 
 
@@ -179,38 +126,41 @@ def sample_images(
     num_images: int,
     *,
     seed: int,
-    batch_size: int = 1024,
-    num_inference_steps: int = 1000,
-    device: torch.device | str = "cpu",
+    settings: SampleSettings | None = None,
     labels: np.ndarray | None = None,
-    guidance_scale: float = 1.0,
-    null_class: int | None = None,
     parts_dir: Path | None = None,
     rank: int = 0,
     world_size: int = 1,
-    progress: bool = True,
-    recipe: str = "auto",
+    **options: Any,
 ) -> np.ndarray | None:
     """Draw ``num_images`` uint8 N×H×W×C samples. With ``labels`` the model is class-conditional (CFG).
 
-    ``labels[i]`` is image i's class; ``guidance_scale`` w as in :func:`guided_epsilon`; ``null_class``
-    defaults to the model's own (its last class embedding). A conditional model sampled with
+    ``settings`` (:class:`~collapse_utils.ddpm.SampleSettings`, e.g. ``SampleSettings.from_config(cfg, device)``)
+    says how: batch size, DDPM steps, guidance scale, null class, device, recipe, progress bar; ``options`` are
+    fields of it to set for this call (``sample_images(model, scheduler, 16, seed=0, batch_size=4)``), over
+    ``settings`` or the defaults.
+
+    ``labels[i]`` is image i's class; ``guidance_scale`` w as in :func:`~collapse_utils.ddpm.guided_epsilon`;
+    ``null_class`` defaults to the model's own (its last class embedding). A conditional model sampled with
     ``labels=None`` samples unconditionally (∅ for every image), which equals ``w = 0`` at any labels.
 
     With ``parts_dir`` each finished batch is written there, and batches already there are reused.
     With ``world_size > 1`` this process samples batches ``rank, rank + world_size, …`` into ``parts_dir``
     and returns None; the main process assembles them with :func:`assemble_parts` once all are done.
-    ``recipe``: ``auto`` samples with :class:`collapse_utils.fast.FastSampler` on CUDA (bf16, compiled step,
-    the same draws), ``reference`` with :func:`sample_batch` everywhere.
+    ``recipe``: ``auto`` samples with :class:`collapse_utils.fast_sample.FastSampler` on CUDA (bf16, compiled
+    step, the same draws), ``reference`` with :func:`sample_batch` everywhere.
     """
+    settings = replace(settings if settings is not None else SampleSettings(), **options)
     if num_images <= 0:
         raise ValueError(f"num_images must be positive, got {num_images}")
     if labels is not None and len(labels) != num_images:
         raise ValueError(f"got {len(labels)} labels for {num_images} images")
     if world_size > 1 and parts_dir is None:
         raise ValueError("sharded sampling needs a parts_dir")
-    labels, guidance_scale, null_class = resolve_labels(model, num_images, labels, guidance_scale, null_class)
-    device = torch.device(device)
+    labels, guidance_scale, null_class = resolve_labels(model, num_images, labels, settings.guidance_scale,
+                                                        settings.null_class)
+    device = torch.device(settings.device)
+    batch_size = settings.batch_size
     model = model.to(device).eval()
     cfg = model.config
     shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
@@ -218,7 +168,7 @@ def sample_images(
     mine = list(range(rank, num_batches, world_size))
     out: list[np.ndarray] = []
     sampler: BatchSampler | None = None  # built on first use: every batch may already be on disk
-    bar = tqdm(mine, desc="sample", disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(mine, desc="sample", disable=not settings.progress, dynamic_ncols=True, leave=False)
     for b in bar:
         lo, hi = b * batch_size, min(num_images, (b + 1) * batch_size)
         part_path = parts_dir / f"part_{b:06d}.npy" if parts_dir is not None else None
@@ -226,11 +176,9 @@ def sample_images(
         if part is None:
             y = None if labels is None else torch.from_numpy(labels[lo:hi].astype(np.int64)).to(device)
             if sampler is None:
-                sampler = make_batch_sampler(
-                    model, scheduler, recipe=recipe, device=device, shape=shape, batch_size=min(batch_size, num_images),
-                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, null_class=null_class,
-                    conditional=labels is not None,
-                )
+                resolved = replace(settings, batch_size=min(batch_size, num_images), device=device,
+                                   guidance_scale=guidance_scale, null_class=null_class)
+                sampler = make_batch_sampler(model, scheduler, resolved, shape=shape, conditional=labels is not None)
             x = sampler(hi - lo, batch_generator(seed, b, device), y)
             part = to_uint8(x)
             if part_path is not None:

@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_utils import fast
+from _unets import tiny_unet as seeded_tiny_unet
+from collapse_utils import devices, fast_sample, fast_train
 from collapse_utils.config import make_config
-from collapse_utils.models import build_scheduler, build_unet
-from collapse_utils.sample import balanced_labels, resolve_sampler, sample_images
-from collapse_utils.train import TRAINERS, draw_noise, resolve_recipe, train_model
+from collapse_utils.ddpm import SampleSettings, balanced_labels, draw_noise
+from collapse_utils.devices import resolve_recipe
+from collapse_utils.models import build_scheduler
+from collapse_utils.sample import sample_images
+from collapse_utils.train import TRAINERS, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +42,8 @@ def test_fast_trainer_reproduces_the_reference_in_fp32(digits8, conditional):
 
 
 def test_draws_into_static_buffers_equal_the_reference_draws():
-    buf = fast.make_buffers(5, (1, 4, 4), torch.device("cpu"), conditional=False)
-    fast.draw_into(buf, 1000, torch.Generator().manual_seed(9), label_dropout=0.0)
+    buf = fast_train.make_buffers(5, (1, 4, 4), torch.device("cpu"), conditional=False)
+    fast_train.draw_into(buf, 1000, torch.Generator().manual_seed(9), label_dropout=0.0)
     noise, t = draw_noise(torch.zeros(5, 1, 4, 4), 1000, torch.Generator().manual_seed(9))
     assert torch.equal(buf.noise, noise) and torch.equal(buf.t, t)
 
@@ -60,7 +63,7 @@ def test_fast_trainer_resumes_exactly_from_its_checkpoint(digits8, tmp_path):
 
     with pytest.raises(_Stop):
         train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt", on_step=stop_at_5)
-    assert (tmp_path / "ckpt" / "COMPLETE").exists() and (tmp_path / "ckpt" / fast.CKPT_FILE).exists()
+    assert (tmp_path / "ckpt" / "COMPLETE").exists() and (tmp_path / "ckpt" / fast_train.CKPT_FILE).exists()
     seen: list[int] = []
     resumed = train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt",
                           on_step=lambda s, loss: seen.append(s))
@@ -83,8 +86,7 @@ def test_fast_trainer_starts_over_on_a_foreign_checkpoint(digits8, tmp_path, cap
 
 @pytest.fixture(scope="module")
 def tiny_unet():
-    torch.manual_seed(0)
-    return build_unet("tiny", resolution=8, channels=1)
+    return seeded_tiny_unet()
 
 
 def test_fast_sampler_reproduces_the_reference_in_fp32(tiny_unet):
@@ -99,8 +101,7 @@ def test_fast_sampler_reproduces_the_reference_in_fp32(tiny_unet):
 
 @pytest.mark.parametrize("w", [0.0, 1.0, 2.0])
 def test_fast_sampler_reproduces_guidance(w):
-    torch.manual_seed(1)
-    model = build_unet("tiny", resolution=8, channels=1, num_classes=10)
+    model = seeded_tiny_unet(seed=1, num_classes=10)
     y = balanced_labels(6, 10)
     kw = dict(seed=2, batch_size=4, num_inference_steps=4, labels=y, guidance_scale=w, null_class=10, progress=False)
     np.testing.assert_array_equal(sample_images(model, build_scheduler(), 6, recipe="fast", **kw),
@@ -110,24 +111,24 @@ def test_fast_sampler_reproduces_guidance(w):
 def test_recipes_dispatch_by_device():
     cfg = _cfg()
     assert "fast" in TRAINERS
-    assert resolve_recipe(cfg, torch.device("cpu")) == "reference"
-    assert resolve_recipe(cfg, torch.device("cuda")) == "fast"
-    assert resolve_recipe(cfg.replace(recipe="reference"), torch.device("cuda")) == "reference"
-    assert resolve_sampler("auto", torch.device("cpu")) == "reference"
-    assert resolve_sampler("auto", torch.device("cuda")) == "fast"
-    assert resolve_sampler("reference", torch.device("cuda")) == "reference"
+    assert resolve_recipe(cfg.recipe, torch.device("cpu")) == "reference"
+    assert resolve_recipe(cfg.recipe, torch.device("cuda")) == "fast"
+    assert resolve_recipe(cfg.replace(recipe="reference").recipe, torch.device("cuda")) == "reference"
+    assert resolve_recipe("auto", torch.device("cpu")) == "reference"
+    assert resolve_recipe("auto", torch.device("cuda")) == "fast"
+    assert resolve_recipe("reference", torch.device("cuda")) == "reference"
     with pytest.raises(ValueError):
-        resolve_sampler("turbo", torch.device("cpu"))
+        resolve_recipe("turbo", torch.device("cpu"))
 
 
 def _sampler(model, compile: str):
-    return fast.FastSampler(model, build_scheduler(), shape=(1, 8, 8), batch_size=4, num_inference_steps=3,
-                            device="cpu", compile=compile)
+    settings = SampleSettings(batch_size=4, num_inference_steps=3, device="cpu")
+    return fast_sample.FastSampler(model, build_scheduler(), settings, shape=(1, 8, 8), compile=compile)
 
 
 def test_failed_compile_probe_means_eager_sampling_with_a_warning(tiny_unet, monkeypatch):
-    monkeypatch.setattr(fast, "probe_compile", lambda spec, timeout=None: False)
-    monkeypatch.setattr(fast, "_PROBED", {})
+    monkeypatch.setattr(fast_sample, "probe_compile", lambda spec, timeout=None: False)
+    monkeypatch.setattr(fast_sample, "_PROBED", {})
     with pytest.warns(RuntimeWarning, match="probe"):
         s = _sampler(tiny_unet, "probe")
     assert s.mode == "eager"
@@ -149,7 +150,7 @@ def test_compiled_step_error_falls_back_to_eager(tiny_unet):
 
 
 def test_probe_reports_a_crashing_child():
-    assert fast.probe_compile({"device": "cpu", "model_config": {"no_such_option": 1}}, timeout=300) is False
+    assert fast_sample.probe_compile({"device": "cpu", "model_config": {"no_such_option": 1}}, timeout=300) is False
 
 
 def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
@@ -180,7 +181,7 @@ class _FakeGraph:
         if self.stale:
             self.parts.buf.t.fill_(999)  # as if the graph had kept other timesteps than the ones just drawn
         self.parts.optimizer.zero_grad(set_to_none=True)
-        self.out.copy_(fast.train_step(self.parts))
+        self.out.copy_(fast_train.train_step(self.parts))
 
 
 def _load_benchmark():
@@ -207,28 +208,28 @@ def test_sampler_sweep_times_each_variant_in_a_child_and_writes_a_profile(tmp_pa
 
 
 def test_inductor_options_come_from_json_and_bad_text_is_refused():
-    assert fast.parse_inductor_options("") == {}
-    assert fast.parse_inductor_options('{"freezing": true}') == {"freezing": True}
+    assert devices.parse_inductor_options("") == {}
+    assert devices.parse_inductor_options('{"freezing": true}') == {"freezing": True}
     with pytest.raises(ValueError, match="JSON object"):
-        fast.parse_inductor_options("freezing=1")
+        devices.parse_inductor_options("freezing=1")
     with pytest.raises(ValueError, match="JSON object"):
-        fast.parse_inductor_options("[1]")
+        devices.parse_inductor_options("[1]")
 
 
 def test_graph_self_test_catches_a_step_that_reads_stale_inputs(digits8):
     images, _ = digits8
-    parts = fast.build_parts(images[:64], None, _cfg(), 0, torch.device("cpu"), graph=False)
+    parts = fast_train.build_parts(images[:64], None, _cfg(), 0, torch.device("cpu"), graph=False)
     good = _FakeGraph(parts, stale=False)
-    fast.self_test(parts, good, good.out)
+    fast_train.self_test(parts, good, good.out)
     bad = _FakeGraph(parts, stale=True)
     with pytest.raises(RuntimeError, match="differ from the eager"):
-        fast.self_test(parts, bad, bad.out)
+        fast_train.self_test(parts, bad, bad.out)
 
 
 def test_lr_stays_in_its_device_tensor_when_a_scheduler_assigns_floats(digits8):
     images, _ = digits8
     cfg = _cfg(warmup_steps=2)
-    parts = fast.build_parts(images[:64], None, cfg, 0, torch.device("cpu"), graph=False)
+    parts = fast_train.build_parts(images[:64], None, cfg, 0, torch.device("cpu"), graph=False)
     lr = torch.tensor(0.0)
     parts.optimizer.param_groups[0]["lr"] = lr
 
@@ -237,7 +238,7 @@ def test_lr_stays_in_its_device_tensor_when_a_scheduler_assigns_floats(digits8):
             parts.optimizer.param_groups[0]["lr"] = 0.5
 
     parts.lr_schedule = FloatScheduler()
-    fast._step_schedule(parts)
+    fast_train._step_schedule(parts)
     assert parts.optimizer.param_groups[0]["lr"] is lr and float(lr) == 0.5
 
 
@@ -245,7 +246,7 @@ def test_an_unfitting_fast_checkpoint_is_refused_before_anything_is_loaded(digit
     images, _ = digits8
     cfg = _cfg(recipe="fast", checkpoint_every=2, train_steps=3)
     train_model(images[:64], None, cfg, seed=1, device="cpu", ckpt_dir=tmp_path / "ckpt")  # leaves the step-2 one
-    path = tmp_path / "ckpt" / fast.CKPT_FILE
+    path = tmp_path / "ckpt" / fast_train.CKPT_FILE
     state = torch.load(path, weights_only=False)
     state["generators"] = [torch.zeros(16, dtype=torch.uint8)]  # a CUDA generator's state: unusable on CPU
     torch.save(state, path)

@@ -1,13 +1,14 @@
-"""The fast path: the reference recipe's maths with less overhead (issue 6).
+"""The fast training path: the reference recipe's maths (DDPM, Ho et al. 2020, Algorithm 1) with less overhead.
 
-Training (:func:`train_fast`, same signature and result as :func:`collapse_utils.train.train_reference`):
+:func:`train_fast` takes the same :class:`~collapse_utils.ddpm.TrainJob` and returns the same
+:class:`~collapse_utils.ddpm.TrainResult` as :func:`collapse_utils.train.train_reference`:
 
-* the same model initialisation, data order (:class:`~collapse_utils.train.EpochStream`), noise and timestep
-  draws (the same generator, seeded the same way, drawn in the same order), loss, AdamW hyper-parameters,
-  cosine schedule with warm-up and gradient clipping as the reference;
-* bf16 autocast instead of fp16 + GradScaler (no loss scaling, no skipped steps), NCHW activations (channels_last
-  measured slower inside the graph on an H200: 5,404 vs 5,972 img/s, benchmarks/gpu_throughput.md),
-  cuDNN autotuning, fused AdamW with the learning rate held in a device tensor;
+* the same model initialisation, data order (:class:`~collapse_utils.ddpm.EpochStream`), noise and timestep
+  draws (the same generator, seeded the same way, drawn in the same order), epsilon-prediction loss (Eq. 14),
+  AdamW hyper-parameters, cosine schedule with warm-up and gradient clipping as the reference (PAPER.md §5);
+* bf16 autocast instead of fp16 + GradScaler (no loss scaling, no skipped steps; devices.fast_precision), NCHW
+  activations (channels_last measured slower inside the graph on an H200: 5,404 vs 5,972 img/s,
+  benchmarks/gpu_throughput.md), cuDNN autotuning, fused AdamW with the learning rate held in a device tensor;
 * on one CUDA device the whole step (gather of the uint8 batch, scaling, forward, loss, backward, clipping,
   optimizer) is captured once as a CUDA graph and replayed; only the random draws (into static buffers), the
   batch indices and the LR value are written between replays. Losses are read back every
@@ -19,44 +20,29 @@ Training (:func:`train_fast`, same signature and result as :func:`collapse_utils
 
 Checkpoints go to the same ``ckpt_dir`` (``fast_state.pt`` + ``COMPLETE``, written to a temporary folder and
 renamed into place): model, optimizer, LR schedule, every rank's generator state, step and losses.
-
-Sampling (:class:`FastSampler`, used by :func:`collapse_utils.sample.sample_images` on CUDA): the same
-ancestral DDPM step as diffusers' ``DDPMScheduler.step`` (epsilon prediction, x₀ clipping, "fixed_small"
-variance) written as one torch function together with the UNet call, the same per-batch generator draws
-(x_T, then one N(0, I) per step with t > 0), bf16 autocast + channels_last on CUDA, and the step function
-compiled with ``torch.compile``. The compile is first tried in a child process (:func:`probe_compile`): a
-compiler crash that poisons the CUDA context ("misaligned address" was seen compiling the train step on
-torch 2.11) then costs a warning and the eager path, not the run. ``COLLAPSE_FAST_COMPILE=0`` turns the
-compile off, ``=1`` skips the probe; ``COLLAPSE_FAST_INDUCTOR`` passes Inductor options (a JSON object, e.g.
-``{"freezing": true}``) to the compile, for the variants that ``benchmarks/gpu_throughput.py --sections sweep``
-times.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import os
-import subprocess
-import sys
 import warnings
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm.auto import tqdm
 
 from .config import RunConfig
+from .ddpm import (EpochStream, TrainJob, TrainResult, epsilon_loss, images_to_tensor, labels_to_tensor, null_class,
+                   scale_to_model)
+from .devices import OPTIONS, cudnn_benchmark, fast_autocast, fast_precision
 from .io import atomic_replace_dir, fresh_tmp_dir
 from .models import build_scheduler, build_unet
-from .train import EpochStream, TrainResult, images_to_tensor, null_class, scale_to_model
 
 log = logging.getLogger(__name__)
 
@@ -64,73 +50,6 @@ FLUSH_EVERY = 100  # steps between loss read-backs (and index uploads) on the gr
 CKPT_FILE = "fast_state.pt"
 CKPT_FORMAT = "collapse-fast-v1"
 WARMUP_ITERS = 3  # eager iterations before capture (cuDNN autotuning, optimizer state, autograd init)
-
-
-# ====================================================================== options
-@dataclass
-class FastOptions:
-    """Switches of the fast path (environment: COLLAPSE_FAST_GRAPH / _CHANNELS_LAST / _TRAIN_CHANNELS_LAST / _COMPILE /
-    _INDUCTOR)."""
-
-    graph: bool = True  # capture the train step as one CUDA graph (single process, CUDA)
-    channels_last: bool = True  # sampler: NHWC activations and weights on CUDA
-    train_channels_last: bool = False  # train step: NCHW was faster in the graph (H200, one run each)
-    compile: str = "probe"  # sampler: "probe" (compile after a child process survived it), "1" (no probe), "0"
-    precision: str = "bf16"  # autocast dtype on CUDA when mixed precision is asked for: bf16 (or "no")
-    # sampler: Inductor options for torch.compile(options=...), e.g. {"freezing": true}; empty = the defaults
-    inductor: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls) -> "FastOptions":
-        env = os.environ
-        return cls(
-            graph=env.get("COLLAPSE_FAST_GRAPH", "1") != "0",
-            channels_last=env.get("COLLAPSE_FAST_CHANNELS_LAST", "1") != "0",
-            train_channels_last=env.get("COLLAPSE_FAST_TRAIN_CHANNELS_LAST", "0") == "1",
-            compile=env.get("COLLAPSE_FAST_COMPILE", "probe"),
-            inductor=parse_inductor_options(env.get("COLLAPSE_FAST_INDUCTOR", "")),
-        )
-
-
-def parse_inductor_options(text: str) -> dict[str, Any]:
-    """``COLLAPSE_FAST_INDUCTOR``: a JSON object of Inductor options (``torch._inductor.config`` names)."""
-    if not text.strip():
-        return {}
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"COLLAPSE_FAST_INDUCTOR must be a JSON object such as '{{\"freezing\": true}}': {exc}") from None
-    if not isinstance(options, dict):
-        raise ValueError(f"COLLAPSE_FAST_INDUCTOR must be a JSON object, not {type(options).__name__}")
-    return options
-
-
-OPTIONS = FastOptions.from_env()
-
-
-@contextmanager
-def cudnn_benchmark(enabled: bool = True) -> Iterator[None]:
-    """cuDNN autotuning for fixed shapes, restored afterwards (it is a process-wide flag)."""
-    before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = before
-
-
-def fast_precision(requested: str, device: torch.device) -> str:
-    """The fast path's precision: bf16 autocast on CUDA for any mixed precision ('fp16' included), else fp32."""
-    if device.type != "cuda" or requested == "no" or OPTIONS.precision == "no":
-        return "no"
-    if not torch.cuda.is_bf16_supported():
-        warnings.warn("this GPU has no bf16: the fast path runs in fp32", RuntimeWarning, stacklevel=2)
-        return "no"
-    return "bf16"
-
-
-def _autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
 def _world(device: torch.device) -> tuple[int, int]:
@@ -141,6 +60,7 @@ def _world(device: torch.device) -> tuple[int, int]:
         return 1, 0
     state = PartialState(cpu=device.type == "cpu")  # the flag only matters if this is the first PartialState
     return state.num_processes, state.process_index
+
 
 
 # ====================================================================== training: one step
@@ -166,8 +86,8 @@ def make_buffers(local_batch: int, shape: tuple[int, int, int], device: torch.de
 def draw_into(buf: StepBuffers, num_train_timesteps: int, generator: torch.Generator, label_dropout: float) -> None:
     """The reference step's random draws, in its order, written into ``buf``.
 
-    Reference (train.py): ``torch.rand`` for label dropout (conditional, p > 0), then
-    :func:`~collapse_utils.train.draw_noise`: ``torch.randn`` for ε, ``torch.randint`` for t. ``out=`` fills the
+    Reference (collapse_utils.train): ``torch.rand`` for label dropout (conditional, p > 0), then
+    :func:`~collapse_utils.ddpm.draw_noise`: ``torch.randn`` for ε, ``torch.randint`` for t. ``out=`` fills the
     same values a fresh tensor would get from the same generator state.
     """
     if buf.drop is not None and label_dropout > 0:
@@ -199,8 +119,6 @@ class TrainParts:
 
 def step_loss(p: TrainParts) -> torch.Tensor:
     """Forward + loss of one step from the static buffers (the reference's ``diffusion_loss`` maths)."""
-    from .train import epsilon_loss
-
     clean = scale_to_model(p.data[p.buf.idx])
     if p.channels_last:
         clean = clean.contiguous(memory_format=torch.channels_last)
@@ -210,7 +128,7 @@ def step_loss(p: TrainParts) -> torch.Tensor:
         if p.buf.drop is not None and p.cfg.label_dropout > 0:
             class_labels = torch.where(p.buf.drop < p.cfg.label_dropout,
                                        torch.full_like(class_labels, null_class(p.cfg)), class_labels)
-    with _autocast(p.device, p.precision):
+    with fast_autocast(p.device, p.precision):
         return epsilon_loss(p.model, p.scheduler, clean, p.buf.noise, p.buf.t, class_labels)
 
 
@@ -275,7 +193,7 @@ def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: RunConfig, s
     scheduler = build_scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
     generator = torch.Generator(device=device).manual_seed(seed + 7919 * rank)  # as the reference
     data = images_to_tensor(images, device)
-    label_t = torch.from_numpy(labels.astype(np.int64)).to(device) if (cfg.conditional and labels is not None) else None
+    label_t = labels_to_tensor(labels, cfg, device)
     buf = make_buffers(cfg.batch_size // world, (c, h, w), device, label_t is not None)
     return TrainParts(model=model, raw=raw, optimizer=optimizer, lr_schedule=lr_schedule, scheduler=scheduler,
                       generator=generator, data=data, labels=label_t, buf=buf, cfg=cfg, device=device,
@@ -480,22 +398,14 @@ def _check_finite(losses: list[float], step: int) -> None:
         raise FloatingPointError(f"fast training diverged: loss {losses[-1]} at step {step}")
 
 
-def train_fast(
-    images: np.ndarray,
-    labels: np.ndarray | None,
-    cfg: RunConfig,
-    *,
-    seed: int,
-    device: torch.device,
-    ckpt_dir: Path | None = None,
-    on_step: Callable[[int, float], None] | None = None,
-) -> TrainResult:
-    """Train a fresh UNet on ``images`` for ``cfg.train_steps`` steps: the reference's maths, faster.
+def train_fast(job: TrainJob) -> TrainResult:
+    """Train a fresh UNet on ``job.images`` for ``cfg.train_steps`` steps: the reference's maths, faster.
 
-    ``on_step(step, loss)`` is called for every step in order; on the graph path in bursts of up to
+    ``job.on_step(step, loss)`` is called for every step in order; on the graph path in bursts of up to
     :data:`FLUSH_EVERY` steps (losses are read back from the device only then).
     """
-    device = torch.device(device)
+    images, labels, cfg, seed, ckpt_dir, on_step = job.images, job.labels, job.cfg, job.seed, job.ckpt_dir, job.on_step
+    device = torch.device(job.device)
     world, _ = _world(device)
     graph = OPTIONS.graph and device.type == "cuda" and world == 1
     with cudnn_benchmark(device.type == "cuda"):
@@ -602,232 +512,3 @@ def _run_steps(p: TrainParts, one_step: Callable[[], torch.Tensor], step: int, l
     return losses
 
 
-# ====================================================================== sampling
-@dataclass
-class StepCoefficients:
-    """One reverse step of ``DDPMScheduler.step`` (epsilon prediction, fixed_small variance) as numbers.
-
-    x₀ = (x − a·ε) / b, clipped to ±clip; x_prev = c0·x₀ + c1·x + std·z with z ~ N(0, I) when ``noisy``.
-    """
-
-    t: torch.Tensor
-    a: torch.Tensor
-    b: torch.Tensor
-    c0: torch.Tensor
-    c1: torch.Tensor
-    std: torch.Tensor
-    noisy: bool
-
-
-def step_table(scheduler: DDPMScheduler, num_inference_steps: int, device: torch.device) -> list[StepCoefficients]:
-    """Per-step coefficients computed as diffusers computes them (float32 scalars), moved to ``device`` once."""
-    sched = copy.deepcopy(scheduler)
-    sched.set_timesteps(num_inference_steps)
-    conf = sched.config
-    if conf.prediction_type != "epsilon" or conf.thresholding or conf.variance_type != "fixed_small":
-        raise NotImplementedError("the fast sampler implements epsilon prediction with fixed_small variance only")
-    table = []
-    for t in sched.timesteps:
-        prev_t = sched.previous_timestep(t)
-        apt = sched.alphas_cumprod[t]
-        aptp = sched.alphas_cumprod[prev_t] if prev_t >= 0 else sched.one
-        bpt, bptp = 1 - apt, 1 - aptp
-        cur_alpha = apt / aptp
-        cur_beta = 1 - cur_alpha
-        variance = torch.clamp((1 - aptp) / (1 - apt) * cur_beta, min=1e-20)
-        vals = dict(t=t, a=bpt ** 0.5, b=apt ** 0.5, c0=(aptp ** 0.5 * cur_beta) / bpt,
-                    c1=cur_alpha ** 0.5 * bptp / bpt, std=variance ** 0.5)
-        moved = {k: torch.as_tensor(v).to(device) for k, v in vals.items()}
-        table.append(StepCoefficients(noisy=bool(t > 0), **moved))
-    return table
-
-
-def _compile_wanted(device: torch.device) -> str:
-    mode = OPTIONS.compile
-    if device.type != "cuda" or mode == "0":
-        return "0"
-    return mode
-
-
-_PROBED: dict[str, bool] = {}
-
-
-def _raise_recompile_limit(limit: int = 256) -> None:
-    """Every sampler (one per generation) re-traces ``denoise`` for its own model; at Dynamo's default limit
-    of 8 per code object, later ones would silently run eagerly."""
-    conf = torch._dynamo.config
-    for name in ("recompile_limit", "cache_size_limit"):
-        if hasattr(conf, name) and getattr(conf, name) < limit:
-            setattr(conf, name, limit)
-
-
-class FastSampler:
-    """Ancestral DDPM sampling of batches with the reference's draws; UNet call and scheduler step fused.
-
-    ``sampler(n, generator, class_labels)`` returns what :func:`collapse_utils.sample.sample_batch` returns for
-    the same generator: x_T and every step's noise come from ``generator`` in the reference's order and
-    shapes, so results agree with it up to the arithmetic precision (bf16 autocast on CUDA, fp32 on CPU).
-    Batches smaller than ``batch_size`` are padded (rows are independent in the UNet) so one compiled
-    function serves every batch.
-    """
-
-    def __init__(self, model: UNet2DModel, scheduler: DDPMScheduler, *, shape: tuple[int, int, int],
-                 batch_size: int, num_inference_steps: int, device: torch.device | str,
-                 guidance_scale: float = 1.0, null_class: int | None = None, conditional: bool = False,
-                 compile: str | None = None, precision: str | None = None, channels_last: bool | None = None,
-                 inductor: dict[str, Any] | None = None) -> None:
-        self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        # a private copy: the compiled step may bake its weights in (Inductor "freezing")
-        self.model = copy.deepcopy(model).to(self.device).eval()
-        self.channels_last = cuda and (OPTIONS.channels_last if channels_last is None else channels_last)
-        self.inductor = dict(OPTIONS.inductor if inductor is None else inductor)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.precision = precision or fast_precision("bf16", self.device)
-        self.shape, self.batch_size = tuple(shape), int(batch_size)
-        self.guidance_scale, self.null_class, self.conditional = guidance_scale, null_class, conditional
-        conf = scheduler.config
-        self.clip = float(conf.clip_sample_range) if conf.clip_sample else None
-        self.table = step_table(scheduler, num_inference_steps, self.device)
-        self.compile_mode = compile if compile is not None else _compile_wanted(self.device)
-        self._fn: Callable[..., torch.Tensor] = self.denoise
-        self.mode = "eager"
-        if self.compile_mode != "0":
-            self._try_compile()
-
-    # -------------------------------------------------------------- the fused step
-    def epsilon(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        from .sample import guided_epsilon
-
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.precision):
-            eps = guided_epsilon(self.model, x, t, labels, self.guidance_scale, self.null_class)
-        return eps.float()
-
-    def denoise(self, x: torch.Tensor, t: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c0: torch.Tensor,
-                c1: torch.Tensor, std: torch.Tensor, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """One reverse step x_t → x_{t−1} (``DDPMScheduler.step`` maths; ``noise`` is zero at t = 0)."""
-        eps = self.epsilon(x, t, labels)
-        x0 = (x - a * eps) / b
-        if self.clip is not None:
-            x0 = x0.clamp(-self.clip, self.clip)
-        return (c0 * x0 + c1 * x + std * noise).contiguous()
-
-    # -------------------------------------------------------------- compile, guarded
-    def _probe_spec(self) -> dict[str, Any]:
-        conf = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
-        return dict(model_config=conf, shape=list(self.shape), batch_size=self.batch_size,
-                    guidance_scale=self.guidance_scale, null_class=self.null_class, conditional=self.conditional,
-                    precision=self.precision, device=str(self.device), channels_last=self.channels_last,
-                    inductor=self.inductor)
-
-    def _try_compile(self) -> None:
-        spec = self._probe_spec()
-        if self.compile_mode == "probe":
-            key = json.dumps(spec, sort_keys=True, default=str)
-            if key not in _PROBED:
-                _PROBED[key] = probe_compile(spec)
-            if not _PROBED[key]:
-                warnings.warn("torch.compile of the sampling step failed in a probe process; sampling eagerly "
-                              "(set COLLAPSE_FAST_COMPILE=0 to skip the probe)", RuntimeWarning, stacklevel=3)
-                return
-        _raise_recompile_limit()
-        self._fn = torch.compile(self.denoise, dynamic=False, options=self.inductor or None)
-        self.mode = "compiled"
-
-    # -------------------------------------------------------------- a batch
-    def __call__(self, num_images: int, generator: torch.Generator, class_labels: torch.Tensor | None = None,
-                 *, max_steps: int | None = None) -> torch.Tensor:
-        n, bs = int(num_images), self.batch_size
-        if not 0 < n <= bs:
-            raise ValueError(f"a batch of {n} images does not fit the sampler's batch size {bs}")
-        dev = self.device
-        x = torch.zeros((bs, *self.shape), dtype=torch.float32, device=dev)
-        noise = torch.zeros_like(x)
-        x[:n].normal_(generator=generator)  # = torch.randn((n, *shape), generator=generator)
-        labels = None
-        if class_labels is not None:
-            labels = torch.full((bs,), self.null_class if self.null_class is not None else 0, dtype=torch.int64, device=dev)
-            labels[:n] = class_labels.to(dev)
-        with cudnn_benchmark(dev.type == "cuda"), torch.no_grad():
-            for i, c in enumerate(self.table):
-                if max_steps is not None and i >= max_steps:
-                    break
-                if c.noisy:
-                    noise[:n].normal_(generator=generator)
-                else:
-                    noise.zero_()
-                x = self._call(x, c, noise, labels)
-        return x[:n]
-
-    def _call(self, x: torch.Tensor, c: StepCoefficients, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if self.mode != "compiled":
-            return self._fn(x, c.t, c.a, c.b, c.c0, c.c1, c.std, noise, labels)
-        try:
-            return self._fn(x, c.t, c.a, c.b, c.c0, c.c1, c.std, noise, labels)
-        except Exception as exc:  # a compiler error (not a poisoned context): same maths, eagerly
-            warnings.warn(f"compiled sampling step failed ({exc!r}); sampling eagerly", RuntimeWarning, stacklevel=3)
-            self._fn, self.mode = self.denoise, "eager"
-            return self._fn(x, c.t, c.a, c.b, c.c0, c.c1, c.std, noise, labels)
-
-
-# ====================================================================== the compile probe
-def _package_root() -> Path:
-    return Path(__file__).resolve().parents[1]
-
-
-def probe_compile(spec: dict[str, Any], timeout: float | None = None) -> bool:
-    """Compile and run two sampling steps in a child process; True when it exits cleanly.
-
-    A sticky CUDA error (e.g. "misaligned address" from a generated kernel) would make every later CUDA call
-    of this process fail, so the first compiled run happens elsewhere. The child also fills the Inductor
-    cache, which makes this process's own compile quick.
-    """
-    if timeout is None:
-        timeout = float(os.environ.get("COLLAPSE_FAST_PROBE_TIMEOUT", "1800"))
-    root = str(_package_root())
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "collapse_utils.fast", "--probe", json.dumps(spec, default=str)]
-    try:
-        proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("compile probe timed out after %.0f s", timeout)
-        return False
-    if proc.returncode != 0:
-        log.warning("compile probe failed (exit %s): %s", proc.returncode, proc.stderr[-2000:])
-        return False
-    return True
-
-
-def _probe_main(spec: dict[str, Any]) -> None:
-    """Child side of :func:`probe_compile`: a UNet of the same configuration, compiled, two steps."""
-    device = torch.device(spec["device"])
-    torch.manual_seed(0)
-    model = UNet2DModel.from_config(spec["model_config"])
-    sampler = FastSampler(model, build_scheduler(), shape=tuple(spec["shape"]), batch_size=spec["batch_size"],
-                          num_inference_steps=1000, device=device, guidance_scale=spec["guidance_scale"],
-                          null_class=spec["null_class"], conditional=spec["conditional"], compile="1",
-                          precision=spec["precision"], channels_last=spec.get("channels_last"),
-                          inductor=spec.get("inductor"))
-    labels = torch.zeros(spec["batch_size"], dtype=torch.int64, device=device) if spec["conditional"] else None
-    gen = torch.Generator(device=device).manual_seed(0)
-    out = sampler(spec["batch_size"], gen, labels, max_steps=2)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    if sampler.mode != "compiled" or not bool(torch.isfinite(out).all()):
-        raise SystemExit(3)
-    print("probe ok", sampler.mode)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--probe":
-        # through the package module, not __main__: the same code objects as the parent's compile (cache hits)
-        from collapse_utils.fast import _probe_main as probe_main
-
-        probe_main(json.loads(sys.argv[2]))
-    else:
-        print("usage: python -m collapse_utils.fast --probe SPEC_JSON", file=sys.stderr)
-        sys.exit(2)
