@@ -141,8 +141,8 @@ class RunConfig:
         self.validate()
 
     def type_errors(self) -> list[str]:
-        """Fields whose value has the wrong type: ints must be ints (not floats, bools or NaN), floats finite
-        numbers, strings strings; each message names the field."""
+        """Fields whose value has the wrong type: ints must be ints (not floats, bools or NaN), floats numbers,
+        strings strings; each message names the field."""
         errors = []
         for f in dataclasses.fields(self):
             value, kind = getattr(self, f.name), str(f.type)
@@ -153,9 +153,8 @@ class RunConfig:
             shown = f"{value!r} ({type(value).__name__})"
             if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 errors.append(f"{f.name} must be an integer, got {shown}")
-            elif kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
-                errors.append(f"{f.name} must be a finite number, got {shown}")
+            elif kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                errors.append(f"{f.name} must be a number, got {shown}")  # ranges (finite, …) are checked below
             elif kind == "str" and not isinstance(value, str):
                 errors.append(f"{f.name} must be a string, got {shown}")
             elif kind == "bool" and not isinstance(value, bool):

@@ -192,6 +192,26 @@ def _on_main(state: Any, fn: Callable[[], None]) -> None:
         raise err
 
 
+def _finished_run(config: RunConfig, run_dir: Path, allow_config_change: bool) -> RunResult | None:
+    """The run, if ``run_dir`` already holds every generation of ``config``, whole (checked, read-only); else None."""
+    try:
+        rundir.read_config(run_dir)
+    except (cio.CorruptArtifactError, FileNotFoundError, ValueError, TypeError):
+        return None  # no record, or a damaged one: the full start checks (and may rewrite) it
+    rundir.check_config(run_dir, config, allow_config_change)
+    try:
+        rundir.verify_real(config, run_dir)
+    except (cio.CorruptArtifactError, FileNotFoundError):
+        return None
+    gens = []
+    for g in range(1, config.generations + 1):
+        done, _why = rundir.verify_generation(run_dir, g, config.metrics)
+        if done is None:
+            return None
+        gens.append(done)
+    return RunResult(config, run_dir, gens)
+
+
 def run_self_consuming(
     config: RunConfig,
     run_dir: str | os.PathLike,
@@ -214,6 +234,12 @@ def run_self_consuming(
     too_big = paper_scale_on_cpu(config, device)
     if too_big and state.is_main_process:
         warnings.warn(too_big, RuntimeWarning, stacklevel=2)
+    finished = _finished_run(config, run_dir, allow_config_change)
+    if finished is not None:  # nothing to compute: report it without writing (read-only media work too)
+        for gen in finished.generations:
+            if on_generation is not None and state.is_main_process:
+                on_generation(gen)
+        return finished
     real: Pool | None = None
 
     def start() -> None:
@@ -244,8 +270,11 @@ def run_self_consuming(
 
     result = RunResult(config, run_dir)
     for g in range(1, config.generations + 1):
-        done = rundir.load_done_generation(run_dir, g)
+        done, why = rundir.verify_generation(run_dir, g, config.metrics)
         if done is None:
+            if why != "not finished" and state.is_main_process:
+                log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, why)
+                rundir.unmark_done(run_dir, g)
             log.info("generation %d/%d of %s", g, config.generations, run_dir)
             done = run_generation(config, g, run_dir, real, samples_of, device, state)
         result.generations.append(done)

@@ -12,15 +12,21 @@ Every other module reads and writes a run through the functions here; none spell
               ckpt/          training checkpoint while training (removed after)
               sample_parts/  finished sampling batches while sampling (removed after)
               samples.npy    the generation's samples (+ sample_labels.npy)
-              metrics.json   that generation's metrics
+              metrics.json   that generation's metrics (checked to hold every metric the config asks for)
+              hashes.json    sha256 of each artifact above, recorded as it is written
               DONE           written last: the generation is finished
 
-Every artifact is written atomically (collapse_utils.io), so a reader sees a whole previous or a whole new file.
-A finished generation is trusted after cheap checks (headers, sizes, model weights); a damaged one is redone.
+Every artifact is written atomically (collapse_utils.io), so a reader sees a whole previous or a whole new file,
+and its sha256 is recorded in ``hashes.json`` right after; before an artifact is reused (on resume, or as the
+next generation's input) or a generation counts as finished, each file is checked against its hash, so damage
+that keeps a file's size is found too. A damaged artifact is redone by the step that wrote it. Reading a run
+(:func:`load_run`, :func:`verify_generation`) never writes to it. Directories made before hashes were recorded
+are checked by headers and sizes only (logged once).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -40,6 +46,7 @@ from .paradigms import Pool, real_images_needed
 log = logging.getLogger(__name__)
 
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
+HASHES = "hashes.json"
 
 
 # ---------------------------------------------------------------------- paths and markers
@@ -90,6 +97,72 @@ def write_metrics(gen: Path, metrics: dict[str, Any]) -> None:
 
 def read_metrics(gen: Path) -> dict[str, Any]:
     return cio.read_json(gen / "metrics.json")
+
+
+# ---------------------------------------------------------------------- content hashes
+_HASH_MEMO: dict[tuple, str] = {}  # (path, inode, size, mtime_ns) -> sha256: a file is hashed once per process
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASH_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        _HASH_MEMO[key] = h.hexdigest()
+    return _HASH_MEMO[key]
+
+
+def _read_hashes(gen: Path) -> dict[str, str] | None:
+    path = gen / HASHES
+    if not path.exists():
+        return None
+    hashes = cio.read_json(path)
+    if not isinstance(hashes, dict):
+        raise cio.CorruptArtifactError(f"{path} is not a hash record")
+    return hashes
+
+
+def record_hashes(gen: Path, *names: str | Path) -> None:
+    """Record the sha256 of the artifacts ``names`` (relative to ``gen``), just written, in ``hashes.json``."""
+    try:
+        hashes = _read_hashes(gen) or {}
+    except cio.CorruptArtifactError:
+        hashes = {}  # a damaged record: what it vouched for is checked against nothing and redone
+    for name in names:
+        hashes[str(name)] = file_sha256(gen / name)
+    cio.atomic_write_json(gen / HASHES, hashes)
+
+
+_LEGACY_LOGGED: set[str] = set()
+
+
+def verify_hashes(gen: Path, *names: str | Path) -> None:
+    """Raise :class:`~collapse_utils.io.CorruptArtifactError` naming the file unless each of ``names`` matches the
+    sha256 recorded when it was written (a file with no record counts as damaged). A finished generation with no
+    ``hashes.json`` at all predates hashing: its files pass (headers and sizes are checked elsewhere)."""
+    hashes = _read_hashes(gen)
+    if hashes is None:
+        if not any((gen / n).exists() for n in names):
+            return
+        if not (gen / "DONE").exists():  # an unfinished generation's files are vouched for by nothing
+            raise cio.CorruptArtifactError(f"{gen} has no recorded hashes (written by an interrupted step); redoing it")
+        if str(gen.parent) not in _LEGACY_LOGGED:
+            _LEGACY_LOGGED.add(str(gen.parent))
+            log.info("%s has no content hashes (made by an earlier version); checking headers and sizes only", gen.parent)
+        return
+    for name in names:
+        path = gen / name
+        if not path.exists():
+            continue  # the caller decides whether a missing file matters
+        recorded = hashes.get(str(name))
+        if recorded is None:
+            raise cio.CorruptArtifactError(f"{path} has no recorded hash (written by an interrupted step); redoing it")
+        if file_sha256(path) != recorded:
+            raise cio.CorruptArtifactError(f"{path} does not match the sha256 recorded when it was written "
+                                           "(the file was changed or damaged); redoing the step that wrote it")
 
 
 # ---------------------------------------------------------------------- results
@@ -168,8 +241,14 @@ class RunResult:
         return self
 
 
+# Keys ``allow_config_change`` may change in a directory that holds computed generations: more or fewer
+# generations extend or shorten the run without changing what the earlier ones were computed from.
+RESUMABLE_CHANGES = ("generations",)
+
+
 def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = False) -> None:
-    """Refuse to resume a run directory made with a different configuration, naming the differing keys."""
+    """Refuse to resume a run directory made with a different configuration, naming the differing keys; with
+    ``allow_config_change`` only :data:`RESUMABLE_CHANGES` may differ once generations were computed. Reads only."""
     path = run_dir / "config.json"
     if path.exists():
         try:
@@ -192,6 +271,13 @@ def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = Fals
                 + "\n  ".join(lines)
                 + "\nUse another output directory, or allow_config_change=True (--allow-config-change) to continue anyway."
             )
+        inconsistent = [k for k in differing if k not in RESUMABLE_CHANGES]
+        computed = sorted(int(p.name[4:]) for p in run_dir.glob("gen_[0-9]*") if p.is_dir() and any(p.iterdir()))
+        if inconsistent and computed:
+            raise ConfigMismatchError(
+                f"--allow-config-change cannot keep {run_dir} consistent: {', '.join(inconsistent)} changed, and "
+                f"generation(s) {computed} were computed with the old values. Use another output directory, or delete "
+                f"{run_dir} to start the run over (only {', '.join(RESUMABLE_CHANGES)} can change in place).")
         if differing:
             log.warning("continuing %s with changed keys %s", run_dir, differing)
 
@@ -241,6 +327,28 @@ def check_labels(cfg: RunConfig, labels: np.ndarray | None, count: int) -> None:
                          f"a conditional run with num_classes={cfg.num_classes} needs one label in [0, {cfg.num_classes}) each")
 
 
+REAL_FILES = ("images.npy", "indices.npy", "labels.npy")
+
+
+def _verify_real_hashes(real: Path) -> None:
+    """``real/`` files against their hashes; a folder without any record (an earlier version) is read whole."""
+    if _read_hashes(real) is not None:
+        verify_hashes(real, *REAL_FILES)
+
+
+def verify_real(cfg: RunConfig, run_dir: Path) -> None:
+    """Raise unless ``real/`` holds the images drawn for ``cfg``, whole (request, shape, hashes); reads only."""
+    real = real_dir(run_dir)
+    stored = cio.read_json(real / "source.json")
+    if not isinstance(stored, dict) or stored.get("request") != real_request(cfg):
+        raise cio.CorruptArtifactError(f"{real} was drawn for another request")
+    if cio.check_npy(real / "images.npy", dtype=np.uint8, ndim=4)[0] != real_images_needed(cfg):
+        raise cio.CorruptArtifactError(f"{real / 'images.npy'} holds the wrong number of images")
+    _verify_real_hashes(real)
+    if _read_hashes(real) is None:
+        raise cio.CorruptArtifactError(f"{real} has no recorded hashes")
+
+
 def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None] | None = None) -> Pool:
     """The run's real images: drawn once (seeded) and stored in ``real/`` so a resume never re-draws them.
 
@@ -253,12 +361,15 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
     real = real_dir(run_dir)
     try:
         stored = cio.read_json(real / "source.json")
+        _verify_real_hashes(real)
         images = cio.load_npy(real / "images.npy", dtype=np.uint8, ndim=4)
         labels = cio.load_npy(real / "labels.npy", ndim=1) if cfg.conditional else None
         if stored.get("request") == real_request(cfg) and len(images) == real_images_needed(cfg):
             check_labels(cfg, labels, len(images))
             if check is not None:
                 check(images)
+            if _read_hashes(real) is None:  # drawn by an earlier version: vouch for what was just read whole
+                record_hashes(real, *(n for n in REAL_FILES if (real / n).exists()))
             return Pool(images, np.zeros(len(images), np.int16), labels)
     except (cio.CorruptArtifactError, FileNotFoundError, AttributeError):
         pass
@@ -276,17 +387,24 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
     cio.atomic_write_json(real / "source.json", {"name": ds.name, "source": ds.source, "shape": list(ds.images.shape),
                                                      "request": real_request(cfg)})
     cio.atomic_save_npy(real / "images.npy", ds.images)
+    record_hashes(real, *(n for n in REAL_FILES if (real / n).exists()))
     return Pool(ds.images, np.zeros(len(ds.images), np.int16), labels)
 
 
 # ---------------------------------------------------------------------- a generation's artifacts
+TRAIN_FILES = ("train.npy", "train_sources.npy", "train_labels.npy")
+SAMPLE_FILES = ("samples.npy", "sample_labels.npy")
+
+
 def load_training_set(gen: Path) -> Pool:
     """The generation's training set with its sources (and labels); raises if missing or damaged."""
+    verify_hashes(gen, *TRAIN_FILES)
     return load_pool(gen, "train", "train_labels")
 
 
 def load_samples(gen: Path, g: int) -> Pool:
     """Generation ``g``'s samples as a pool (source ``g``; with labels for conditional runs)."""
+    verify_hashes(gen, *SAMPLE_FILES)
     return load_pool(gen, "samples", "sample_labels", sources_value=g)
 
 
@@ -295,17 +413,22 @@ def save_samples(gen: Path, images: np.ndarray, labels: np.ndarray | None) -> No
     if labels is not None:
         cio.atomic_save_npy(gen / "sample_labels.npy", labels)
     cio.atomic_save_npy(gen / "samples.npy", images)
+    record_hashes(gen, *(n for n in SAMPLE_FILES if (gen / n).exists()))
 
 
 def write_train_log(gen: Path, losses: list[float], mixed_precision: str, recipe: str, steps: int) -> None:
     """The training log; written before the model, which counts only with a whole log beside it."""
     cio.atomic_write_json(gen / "train_log.json", {"losses": losses, "mixed_precision": mixed_precision,
                                                    "recipe": recipe, "steps": steps})
+    record_hashes(gen, "train_log.json")
 
 
 def read_train_log(gen: Path) -> dict[str, Any] | None:
     path = gen / "train_log.json"
-    return cio.read_json(path) if path.exists() else None
+    if not path.exists():
+        return None
+    verify_hashes(gen, "train_log.json")
+    return cio.read_json(path)
 
 
 def clean_interrupted(gen: Path) -> None:
@@ -336,14 +459,16 @@ def save_training_set(gen: Path, pool: Pool) -> None:
     if pool.labels is not None:
         cio.atomic_save_npy(gen / "train_labels.npy", pool.labels.astype(np.int64))
     cio.atomic_save_npy(gen / "train.npy", pool.images)
+    record_hashes(gen, *(n for n in TRAIN_FILES if (gen / n).exists()))
 
 
 def check_model_files(path: Path) -> None:
-    """Raise :class:`CorruptArtifactError` unless the model and its training log are complete and whole."""
-    cio.restore_replaced_dir(path)
+    """Raise :class:`CorruptArtifactError` unless the model and its training log are complete and whole
+    (weights and log against their recorded hashes); reads only."""
     if not (path / "COMPLETE").exists():
         raise cio.CorruptArtifactError(f"{path} is missing or incomplete")
     cio.check_safetensors(path / UNET_WEIGHTS)
+    verify_hashes(path.parent, Path(path.name) / UNET_WEIGHTS, "train_log.json")
     train_log = cio.read_json(path.parent / "train_log.json")
     if not isinstance(train_log, dict) or len(train_log.get("losses", ())) != train_log.get("steps"):
         raise cio.CorruptArtifactError(f"{path.parent / 'train_log.json'} is incomplete")
@@ -395,6 +520,7 @@ def save_model(model, scheduler, path: Path) -> None:
     DDPMPipeline(unet=model, scheduler=scheduler).save_pretrained(tmp)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, path)
+    record_hashes(path.parent, Path(path.name) / UNET_WEIGHTS)
 
 
 def prepare_parts_dir(parts: Path, meta: dict[str, Any]) -> None:
@@ -411,38 +537,52 @@ def prepare_parts_dir(parts: Path, meta: dict[str, Any]) -> None:
         cio.atomic_write_json(parts / "meta.json", meta)
 
 
-def load_done_generation(run_dir: Path, g: int) -> GenerationResult | None:
-    """Generation ``g`` if it is marked done and its artifacts pass the cheap checks; else ``None`` (and the
-    marker of a damaged generation is removed, so it is redone)."""
+def verify_generation(run_dir: Path, g: int, metrics: tuple[str, ...] | list[str] = ()
+                      ) -> tuple[GenerationResult | None, str | None]:
+    """``(generation, None)`` if ``g`` is marked done and whole, else ``(None, why)``; reads only.
+
+    Whole: every artifact matches its recorded sha256 (headers and lengths agree too), the model and its log are
+    complete, and ``metrics.json`` is a record holding each name in ``metrics`` (the config's metrics).
+    """
     gen = gen_dir(run_dir, g)
     if not (gen / "DONE").exists():
-        return None
-    try:  # cheap checks (headers and sizes, not the data): a truncated or missing artifact redoes the generation
-        metrics = read_metrics(gen)
-        if not isinstance(metrics, dict):
+        return None, "not finished"
+    try:
+        record = read_metrics(gen)
+        if not isinstance(record, dict):
             raise cio.CorruptArtifactError(f"{gen / 'metrics.json'} is not a metrics record")
+        missing = [m for m in metrics if m not in record]
+        if missing:
+            raise cio.CorruptArtifactError(f"{gen / 'metrics.json'} lacks the metrics {missing} the run asks for")
         for prefix, companions in (("train", ("train_sources", "train_labels")), ("samples", ("sample_labels",))):
             count = cio.check_npy(gen / f"{prefix}.npy", dtype=np.uint8, ndim=4)[0]
             for name in companions:
                 path = gen / f"{name}.npy"
                 if (path.exists() or name == "train_sources") and cio.check_npy(path, ndim=1)[0] != count:
                     raise cio.CorruptArtifactError(f"{path} does not match {prefix}.npy in length")
+        verify_hashes(gen, *TRAIN_FILES, *SAMPLE_FILES)
         check_model_files(model_path(gen))
     except (cio.CorruptArtifactError, FileNotFoundError) as exc:
-        log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, exc)
-        (gen / "DONE").unlink(missing_ok=True)
-        return None
-    return GenerationResult(g, gen, metrics)
+        return None, str(exc)
+    return GenerationResult(g, gen, record), None
+
+
+def unmark_done(run_dir: Path, g: int) -> None:
+    """Remove generation ``g``'s ``DONE`` marker, so the loop redoes what is damaged or missing."""
+    (gen_dir(run_dir, g) / "DONE").unlink(missing_ok=True)
 
 
 def load_run(run_dir: str | os.PathLike) -> RunResult:
-    """Read a run directory's finished generations without computing anything."""
+    """Read a run directory's finished (and whole) generations, in order up to the first that is not; computes and
+    writes nothing."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     result = RunResult(cfg, run_dir)
     for g in range(1, cfg.generations + 1):
-        done = load_done_generation(run_dir, g)
+        done, why = verify_generation(run_dir, g, cfg.metrics)
         if done is None:
+            if why != "not finished":
+                log.warning("generation %d of %s cannot be used: %s", g, run_dir, why)
             break
         result.generations.append(done)
     return result

@@ -14,9 +14,10 @@ import torch
 from collapse_utils import train as train_mod
 from collapse_utils.config import make_config
 from collapse_utils.experiments import cfg_experiment
-from collapse_utils.loop import Pool, even_counts, run_self_consuming, select_from_pool
-from collapse_utils.models import build_scheduler, build_unet
 from collapse_utils.ddpm import balanced_labels, drop_labels, guided_epsilon, null_class
+from collapse_utils.loop import run_self_consuming
+from collapse_utils.models import build_scheduler, build_unet
+from collapse_utils.paradigms import Pool, even_counts, select_from_pool
 from collapse_utils.sample import model_null_class, sample_images
 from collapse_utils.train import check_labels, train_model
 

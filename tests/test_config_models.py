@@ -121,7 +121,7 @@ def test_run_cli_options_come_from_config_fields():
     (dict(n=float("nan")), "n must be an integer"), (dict(n=True), "n must be an integer"),
     (dict(generations=2.5), "generations must be an integer"), (dict(seed=1.5), "seed must be an integer"),
     (dict(seed=-1), "seed must be a non-negative integer"), (dict(lr=float("nan")), "lr must be a finite number"),
-    (dict(lr="fast"), "lr must be a finite number"), (dict(paradigm=3), "paradigm must be a string"),
+    (dict(lr="fast"), "lr must be a number"), (dict(paradigm=3), "paradigm must be a string"),
     (dict(conditional="yes"), "conditional must be True or False"), (dict(metrics="gs_pixel"), "metrics must be a list"),
     (dict(adam_betas=("a", 0.9)), "adam_betas must be a list of numbers"), (dict(channels=2), "channels must be 1 or 3"),
 ])

@@ -76,7 +76,8 @@ def test_smoke_loop_two_processes_shards_sampling_exactly(tmp_path):
     from diffusers import UNet2DModel
 
     from collapse_utils import io as cio
-    from collapse_utils.loop import derive_seed, load_run
+    from collapse_utils.config import derive_seed
+    from collapse_utils.rundir import load_run
     from collapse_utils.models import build_scheduler
     from collapse_utils.sample import sample_images
 

@@ -65,6 +65,8 @@ def artifacts(run_dir: Path) -> dict[str, object]:
             continue
         if p.suffix in (".npy", ".safetensors") or p.name in ("train_log.json", "COMPLETE"):
             out[rel] = p.read_bytes()
+        elif p.name == "hashes.json":
+            out[rel] = json.loads(p.read_text())
         elif p.name == "metrics.json":
             metrics = json.loads(p.read_text())
             metrics.pop("timings")

@@ -1,0 +1,120 @@
+"""Integrity of stored runs: damage that keeps a file's size is found by the recorded content hashes and redone,
+a metrics record that lacks the config's metrics does not count as finished, reading a finished run writes
+nothing, and a configuration change that would mix two runs in one directory is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from collapse_utils import rundir
+from collapse_utils.config import make_config
+from collapse_utils.loop import run_self_consuming
+from collapse_utils.rundir import ConfigMismatchError, UNET_WEIGHTS, load_run
+
+BASE = dict(n=16, generations=2, train_steps=4, num_inference_steps=3, sample_batch_size=16, progress=False)
+
+
+def _cfg(**kw):
+    return make_config("smoke", **{**BASE, **kw})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    run_self_consuming(_cfg(), run_dir)
+    return run_dir
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _snapshot(run_dir: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.relative_to(run_dir).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def _overwrite_inside(path: Path, count: int = 64) -> None:
+    """Change ``count`` bytes in the middle of a file, keeping its size (headers and sizes still pass)."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + count] = bytes((b + 1) % 256 for b in data[mid:mid + count])
+    path.write_bytes(bytes(data))
+
+
+def test_every_artifact_has_a_recorded_hash(finished):
+    for g in (1, 2):
+        gen = rundir.gen_dir(finished, g)
+        hashes = json.loads((gen / rundir.HASHES).read_text())
+        assert {"train.npy", "train_sources.npy", "samples.npy", "train_log.json",
+                f"model/{UNET_WEIGHTS.as_posix()}"} <= set(hashes)
+        for name, digest in hashes.items():
+            assert rundir.file_sha256(gen / name) == digest
+    assert set(json.loads((rundir.real_dir(finished) / rundir.HASHES).read_text())) >= {"images.npy", "indices.npy"}
+
+
+def test_samples_damaged_in_place_are_redone_not_trained_on(finished, tmp_path):
+    run_dir = _copy(finished, tmp_path / "run")
+    want = _snapshot(finished)
+    _overwrite_inside(run_dir / "gen_01" / "samples.npy")
+    shutil.rmtree(run_dir / "gen_02")
+    assert load_run(run_dir).generations == []  # damaged generation 1: nothing usable, and nothing written
+    run_self_consuming(_cfg(), run_dir)
+    got = _snapshot(run_dir)
+    for name in ("gen_01/samples.npy", "gen_02/train.npy", "gen_02/samples.npy"):
+        assert got[name][1] == want[name][1], f"{name} differs from the undamaged run"
+
+
+def test_model_weights_damaged_in_place_are_retrained(finished, tmp_path):
+    run_dir = _copy(finished, tmp_path / "run")
+    weights = f"gen_02/model/{UNET_WEIGHTS.as_posix()}"
+    want = (finished / weights).read_bytes()
+    _overwrite_inside(run_dir / weights)
+    result = run_self_consuming(_cfg(), run_dir)
+    assert (run_dir / weights).read_bytes() == want
+    np.testing.assert_array_equal(result.generations[1].samples, load_run(finished).generations[1].samples)
+
+
+@pytest.mark.parametrize("record", [{}, {"gs_pixel": 1.0}])
+def test_metrics_without_the_configs_metrics_do_not_count_as_finished(record, finished, tmp_path):
+    run_dir = _copy(finished, tmp_path / "run")
+    (run_dir / "gen_02" / "metrics.json").write_text(json.dumps(record))
+    assert len(load_run(run_dir).generations) == 1  # reported as not finished, not silently without metrics
+    again = run_self_consuming(_cfg(), run_dir)
+    want = load_run(finished).generations[1].metrics
+    for name in _cfg().metrics:
+        assert again.generations[1].metrics[name] == want[name]
+
+
+def test_reading_or_rerunning_a_finished_run_writes_nothing(finished, tmp_path):
+    run_dir = _copy(finished, tmp_path / "run")
+    before = _snapshot(run_dir)
+    load_run(run_dir)
+    result = run_self_consuming(_cfg(), run_dir)
+    assert len(result.generations) == 2
+    assert _snapshot(run_dir) == before
+
+
+def test_allow_config_change_refuses_a_new_n_over_computed_generations(finished, tmp_path):
+    run_dir = _copy(finished, tmp_path / "run")
+    before = _snapshot(run_dir)
+    with pytest.raises(ConfigMismatchError, match="cannot keep .* consistent: n changed"):
+        run_self_consuming(_cfg(n=24), run_dir, allow_config_change=True)
+    assert _snapshot(run_dir) == before
+    longer = run_self_consuming(_cfg(generations=3), run_dir, allow_config_change=True)  # more generations: fine
+    assert len(longer.generations) == 3
