@@ -9,6 +9,7 @@ metrics run on the main process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -212,6 +213,24 @@ def _finished_run(config: RunConfig, run_dir: Path, allow_config_change: bool) -
     return RunResult(config, run_dir, gens)
 
 
+# torch threads of a run on a CPU: fixed by the run, not by who launched it (`run`, a `figures` worker, a
+# resume), since the thread count changes the bytes a CPU computes; recorded in the manifest's device line.
+CPU_THREADS = 1
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device):
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_self_consuming(
     config: RunConfig,
     run_dir: str | os.PathLike,
@@ -221,8 +240,9 @@ def run_self_consuming(
 ) -> RunResult:
     """Run (or resume) the self-consuming loop of ``config`` in ``run_dir``; returns every generation's results.
 
-    Finished generations (``DONE`` marker, artifacts readable) are skipped; an interrupted one resumes from
-    its last training checkpoint and its finished sample batches.
+    Finished generations (``DONE`` marker, artifacts whole) are skipped; an interrupted one resumes from
+    its last training checkpoint and its finished sample batches. On a CPU the run computes with
+    :data:`CPU_THREADS` torch threads whoever launched it, so the same run key gives the same bytes.
     """
     from accelerate import PartialState
 
@@ -231,9 +251,15 @@ def run_self_consuming(
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = run_device(config)
+    with _cpu_threads(device):
+        return _run(config, run_dir, state, device, allow_config_change, on_generation)
+
+
+def _run(config: RunConfig, run_dir: Path, state: Any, device: torch.device, allow_config_change: bool,
+         on_generation: Callable[[GenerationResult], None] | None) -> RunResult:
     too_big = paper_scale_on_cpu(config, device)
     if too_big and state.is_main_process:
-        warnings.warn(too_big, RuntimeWarning, stacklevel=2)
+        warnings.warn(too_big, RuntimeWarning, stacklevel=3)
     finished = _finished_run(config, run_dir, allow_config_change)
     if finished is not None:  # nothing to compute: report it without writing (read-only media work too)
         for gen in finished.generations:

@@ -118,3 +118,59 @@ def test_allow_config_change_refuses_a_new_n_over_computed_generations(finished,
     assert _snapshot(run_dir) == before
     longer = run_self_consuming(_cfg(generations=3), run_dir, allow_config_change=True)  # more generations: fine
     assert len(longer.generations) == 3
+
+
+def test_the_same_run_key_gives_the_same_bytes_whoever_launches_it(finished, tmp_path):
+    """`run` from the command line (torch's default thread count, here all cores) and an in-process run with one
+    thread write the same bytes: the run fixes its own CPU thread count and records it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    cmd = [sys.executable, "-m", "collapse_utils", "run", "--preset", "smoke", "--n", "16", "--generations", "2",
+           "--train-steps", "4", "--sample-steps", "3", "--sample-batch-size", "16", "--no-progress",
+           "--out", str(tmp_path / "cli")]
+    subprocess.run(cmd, check=True, env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, timeout=600)
+    for name in ("gen_02/train.npy", "gen_02/samples.npy", f"gen_02/model/{UNET_WEIGHTS.as_posix()}"):
+        assert (tmp_path / "cli" / name).read_bytes() == (finished / name).read_bytes(), name
+    session = json.loads((tmp_path / "cli" / "manifest.json").read_text())["sessions"][-1]
+    assert "1 torch threads" in session["device"]
+
+
+_KILLED_PARENT = """
+import sys
+from collapse_utils.config import make_config
+from collapse_utils.store import ensure_runs
+cfgs = [make_config("smoke", n=16, generations=3, train_steps=400, seed=s, progress=False) for s in (0, 1)]
+ensure_runs(cfgs, sys.argv[1], workers=2, on_generation=lambda c, g: None)
+"""
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, str(tmp_path / "store")],
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.time() + 240
+        while not list((tmp_path / "store").glob("*/gen_01/train.npy")):
+            assert time.time() < deadline and parent.poll() is None, "the workers never started training"
+            time.sleep(0.5)
+        children = psutil.Process(parent.pid).children(recursive=True)
+        assert len(children) >= 2  # two workers (and the manager that relays their progress)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"workers still running after their parent was killed: {[p.pid for p in alive]}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for p in psutil.Process().children(recursive=True):
+            p.kill()
