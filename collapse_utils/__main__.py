@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import PARADIGMS, PRESETS, make_config
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.figures", "collapse_utils.benchmark_cli")
+COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.benchmark_cli")
 
 
 def add_run_cli(sub: argparse._SubParsersAction) -> None:
