@@ -192,7 +192,8 @@ def run_batch(
     fig_dir = Path(fig_dir or default_fig_dir(preset)).resolve()
     workers = workers or default_workers(preset)
     notebooks = discover_notebooks(only, notebook_dir)
-    shown = {"run_root": repo_relative(run_root), "fig_dir": repo_relative(fig_dir)}  # what notebooks get and the summary records
+    # what the notebooks get and the summary records: repository-relative where possible
+    shown = {"run_root": repo_relative(run_root), "fig_dir": repo_relative(fig_dir)}
     parameters = {"preset": preset, **shown, "workers": workers,
                   **({"device": device} if device else {}), **(params or {})}
     prefetch_error = prefetch_runs(notebooks, parameters, run_root, workers) if prefetch else None

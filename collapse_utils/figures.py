@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -161,8 +160,8 @@ def cfg_figure_configs(preset: str, *, datasets: Sequence[str] | None = None, n:
         raise ValueError(f"F11 compares CFG with one selection method under one paradigm on one dataset; got "
                          f"methods={list(methods)}, paradigms={list(paradigms)}, dataset={datasets!r}")
     return E.cfg_experiment(preset, dataset=(datasets or [None])[0], n=n, paradigm=paradigms[0], selection=chosen[0],
-                            feature_space=feature_space, guidance_scale=2.0 if guidance_scale is None else guidance_scale,
-                            class_selection=class_selection or "per_class", **common)
+                            feature_space=feature_space, class_selection=class_selection or "per_class",
+                            guidance_scale=2.0 if guidance_scale is None else guidance_scale, **common)
 
 
 SPECS: dict[str, FigureSpec] = {s.id: s for s in (
@@ -229,7 +228,8 @@ def figure_configs(figure: str, preset: str = "demo", **overrides: Any) -> list[
     sizes, dataset = v["sizes"], v["dataset"]
     named = dict(paradigms=paradigms, methods=methods, feature_space=v["feature_space"], decays=v["decays"],
                  guidance_scale=v["guidance_scale"], class_selection=v["class_selection"],
-                 sizes=[sizes] if isinstance(sizes, int) else sizes, datasets=None if dataset is None else _datasets(dataset))
+                 sizes=[sizes] if isinstance(sizes, int) else sizes,
+                 datasets=None if dataset is None else _datasets(dataset))
     kw = {k: val for k, val in named.items() if k in takes}
     if "n" in takes:
         kw["n"] = _single_size(sizes)
@@ -237,8 +237,8 @@ def figure_configs(figure: str, preset: str = "demo", **overrides: Any) -> list[
     out: list[RunConfig] = []
     for ds in _datasets(dataset) if "dataset" in takes else [None]:
         for p in paradigms if "paradigm" in takes else [None]:
-            per = {**({"dataset": ds} if "dataset" in takes else {}), **({"paradigm": p} if "paradigm" in takes else {})}
-            out += spec.experiment(preset, **per, **kw)
+            one = {k: val for k, val in (("dataset", ds), ("paradigm", p)) if k in takes}
+            out += spec.experiment(preset, **one, **kw)
     return out
 
 
