@@ -44,6 +44,12 @@ def notebooks_dir() -> Path:
     return repo_root() / "notebooks"
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it (notebooks execute there), else absolute."""
+    root = repo_root().resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def figure_sort_key(figure: str) -> tuple[int, str]:
     digits = "".join(ch for ch in figure if ch.isdigit())
     return (int(digits) if digits else 10**6, figure)
@@ -141,6 +147,22 @@ def _failing_line(exc: Any) -> str:
     return next((line for line in (exc.source or "").splitlines() if line.strip()), "")
 
 
+def _relative_papermill_paths(executed: Path) -> None:
+    """papermill records the notebook's input and output paths in its metadata; keep them repository-relative."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception as exc:  # not written (kernel never started) or unreadable: nothing to rewrite
+        log.debug("executed notebook %s not rewritten: %s", executed, exc)
+        return
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = repo_relative(Path(meta[key]).resolve())
+    nbformat.write(nb, executed)
+
+
 def execute_figure(figure: str, notebook: Path, parameters: dict[str, Any], fig_dir: Path,
                    timeout: int | None = None) -> NotebookResult:
     """Execute one notebook with papermill; a failure is reported with its cell, never raised."""
@@ -158,15 +180,10 @@ def execute_figure(figure: str, notebook: Path, parameters: dict[str, Any], fig_
         error = f"cell {exc.cell_index} (`{_failing_line(exc)[:80]}`) failed: {exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel died, timeout, unreadable notebook
         error = f"{type(exc).__name__}: {exc}"
+    _relative_papermill_paths(executed)
     files, missing = _check_outputs(fig_dir, figure, start)
     error = error or missing
     return NotebookResult(figure, error is None, time.time() - start, executed, files, error)
-
-
-def repo_relative(path: Path) -> str:
-    """``path`` relative to the repository root when it lies inside it (notebooks execute there), else absolute."""
-    root = repo_root().resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def run_batch(

@@ -178,3 +178,20 @@ def test_param_lists_written_without_brackets_reach_the_notebook_as_lists():
     assert _parse_param("sizes=64,256") == ("sizes", [64, 256])
     assert _parse_param("pairs=((1, 2), (3, 4))") == ("pairs", [[1, 2], [3, 4]])
     assert _parse_param("dataset=mnist") == ("dataset", "mnist")
+
+
+def test_paths_inside_the_repository_are_passed_and_recorded_relative(tmp_path, monkeypatch):
+    """Executed notebooks and batch_summary.json carry no machine paths for a store and figure folder in the repo."""
+    monkeypatch.setattr(figure_batch, "repo_root", lambda: tmp_path)  # notebooks execute with this working directory
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    _write_notebook(nb_dir / "F99.ipynb", _WRITING_NOTEBOOK)
+    results = figure_batch.run_batch("smoke", run_root=tmp_path / "runs", fig_dir=tmp_path / "figs",
+                                     notebook_dir=nb_dir, prefetch=False)
+    assert [r.ok for r in results] == [True]
+    summary = json.loads((tmp_path / "figs" / "executed" / "batch_summary.json").read_text())
+    assert (summary["run_root"], summary["fig_dir"]) == ("runs", "figs")
+    assert str(tmp_path) not in json.dumps(summary)
+    assert (tmp_path / "figs" / "F99.png").exists()
+    assert str(tmp_path) not in (tmp_path / "figs" / "executed" / "F99.ipynb").read_text()
+    assert figure_batch.repo_relative(Path("/elsewhere/runs")) == "/elsewhere/runs"
