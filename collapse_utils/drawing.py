@@ -1,5 +1,7 @@
-"""Drawing primitives every figure shares: the theme, axis labels and colours, line and image helpers, and the
-files a figure writes (``<FIG>.png``, ``.pdf``, ``.csv``, ``<FIG>_<part>.csv``, ``<FIG>.json``).
+"""Drawing primitives every figure shares: theme, axis labels, colours, line and image helpers, figure files.
+
+The files a figure writes are ``<FIG>.png``, ``.pdf``, ``.csv``, ``<FIG>_<part>.csv`` and ``<FIG>.json`` (JSON
+through :func:`collapse_utils.io.json_default`, the package's one encoder hook).
 
 The paper's figures are drawn by :mod:`collapse_utils.plotting` with these; the numbers come from
 :mod:`collapse_utils.analysis`.

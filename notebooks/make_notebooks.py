@@ -11,7 +11,7 @@ Every notebook has the same shape, so they stay consistent:
 5. one plotting call, which writes ``<fig_dir>/<FIG>.png/.pdf/.csv``, then displays the figure and its numbers.
 
 Run ``python notebooks/make_notebooks.py`` after changing ``SPECS`` or this file (tests check the notebooks are
-up to date). Another figure (F11) can follow the same pattern: copy ``notebook_for`` with its own calls.
+up to date). A figure that needs other calls can follow the same pattern: copy ``notebook_for`` with its own calls.
 """
 
 from __future__ import annotations
