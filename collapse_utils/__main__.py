@@ -1,7 +1,7 @@
 """Command line: ``python -m collapse_utils {run,demo,figures,…} …``.
 
 Each command lives beside the code it drives: a module that defines ``add_cli(subparsers)`` registers its
-sub-command (``run`` here; ``demo`` in demo.py; ``figures`` in figures.py).
+sub-command (``run`` here; ``demo`` in demo.py; ``figures`` in batch.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from .config import RunConfig, make_config
 from .vocab import PRESETS
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.figures")
+COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch")
 
 
 def _parse_tuple(kind: type) -> Any:

@@ -28,7 +28,7 @@ from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SC
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
-# ``metrics`` too: missing metrics are computed afterwards from the stored artifacts (RunResult.ensure_metrics).
+# ``metrics`` too: missing metrics are computed afterwards from the stored artifacts (run_metrics.ensure_metrics).
 # ``sample_batch_size`` is *in* the key: each sampling batch draws from its own seeded stream, so the
 # images depend on the batch size.
 EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "metrics")

@@ -230,7 +230,7 @@ def finding_entropy_decay(sweep: Sequence[Any]) -> Finding:
 
 def finding_correlation(sweep: Sequence[Any]) -> Finding:
     """Finding 3: Pearson r between training-set entropy and log GS over every (size, generation) point."""
-    from .plotting import log_fit
+    from .analysis import log_fit
 
     ent = np.concatenate([series(r, "entropy_pixel") for r in sweep])
     gs = np.concatenate([series(r, "gs_pixel") for r in sweep])
@@ -336,29 +336,31 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
     accumulate at one dataset size (the demo's view of the paper's F7 and F9)."""
     import matplotlib.pyplot as plt
 
-    from . import plotting as P
+    from . import analysis as A
+    from . import drawing as D
 
-    P._theme()
-    wide = P.metrics_frame(runs)
+    D.theme()
+    wide = A.metrics_frame(runs)
     metrics = ("gs_pixel", "entropy_pixel")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 4.2))
     for ax, metric in zip(axes, metrics):
         for r in runs:
             c = r.config
             ax.plot([g.generation for g in r.generations], series(r, metric), marker="o",
-                    color=P.METHOD_COLORS.get(c.selection) if c.paradigm == "replace" else "tab:purple",
+                    color=D.METHOD_COLORS.get(c.selection) if c.paradigm == "replace" else "tab:purple",
                     linestyle="--" if c.selection == "none" else "-",
                     label=("Accumulate, vanilla" if c.paradigm != "replace"
-                           else f"Replace, {P.method_label(c.selection)}"))
-        ax.set_xlabel(P.GEN_LABEL)
-        ax.set_ylabel(P.metric_label(metric))
+                           else f"Replace, {A.method_label(c.selection)}"))
+        ax.set_xlabel(D.GEN_LABEL)
+        ax.set_ylabel(D.metric_label(metric))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8)
     axes[0].set_title("Generalization score ↑")
     axes[1].set_title("Training-set entropy ↑")
-    P._title(fig, "selection", f"data selection and accumulate vs vanilla replace (n = {runs[0].config.n:,})", wide)
+    D.figure_title(fig, "selection", f"data selection and accumulate vs vanilla replace (n = {runs[0].config.n:,})",
+                   wide)
     fig.tight_layout()
-    return P.save_figure(fig, fig_dir, "selection", P.long_table(wide, list(metrics), "selection"))
+    return D.save_figure(fig, fig_dir, "selection", A.long_table(wide, list(metrics), "selection"))
 
 
 # ---------------------------------------------------------------------------------------------- the command
@@ -385,6 +387,7 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
              workers: int = 2, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or reuse) the demo's runs, judge the findings, draw the figures; returns the summary dict."""
     from .figures import default_fig_dir
+    from .run_metrics import ensure_metrics
     from .store import default_run_root, ensure_runs
 
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -400,8 +403,8 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     with ProgressMonitor(plan.configs, out, out=echo) as monitor:
         ensure_runs(plan.configs, out, workers=workers, on_generation=monitor.on_generation)
     t_runs = time.perf_counter() - t0
-    sweep = [r.ensure_metrics(DEMO_METRICS) for r in ensure_runs(plan.sweep, out)]
-    selection = [r.ensure_metrics(DEMO_METRICS) for r in ensure_runs(plan.selection, out)]
+    sweep = [ensure_metrics(r, DEMO_METRICS) for r in ensure_runs(plan.sweep, out)]
+    selection = [ensure_metrics(r, DEMO_METRICS) for r in ensure_runs(plan.selection, out)]
     findings = judge_findings(sweep, selection)
     t1 = time.perf_counter()
     figures = draw_figures({"sweep": sweep, "selection": selection}, fig_dir)

@@ -71,20 +71,24 @@ def selection_grid(
     return out
 
 
-def ablation_2n(preset: str, *, dataset: str | None = None, **kw: Any) -> list[RunConfig]:
+def ablation_2n(preset: str, *, dataset: str | None = None, methods: Iterable[str] = ("none", "threshold", "greedy"),
+                feature_space: str | None = None, n: int | None = None, generations: int | None = None,
+                seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:
     """Appendix C.1 (F12): replace with N, with 2N unselected images, and N selected from 2N."""
-    base = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("replace",), **kw)
+    base = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("replace",), methods=methods,
+                          feature_space=feature_space, n=n, generations=generations, seeds=seeds, **overrides)
     vanilla = [c for c in base if c.selection == "none"]
     return base + [c.replace(paradigm="replace_2n") for c in vanilla]
 
 
 def ablation_decay(preset: str, *, dataset: str | None = None, decays: Iterable[float] | None = None,
-                   **kw: Any) -> list[RunConfig]:
+                   feature_space: str | None = None, n: int | None = None, generations: int | None = None,
+                   seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:
     """F13: accumulate with the Threshold Decay Filter at several decay factors, plus vanilla and Greedy."""
-    base = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("accumulate_subsample",),
-                          methods=("none", "greedy"), **kw)
-    template = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=("accumulate_subsample",),
-                              methods=("threshold",), **kw)
+    grid = dict(datasets=[dataset] if dataset else None, paradigms=("accumulate_subsample",),
+                feature_space=feature_space, n=n, generations=generations, seeds=seeds, **overrides)
+    base = selection_grid(preset, methods=("none", "greedy"), **grid)
+    template = selection_grid(preset, methods=("threshold",), **grid)
     return base + [c.replace(decay=d) for c in template for d in (decays or scale(preset).decays)]
 
 

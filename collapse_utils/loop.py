@@ -27,11 +27,11 @@ from .config import RunConfig, derive_seed
 from .ddpm import SampleSettings, balanced_labels
 from .devices import resolve_device as checked_device
 from .devices import resolve_recipe
-from .metrics import generation_metrics
 from .models import build_scheduler
 from .paradigms import Pool, build_training_set
 from .preflight import paper_scale_on_cpu, preflight
 from .rundir import GenerationResult, RunResult
+from .run_metrics import measure_generation
 from .sample import assemble_parts, sample_images
 from .testhooks import KILL_ENV, kill_point
 from .train import remove_checkpoint, train_model
@@ -159,20 +159,6 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     if not state.is_main_process:
         metrics = rundir.read_metrics(gen)
     return GenerationResult(g, gen, metrics)
-
-
-def measure_generation(cfg: RunConfig, train: Pool, samples: Pool, real: Pool, device: torch.device) -> dict[str, Any]:
-    """The per-generation metrics file: the configured metrics plus the training set's composition."""
-    metrics: dict[str, Any] = dict(generation_metrics(
-        train.images, samples.images, real_images=real.images[: cfg.n], names=cfg.metrics, device=device,
-    ))
-    sources, counts = np.unique(train.sources, return_counts=True)
-    metrics["train_size"] = int(len(train))
-    metrics["num_samples"] = int(len(samples))
-    metrics["real_share"] = float(np.mean(train.sources == 0))
-    metrics["source_counts"] = {str(int(s)): int(c) for s, c in zip(sources, counts)}
-    metrics["feature_space"] = cfg.feature_space
-    return metrics
 
 
 def _on_main(state: Any, fn: Callable[[], None]) -> None:

@@ -1,279 +1,43 @@
 """Every figure of the paper as one plotting function (seaborn / matplotlib), shared by the notebooks.
 
 Each ``plot_fNN`` takes the runs of its experiment (a list of :class:`~collapse_utils.loop.RunResult`) or, for
-figures drawn from metrics alone, the table :func:`metrics_frame` makes of them, and writes
+figures drawn from metrics alone, the table :func:`~collapse_utils.analysis.metrics_frame` makes of them, and writes
 ``<fig_dir>/<FIG>.png``, ``.pdf`` and the plotted numbers as ``<FIG>.csv`` (tidy: one row per run, generation
 and metric, with the run's directory name, so every number can be traced to ``gen_XX/metrics.json``). Extra
 panels write ``<FIG>_<part>.csv``; fitted statistics go to ``<FIG>.json``.
 
 Feature spaces follow the paper (PAPER.md §3): Section 3 figures (F2–F4, F14) use pixel-space GS and entropy;
 Sections 4–5 (F7–F10, F12, F13) use the runs' feature space (DINOv2 at paper scale, pixels at demo/smoke scale).
-Axes name the space. Figures made below paper scale say so in their title (:func:`scale_note`).
+Axes name the space. Figures made below paper scale say so in their title
+(:func:`collapse_utils.analysis.scale_note`). What is plotted is computed in :mod:`collapse_utils.analysis`; this
+module only draws and writes the files.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .analysis import (F11_SETTINGS, METHOD_LABELS, RunsOrTable, as_frame, dataset_label, default_generations,
+                       f11_diversity, f11_fid_summary, f11_fid_table, f11_grid_images, f11_label, f11_runs_frame,
+                       f11_setting, f11_summary, feature_space_of, is_table, log_fit, long_table, method_label,
+                       metrics_frame, nearest_training_pairs, pick_run, require_metrics, source_table, svd_points,
+                       with_method_labels)
+from .drawing import (GEN_LABEL, METHOD_COLORS, METHOD_ORDER, PARADIGM_LABELS, PARADIGM_ORDER, FigureOutput,
+                      figure_title, lines_by_size, method_line, metric_label, panel_grid, save_figure, size_hue, theme,
+                      tile_images)
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import RunConfig
-    from .loop import RunResult
-
-RunsOrTable = Union[Sequence["RunResult"], pd.DataFrame]
-
-ID_COLUMNS = ("run", "preset", "dataset", "n", "paradigm", "selection", "feature_space", "decay", "seed", "generation")
-METHOD_ORDER = ("none", "threshold", "greedy", "random")
-METHOD_LABELS = {"none": "Vanilla", "threshold": "Threshold Decay Filter", "greedy": "Greedy Selection",
-                 "random": "Random selection"}
-METHOD_COLORS = {"none": "tab:blue", "threshold": "tab:green", "greedy": "tab:red", "random": "tab:gray"}
-PARADIGM_ORDER = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
-PARADIGM_LABELS = {"replace": "Replace", "replace_2n": "Replace, 2N images", "accumulate_subsample": "Accumulate",
-                   "accumulate": "Accumulate (growing set)", "fresh": "Fresh real data"}
-DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10_catdog": "CIFAR-10 cats/dogs", "ffhq32": "FFHQ",
-                  "fashion_mnist": "Fashion-MNIST", "digits": "sklearn digits"}
-SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3"}
-GEN_LABEL = "Generation (train → sample iteration)"
-
-
-@dataclass
-class FigureOutput:
-    """What a plotting function wrote: the figure, its files and the plotted numbers."""
-
-    figure_id: str
-    fig: plt.Figure
-    files: dict[str, Path]
-    data: pd.DataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def png(self) -> Path:
-        return self.files["png"]
-
-
-# ---------------------------------------------------------------------------------------------- labels
-def dataset_label(name: str) -> str:
-    return DATASET_LABELS.get(name, name)
-
-
-def metric_label(metric: str) -> str:
-    """An axis label naming the metric and the space it is measured in."""
-    if metric.startswith("gs_"):
-        return f"Generalization score ({SPACE_LABELS.get(metric[3:], metric[3:])})"
-    if metric.startswith("entropy_"):
-        return f"Training-set entropy, KL k=1 ({SPACE_LABELS.get(metric[8:], metric[8:])})"
-    labels = {
-        "fid": "FID ↓ (Inception pool3)",
-        "fd_dinov2": "FD_DINO ↓ (DINOv2-small CLS)",
-        "cov_trace": "Trace of covariance (pixel space, 0–255)",
-        "mnnd": "MNND (pixel space, 0–255)",
-        "mem_ratio": "Memorized share (NN < ⅓ 2nd NN, pixels)",
-        "real_share": "Share of real images",
-    }
-    return labels.get(metric, metric)
-
-
-def scale_note(cfg: "RunConfig") -> str:
-    """``""`` at paper scale, else a line saying the preset and what differs (for titles)."""
-    preset = cfg.extra.get("preset", "custom")
-    if preset == "paper":
-        return ""
-    res = f"{cfg.resolution}×{cfg.resolution} " if cfg.resolution else ""
-    return (f"{preset} scale, not the paper's: {res}{dataset_label(cfg.dataset)}, UNet '{cfg.model}', "
-            f"{cfg.train_steps:,} training steps per generation, {cfg.num_inference_steps} sampling steps")
-
-
-def method_label(selection: str, paradigm: str = "replace", decay: float | None = None) -> str:
-    if paradigm == "replace_2n":
-        return "Vanilla with 2N images"
-    label = METHOD_LABELS.get(selection, selection)
-    if selection == "threshold" and decay is not None and not _isnan(decay):
-        label += f" (α = {decay:.2f})"
-    return label
-
-
-def _isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-# ---------------------------------------------------------------------------------------------- tables
-def _is_table(x: RunsOrTable) -> bool:
-    return isinstance(x, pd.DataFrame)
-
-
-def metrics_frame(runs: Sequence["RunResult"]) -> pd.DataFrame:
-    """One row per (run, generation): identifying fields, preset, scale note and every scalar metric.
-
-    ``source_counts`` (F10) stays a dict column; other dicts (timings) are dropped.
-    """
-    rows: list[dict[str, Any]] = []
-    for r in runs:
-        preset, note = r.config.extra.get("preset", "custom"), scale_note(r.config)
-        for row in r.metrics_table():
-            flat = {k: v for k, v in row.items() if not isinstance(v, (dict, list))}
-            flat.update(preset=preset, scale=note, source_counts=row.get("source_counts"))
-            rows.append(flat)
-    if not rows:
-        raise ValueError("no finished generations in the runs given")
-    return pd.DataFrame(rows).drop_duplicates(subset=["run", "generation"]).reset_index(drop=True)
-
-
-def _frame(x: RunsOrTable) -> pd.DataFrame:
-    return x.copy() if _is_table(x) else metrics_frame(x)
-
-
-def _require(wide: pd.DataFrame, metrics: Iterable[str], figure_id: str) -> None:
-    for m in metrics:
-        if m not in wide or wide[m].isna().any():
-            raise KeyError(f"{figure_id}: metric {m!r} is missing for some generations; compute it first "
-                           f"(RunResult.ensure_metrics or collapse_utils.figures.figure_runs)")
-
-
-def long_table(wide: pd.DataFrame, metrics: Sequence[str], figure_id: str, *, panel: pd.Series | None = None,
-               extra: Sequence[str] = ()) -> pd.DataFrame:
-    """The tidy data file: ``figure, panel, <ID_COLUMNS>, metric, value`` (one row per plotted number)."""
-    _require(wide, metrics, figure_id)
-    wide = wide.assign(panel=panel if panel is not None else "")
-    ids = ["panel"] + [c for c in ID_COLUMNS if c in wide] + [c for c in extra if c in wide]
-    out = wide.melt(id_vars=ids, value_vars=list(metrics), var_name="metric", value_name="value")
-    out.insert(0, "figure", figure_id)
-    return out.sort_values(["panel", "run", "metric", "generation"]).reset_index(drop=True)
-
-
-def _note(wide: pd.DataFrame) -> str:
-    notes = [s for s in wide.get("scale", pd.Series(dtype=str)).dropna().unique() if s]
-    return "; ".join(notes)
-
-
-def _title(fig: plt.Figure, figure_id: str, text: str, wide: pd.DataFrame, extra: str = "") -> None:
-    lines = [f"{figure_id}: {text}"] + [s for s in (_note(wide), extra) if s]
-    fig.suptitle("\n".join(lines), fontsize=10)
-
-
-def save_figure(fig: plt.Figure, fig_dir: str | Path, figure_id: str, data: pd.DataFrame, *,
-                parts: dict[str, pd.DataFrame] | None = None, summary: dict[str, Any] | None = None) -> FigureOutput:
-    """Write ``<FIG>.png``, ``.pdf``, ``.csv`` (+ ``<FIG>_<part>.csv``, ``<FIG>.json``) and close the figure."""
-    fig_dir = Path(fig_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    files = {"png": fig_dir / f"{figure_id}.png", "pdf": fig_dir / f"{figure_id}.pdf",
-             "csv": fig_dir / f"{figure_id}.csv"}
-    fig.savefig(files["png"], dpi=150, bbox_inches="tight")
-    fig.savefig(files["pdf"], bbox_inches="tight")
-    data.to_csv(files["csv"], index=False)
-    for name, table in (parts or {}).items():
-        files[name] = fig_dir / f"{figure_id}_{name}.csv"
-        table.to_csv(files[name], index=False)
-    if summary is not None:
-        files["json"] = fig_dir / f"{figure_id}.json"
-        files["json"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    plt.close(fig)
-    return FigureOutput(figure_id, fig, files, data, summary or {})
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if math.isnan(o) else float(o)
-    return str(o)
-
-
-# ---------------------------------------------------------------------------------------------- drawing helpers
-def _theme() -> None:
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
-
-
-def _size_hue(wide: pd.DataFrame) -> tuple[pd.Series, list[str], list]:
-    sizes = sorted(wide["n"].unique())
-    labels = [f"n = {n:,}" for n in sizes]
-    return wide["n"].map(dict(zip(sizes, labels))), labels, sns.color_palette("viridis", len(sizes))
-
-
-def _lines_by_size(ax: plt.Axes, wide: pd.DataFrame, metric: str) -> None:
-    hue, order, palette = _size_hue(wide)
-    sns.lineplot(data=wide.assign(size=hue), x="generation", y=metric, hue="size", hue_order=order, palette=palette,
-                 marker="o", errorbar="sd", ax=ax)
-    ax.set_xlabel(GEN_LABEL)
-    ax.set_ylabel(metric_label(metric))
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(title="dataset size", fontsize=8)
-
-
-def _method_line(ax: plt.Axes, df: pd.DataFrame, metric: str, label: str, color: Any, dashed: bool) -> None:
-    sns.lineplot(data=df, x="generation", y=metric, ax=ax, color=color, linestyle="--" if dashed else "-",
-                 marker="o", errorbar="sd", label=label)
-
-
-def _to_rgb(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
-
-
-def tile_images(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
-    """A grid (rows × ncols) of uint8 NHWC images as one RGB image, separated by ``pad`` white pixels."""
-    images = _to_rgb(images)
-    n, h, w, _ = images.shape
-    nrows = max(1, math.ceil(n / ncols))
-    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
-    return out
-
-
-def _pick_run(runs: Sequence["RunResult"], size: int | None, default: str = "smallest") -> "RunResult":
-    sizes = sorted({r.config.n for r in runs})
-    if size is None:
-        size = sizes[0] if default == "smallest" else sizes[len(sizes) // 2]
-    chosen = [r for r in runs if r.config.n == size]
-    if not chosen:
-        raise ValueError(f"no run with n = {size}; available sizes: {sizes}")
-    return sorted(chosen, key=lambda r: r.config.seed)[0]
-
-
-def _default_generations(run: "RunResult", count: int = 3) -> list[int]:
-    gens = [g.generation for g in run.generations]
-    picks = sorted({gens[0], gens[len(gens) // 2], gens[-1]})
-    return picks[:count] if len(picks) > count else picks
-
-
-def _panels(ax_count: int, ncols: int, size: tuple[float, float] = (4.4, 3.5)) -> tuple[plt.Figure, np.ndarray]:
-    nrows = max(1, math.ceil(ax_count / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
-    for ax in axes.flat[ax_count:]:
-        ax.set_visible(False)
-    return fig, axes
+    from .rundir import RunResult
 
 
 # ---------------------------------------------------------------------------------------------- F2
-def nearest_training_pairs(run: "RunResult", generations: Sequence[int], k: int = 6) -> pd.DataFrame:
-    """For F2's left panel: the first ``k`` samples of each generation and their nearest training image (pixels)."""
-    from .metrics import nearest_neighbors
-
-    rows = []
-    for g in run.generations:
-        if g.generation not in generations:
-            continue
-        samples, train = g.samples[:k], g.train_images
-        d, idx = nearest_neighbors(samples.reshape(len(samples), -1).astype(np.float32),
-                                   train.reshape(len(train), -1).astype(np.float32), k=1)
-        for i in range(len(samples)):
-            rows.append(dict(run=run.run_dir.name, n=run.config.n, generation=g.generation, sample_index=i,
-                             train_index=int(idx[i, 0]), l2_pixel=float(d[i, 0])))
-    return pd.DataFrame(rows)
-
-
 def _pairs_image(run: "RunResult", pairs: pd.DataFrame) -> tuple[np.ndarray, list[float], list[str]]:
     blocks, ticks, labels, top = [], [], [], 0
     by_gen = {g.generation: g for g in run.generations}
@@ -294,21 +58,21 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
             pair_generations: Sequence[int] | None = None, n_pairs: int = 6) -> FigureOutput:
     """F2 (paper Fig. 2): generalization score (pixels, log axis) vs generation per dataset size (replace), with
     generated samples above their nearest training images at early, middle and late generations (smallest n)."""
-    _theme()
-    wide = _frame(runs)
-    _require(wide, ["gs_pixel"], "F2")
-    with_pairs = not _is_table(runs)
+    theme()
+    wide = as_frame(runs)
+    require_metrics(wide, ["gs_pixel"], "F2")
+    with_pairs = not is_table(runs)
     fig, axes = plt.subplots(1, 2 if with_pairs else 1, figsize=(12 if with_pairs else 6, 4.6), squeeze=False,
                              gridspec_kw={"width_ratios": [1.1, 1]} if with_pairs else None)
     ax = axes[0, -1]
-    _lines_by_size(ax, wide, "gs_pixel")
+    lines_by_size(ax, wide, "gs_pixel")
     ax.set_yscale("log")
     ax.set_ylabel(metric_label("gs_pixel") + ", log scale")
     ax.set_title("Generalization score vs generation (replace)")
     parts = {}
     if with_pairs:
-        run = _pick_run(runs, pair_size)
-        pairs = nearest_training_pairs(run, pair_generations or _default_generations(run), k=n_pairs)
+        run = pick_run(runs, pair_size)
+        pairs = nearest_training_pairs(run, pair_generations or default_generations(run), k=n_pairs)
         img, ticks, labels = _pairs_image(run, pairs)
         axes[0, 0].imshow(img, interpolation="nearest")
         axes[0, 0].set_yticks(ticks, labels, fontsize=8)
@@ -316,47 +80,26 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
         axes[0, 0].grid(False)
         axes[0, 0].set_title(f"Generated images and their nearest training image (n = {run.config.n:,})")
         parts["pairs"] = pairs
-    _title(fig, "F2", "the generalization-to-memorization transition", wide)
+    figure_title(fig, "F2", "the generalization-to-memorization transition", wide)
     fig.tight_layout()
     return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel"], "F2"), parts=parts)
 
 
 # ---------------------------------------------------------------------------------------------- F3
-def svd_points(run: "RunResult", generations: Sequence[int], components: Sequence[int] = (1, 2),
-               max_points: int = 2000) -> pd.DataFrame:
-    """F3's projections: real images and each generation's samples on the real data's singular vectors
-    ``components`` (the authors' 2nd and 3rd), pixels scaled to [0, 1] as in the authors' ``svd.py``."""
-    from .metrics import svd_projection
-
-    real = run.real_images()[: run.config.n].astype(np.float64) / 255.0
-    rows = []
-    for g in run.generations:
-        if g.generation not in generations:
-            continue
-        gen = g.samples[:max_points].astype(np.float64) / 255.0
-        pr, pg = svd_projection(real, gen, components)
-        if not rows:
-            rows.append(pd.DataFrame(dict(set="real", generation=0, x=pr[:max_points, 0], y=pr[:max_points, 1])))
-        rows.append(pd.DataFrame(dict(set="generated", generation=g.generation, x=pg[:, 0], y=pg[:, 1])))
-    out = pd.concat(rows, ignore_index=True)
-    out.insert(0, "run", run.run_dir.name)
-    return out
-
-
 def plot_f3(runs: RunsOrTable, fig_dir: str | Path, *, svd_size: int | None = None,
             svd_generations: Sequence[int] | None = None, components: Sequence[int] = (1, 2)) -> FigureOutput:
     """F3 (paper Fig. 3): training-set entropy (pixels) vs generation by size, and 2-D SVD projections of real
     vs generated images at the first and last generation (median size unless ``svd_size``)."""
-    _theme()
-    wide = _frame(runs)
-    _require(wide, ["entropy_pixel"], "F3")
-    with_svd = not _is_table(runs)
+    theme()
+    wide = as_frame(runs)
+    require_metrics(wide, ["entropy_pixel"], "F3")
+    with_svd = not is_table(runs)
     fig, axes = plt.subplots(1, 3 if with_svd else 1, figsize=(15 if with_svd else 5.5, 4.4), squeeze=False)
-    _lines_by_size(axes[0, 0], wide, "entropy_pixel")
+    lines_by_size(axes[0, 0], wide, "entropy_pixel")
     axes[0, 0].set_title("Entropy of the training set (replace)")
     parts = {}
     if with_svd:
-        run = _pick_run(runs, svd_size, default="median")
+        run = pick_run(runs, svd_size, default="median")
         gens = list(svd_generations or [run.generations[0].generation, run.generations[-1].generation])
         pts = svd_points(run, gens, components)
         real = pts[pts["set"] == "real"]
@@ -369,30 +112,14 @@ def plot_f3(runs: RunsOrTable, fig_dir: str | Path, *, svd_size: int | None = No
             ax.set_title(f"Real vs generated, generation {gen} (n = {run.config.n:,})")
             ax.legend(fontsize=8, markerscale=2)
         parts["svd"] = pts
-    _title(fig, "F3", "entropy declines and generated images concentrate", wide)
+    figure_title(fig, "F3", "entropy declines and generated images concentrate", wide)
     fig.tight_layout()
     return save_figure(fig, fig_dir, "F3", long_table(wide, ["entropy_pixel"], "F3"), parts=parts)
 
 
 # ---------------------------------------------------------------------------------------------- F4
-def log_fit(x: np.ndarray, gs: np.ndarray) -> dict[str, Any]:
-    """Pearson r of ``x`` vs log(GS) with the least-squares line log(GS) = slope·x + intercept (F4)."""
-    from scipy import stats
-
-    x, gs = np.asarray(x, float), np.asarray(gs, float)
-    keep = np.isfinite(x) & np.isfinite(gs) & (gs > 0)
-    x, y = x[keep], np.log(gs[keep])
-    out: dict[str, Any] = {"points": int(keep.sum()), "dropped_nonpositive_gs": int((~keep).sum()),
-                           "pearson_r": None, "p_value": None, "slope": None, "intercept": None}
-    if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        r, p = stats.pearsonr(x, y)
-        slope, intercept = np.polyfit(x, y, 1)
-        out.update(pearson_r=float(r), p_value=float(p), slope=float(slope), intercept=float(intercept))
-    return out
-
-
 def _scatter_fit(ax: plt.Axes, wide: pd.DataFrame, xcol: str, fit: dict[str, Any]) -> None:
-    hue, order, palette = _size_hue(wide)
+    hue, order, palette = size_hue(wide)
     sns.scatterplot(data=wide.assign(size=hue), x=xcol, y="gs_pixel", hue="size", hue_order=order, palette=palette,
                     ax=ax, s=40)
     ax.set_yscale("log")
@@ -412,16 +139,16 @@ def _scatter_fit(ax: plt.Axes, wide: pd.DataFrame, xcol: str, fit: dict[str, Any
 def plot_f4(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     """F4 (paper Fig. 4a/b): GS (log) against training-set entropy and against covariance trace, pooled over
     sizes and generations; Pearson r of entropy vs log GS (paper: 0.91) printed with its fit line."""
-    _theme()
-    wide = _frame(runs)
-    _require(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4")
+    theme()
+    wide = as_frame(runs)
+    require_metrics(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4")
     fits = {"entropy_pixel": log_fit(wide["entropy_pixel"], wide["gs_pixel"]),
             "cov_trace": log_fit(wide["cov_trace"], wide["gs_pixel"])}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for ax, xcol, title in zip(axes, fits, ("(a) entropy", "(b) variance (trace of covariance)")):
         _scatter_fit(ax, wide, xcol, fits[xcol])
         ax.set_title(title)
-    _title(fig, "F4", "generalization score vs properties of the training set (each point: one generation of one "
+    figure_title(fig, "F4", "generalization score vs properties of the training set (each point: one generation of one "
            "run, pooled over sizes)", wide)
     fig.tight_layout()
     summary = {"entropy_vs_log_gs": fits["entropy_pixel"], "cov_trace_vs_log_gs": fits["cov_trace"]}
@@ -435,21 +162,12 @@ def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
     return sorted(vals, key=lambda v: (order.index(v) if v in order else len(order), v))
 
 
-def _feature_space(wide: pd.DataFrame, feature_space: str | None) -> str:
-    if feature_space:
-        return feature_space
-    spaces = wide["feature_space"].dropna().unique()
-    if len(spaces) != 1:
-        raise ValueError(f"runs use several feature spaces {list(spaces)}; pass feature_space=")
-    return str(spaces[0])
-
-
 def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str, metric: str, title: str,
                       note: str | None = None, ylabel: str | None = None, log_y: bool = False) -> FigureOutput:
     """Vanilla / Threshold Decay Filter / Greedy lines, one panel per dataset (rows) × paradigm (columns)."""
-    _theme()
-    wide = _frame(runs)
-    _require(wide, [metric], figure_id)
+    theme()
+    wide = as_frame(runs)
+    require_metrics(wide, [metric], figure_id)
     datasets = list(dict.fromkeys(wide["dataset"]))
     paradigms = _ordered(wide["paradigm"], PARADIGM_ORDER)
     fig, axes = plt.subplots(len(datasets), len(paradigms), figsize=(4.6 * len(paradigms), 3.6 * len(datasets)),
@@ -459,7 +177,7 @@ def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str,
         for j, par in enumerate(paradigms):
             ax, sub = axes[i, j], wide[(wide["dataset"] == ds) & (wide["paradigm"] == par)]
             for m in _ordered(sub["selection"], METHOD_ORDER):
-                _method_line(ax, sub[sub["selection"] == m], metric, method_label(m), METHOD_COLORS.get(m),
+                method_line(ax, sub[sub["selection"] == m], metric, method_label(m), METHOD_COLORS.get(m),
                              dashed=m == "none")
             ax.set_title(f"{dataset_label(ds)} {PARADIGM_LABELS.get(par, par)}")
             ax.set_xlabel(GEN_LABEL)
@@ -468,14 +186,14 @@ def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str,
             if log_y:
                 ax.set_yscale("log")
             ax.legend(fontsize=8)
-    _title(fig, figure_id, title, wide, extra=textwrap.fill(note, 110) if note else "")
+    figure_title(fig, figure_id, title, wide, extra=textwrap.fill(note, 110) if note else "")
     fig.tight_layout()
     return save_figure(fig, fig_dir, figure_id, long_table(wide, [metric], figure_id, panel=panel))
 
 
 def plot_f7(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
     """F7 (paper Fig. 5): generalization score ("Gen ↑") of vanilla / TDF / Greedy, panels dataset × paradigm."""
-    fs = _feature_space(_frame(runs), feature_space)
+    fs = feature_space_of(as_frame(runs), feature_space)
     return plot_methods_grid(runs, fig_dir, figure_id="F7", metric=f"gs_{fs}",
                              title="generalization score (Gen ↑) with data selection")
 
@@ -487,7 +205,7 @@ def plot_f8(runs: RunsOrTable, fig_dir: str | Path, **_: Any) -> FigureOutput:
 
 def plot_f9(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
     """F9 (paper Fig. 7): training-set entropy ("Entropy ↑") of vanilla / TDF / Greedy, panels dataset × paradigm."""
-    fs = _feature_space(_frame(runs), feature_space)
+    fs = feature_space_of(as_frame(runs), feature_space)
     return plot_methods_grid(runs, fig_dir, figure_id="F9", metric=f"entropy_{fs}",
                              title="training-set entropy (Entropy ↑) with data selection")
 
@@ -510,23 +228,11 @@ def plot_f15(runs: RunsOrTable, fig_dir: str | Path, *, metric: str = "fd_dinov2
 
 
 # ---------------------------------------------------------------------------------------------- F10
-def source_table(wide: pd.DataFrame) -> pd.DataFrame:
-    """F10's numbers: per run and generation, the count and share of training images from each source."""
-    rows = []
-    for _, r in wide.iterrows():
-        counts = r["source_counts"] if isinstance(r.get("source_counts"), dict) else {}
-        total = sum(counts.values())
-        for src, cnt in sorted(counts.items(), key=lambda kv: int(kv[0])):
-            rows.append({**{c: r[c] for c in ID_COLUMNS if c in r}, "metric": f"source_counts.{src}",
-                         "source": int(src), "value": cnt, "share": cnt / total})
-    return pd.DataFrame(rows)
-
-
 def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     """F10 (paper Fig. 8): source proportions of the selected training set under accumulate + selection
     (stacked bars, real images in blue), with the 1/g real share of even mixing (accumulate-subsample)."""
-    _theme()
-    wide = _frame(runs)
+    theme()
+    wide = as_frame(runs)
     wide = wide[wide["paradigm"].isin(["accumulate_subsample", "accumulate"]) & (wide["selection"] != "none")]
     if wide.empty:
         raise ValueError("F10 needs accumulate runs with selection")
@@ -534,7 +240,7 @@ def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     data["panel"] = (data["dataset"].map(dataset_label) + " Accumulate + "
                      + data["selection"].map(lambda s: METHOD_LABELS.get(s, s)))
     panels = list(dict.fromkeys(data["panel"]))
-    fig, axes = _panels(len(panels), min(4, len(panels)))
+    fig, axes = panel_grid(len(panels), min(4, len(panels)))
     max_gen = int(data["generation"].max())
     colors = ["tab:blue"] + list(sns.color_palette("YlOrBr", max(2, max_gen))[: max_gen])
     for ax, name in zip(axes.flat, panels):
@@ -553,7 +259,7 @@ def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
         ax.set_xticks(g)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8, title="source")
-    _title(fig, "F10", "where the selected training set comes from", wide)
+    figure_title(fig, "F10", "where the selected training set comes from", wide)
     fig.tight_layout(rect=(0, 0, 0.87, 1))
     even = pd.DataFrame({"generation": np.arange(1, max_gen + 1), "even_mix_real_share": 1 / np.arange(1, max_gen + 1)})
     data.insert(0, "figure", "F10")
@@ -565,42 +271,37 @@ def _labelled_lines(ax: plt.Axes, wide: pd.DataFrame, metric: str, styles: dict[
     for label, (color, dashed) in styles.items():
         sub = wide[wide["label"] == label]
         if not sub.empty:
-            _method_line(ax, sub, metric, label, color, dashed)
+            method_line(ax, sub, metric, label, color, dashed)
     ax.set_xlabel(GEN_LABEL)
     ax.set_ylabel(metric_label(metric))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
 
 
-def _with_labels(wide: pd.DataFrame) -> pd.DataFrame:
-    return wide.assign(label=[method_label(s, p, d) for s, p, d in
-                              zip(wide["selection"], wide["paradigm"], wide["decay"])])
-
-
 def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
     """F12 (appendix C.1): replace with N images, with 2N unselected images, and N selected by TDF / Greedy;
     FID and generalization score."""
-    _theme()
-    wide = _with_labels(_frame(runs))
-    fs = _feature_space(wide, feature_space)
+    theme()
+    wide = with_method_labels(as_frame(runs))
+    fs = feature_space_of(wide, feature_space)
     metrics = ["fid", f"gs_{fs}"]
-    _require(wide, metrics, "F12")
+    require_metrics(wide, metrics, "F12")
     styles = {"Vanilla": ("tab:blue", True), "Vanilla with 2N images": ("tab:purple", True),
               "Threshold Decay Filter": ("tab:green", False), "Greedy Selection": ("tab:red", False)}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, m in zip(axes, metrics):
         _labelled_lines(ax, wide, m, styles)
         ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Replace")
-    _title(fig, "F12", "ablation: vanilla with 2N images vs selecting N", wide)
+    figure_title(fig, "F12", "ablation: vanilla with 2N images vs selecting N", wide)
     fig.tight_layout()
     return save_figure(fig, fig_dir, "F12", long_table(wide, metrics, "F12", panel=wide["label"]))
 
 
 def plot_f13(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     """F13 (appendix C): FID under accumulate for vanilla, Greedy and the Threshold Decay Filter at each decay α."""
-    _theme()
-    wide = _with_labels(_frame(runs))
-    _require(wide, ["fid"], "F13")
+    theme()
+    wide = with_method_labels(as_frame(runs))
+    require_metrics(wide, ["fid"], "F13")
     decays = sorted(d for d in wide.loc[wide["selection"] == "threshold", "decay"].dropna().unique())
     greens = sns.color_palette("Greens", len(decays) + 2)[2:]
     styles = {"Vanilla": ("tab:blue", True), "Greedy Selection": ("tab:red", False)}
@@ -608,7 +309,7 @@ def plot_f13(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     fig, ax = plt.subplots(figsize=(6.5, 4.4))
     _labelled_lines(ax, wide, "fid", styles)
     ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Accumulate")
-    _title(fig, "F13", "ablation over the decay factor α of the Threshold Decay Filter", wide)
+    figure_title(fig, "F13", "ablation over the decay factor α of the Threshold Decay Filter", wide)
     fig.tight_layout()
     return save_figure(fig, fig_dir, "F13", long_table(wide, ["fid"], "F13", panel=wide["label"]))
 
@@ -617,10 +318,10 @@ def plot_f13(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
 def plot_f14(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     """F14 (appendix D.4): mean nearest-neighbour distance (left axis) and trace of covariance (right axis) of the
     training set vs generation, per dataset size (replace): neighbours collapse long before the variance does."""
-    _theme()
-    wide = _frame(runs)
-    _require(wide, ["mnnd", "cov_trace"], "F14")
-    hue, order, palette = _size_hue(wide)
+    theme()
+    wide = as_frame(runs)
+    require_metrics(wide, ["mnnd", "cov_trace"], "F14")
+    hue, order, palette = size_hue(wide)
     wide = wide.assign(size=hue)
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     ax2 = ax.twinx()
@@ -639,7 +340,7 @@ def plot_f14(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     h2, l2 = ax2.get_legend_handles_labels()
     ax2.get_legend().remove()
     ax.legend(h1 + h2, l1 + l2, fontsize=7, ncol=2)
-    _title(fig, "F14", "memorization (MNND) vs variance of the training set", wide)
+    figure_title(fig, "F14", "memorization (MNND) vs variance of the training set", wide)
     fig.tight_layout()
     return save_figure(fig, fig_dir, "F14", long_table(wide, ["mnnd", "cov_trace"], "F14"))
 
@@ -648,10 +349,10 @@ def plot_f14(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
 def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generations: int = 6, grid: int = 8) -> FigureOutput:
     """F17 (appendix D.3): the first grid×grid generated images of each generation (columns), one row per dataset
     size (replace); each panel's title carries that generation's generalization score (pixels)."""
-    _theme()
+    theme()
     runs = sorted(runs, key=lambda r: (r.config.n, r.config.seed))
     wide = metrics_frame(runs)
-    _require(wide, ["gs_pixel"], "F17")
+    require_metrics(wide, ["gs_pixel"], "F17")
     ncols = min(max_generations, max(len(r.generations) for r in runs))
     fig, axes = plt.subplots(len(runs), ncols, figsize=(2.1 * ncols, 2.6 * len(runs)), squeeze=False)
     shown = []
@@ -666,101 +367,17 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
             ax.imshow(tile_images(g.samples[:k], ncols=cols), interpolation="nearest")
             ax.set_title(f"n={r.config.n:,} · gen {g.generation}\nGS {g.metrics['gs_pixel']:.1f}", fontsize=8)
             shown.append(dict(run=r.run_dir.name, generation=g.generation, images_shown=k))
-    _title(fig, "F17", "generated images over generations (replace), first samples of each generation", wide)
+    figure_title(fig, "F17", "generated images over generations (replace), first samples of each generation", wide)
     fig.tight_layout()
     data = long_table(wide, ["gs_pixel"], "F17")
     data = data.merge(pd.DataFrame(shown), on=["run", "generation"], how="inner")
     return save_figure(fig, fig_dir, "F17", data)
 
 
-# ---------------------------------------------------------------------------------------------- F11 (issue 8)
-F11_SETTINGS = ("unconditional", "cfg", "cfg_selection")
+# ---------------------------------------------------------------------------------------------- F11
 F11_COLORS = {"unconditional": "tab:gray", "cfg": "tab:blue", "cfg_selection": "tab:green"}
-# [PN]'s table (PAPER.md F11, unverified) and the entropy read off mnist_entropy.png (×10³, 28×28 pixels).
-F11_PAPER = {"fid_iter8": {"unconditional": 74.4, "cfg": 66.2, "cfg_selection": 22.4},
-             "entropy_read_off": {"cfg": [3.93e3, 3.67e3], "cfg_selection": [3.93e3, 3.995e3]}}
-
-
-def f11_setting(cfg: "RunConfig") -> str:
-    """``unconditional`` | ``cfg`` | ``cfg_selection``: which of F11's three runs ``cfg`` is."""
-    if not cfg.conditional:
-        return "unconditional"
-    return "cfg" if cfg.selection == "none" else "cfg_selection"
-
-
-def f11_label(cfg: "RunConfig") -> str:
-    setting = f11_setting(cfg)
-    if setting == "unconditional":
-        return "Unconditional"
-    label = f"CFG (w = {cfg.guidance_scale:g})"
-    if setting == "cfg_selection":
-        per = ", per digit" if cfg.class_selection == "per_class" else ", global"
-        label += f" + {METHOD_LABELS.get(cfg.selection, cfg.selection)}{per}"
-    return label
-
-
-def digit_rows(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
-    """``num_classes × per_class`` images, row c holding the first ``per_class`` images labelled c (black if fewer)."""
-    out = np.zeros((num_classes * per_class, *images.shape[1:]), images.dtype)
-    for c in range(num_classes):
-        idx = np.flatnonzero(labels == c)[:per_class]
-        out[c * per_class: c * per_class + len(idx)] = images[idx]
-    return out
-
-
-def within_class_mnnd(images: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
-    """Mean over classes (with ≥ 2 images) of the mean nearest-neighbour pixel distance inside the class: how
-    diverse the images of one digit are (falls when every row of the grid shows the same style)."""
-    from .metrics import mean_nn_distance
-
-    values = [mean_nn_distance(images[labels == c].reshape(int((labels == c).sum()), -1).astype(np.float32), device="cpu")
-              for c in range(num_classes) if (labels == c).sum() >= 2]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def f11_diversity(runs: Sequence["RunResult"]) -> pd.DataFrame:
-    """Within-digit MNND of each conditional run's samples per generation, and of its real training images."""
-    rows = []
-    for r in runs:
-        if not r.config.conditional:
-            continue
-        c = r.config.num_classes
-        real_labels = np.load(r.run_dir / "real" / "labels.npy")[: r.config.n]
-        real_value = within_class_mnnd(r.real_images()[: r.config.n], real_labels, c)
-        for g in r.generations:
-            labels = np.load(g.dir / "sample_labels.npy")
-            rows.append(dict(run=r.run_dir.name, setting=f11_setting(r.config), label=f11_label(r.config),
-                             seed=r.config.seed, generation=g.generation, samples_per_digit=len(labels) / c,
-                             within_digit_mnnd_samples=within_class_mnnd(g.samples, labels, c),
-                             within_digit_mnnd_real=real_value))
-    return pd.DataFrame(rows)
-
-
-def f11_fid_table(runs: Sequence["RunResult"], reference: dict[str, Any] | None) -> pd.DataFrame:
-    """FID at each run's last generation (with the sample count), the paper's value, and the real-vs-real floor."""
-    rows = []
-    for r in runs:
-        g = r.generations[-1]
-        setting = f11_setting(r.config)
-        rows.append(dict(run=r.run_dir.name, setting=setting, label=f11_label(r.config), seed=r.config.seed,
-                         generation=g.generation, metric="fid", value=g.metrics["fid"],
-                         fid_samples=g.metrics.get("fid_samples"), paper_fid_iter8=F11_PAPER["fid_iter8"][setting]))
-    if reference:
-        rows.append(dict(run=None, setting="real_reference", label="held-out real images (floor)", seed=None,
-                         generation=None, metric="fid_reference", value=reference["fid"],
-                         fid_samples=reference["samples"], paper_fid_iter8=None))
-    return pd.DataFrame(rows)
-
-
 def _f11_grid(ax: plt.Axes, run: "RunResult", generation: int, per_digit: int) -> dict[str, Any]:
-    g = next(x for x in run.generations if x.generation == generation)
-    c = run.config.num_classes
-    if run.config.conditional:
-        labels = np.load(g.dir / "sample_labels.npy")
-        per_digit = min(per_digit, int(np.bincount(labels, minlength=c).max()))
-        images = digit_rows(g.samples, labels, c, per_digit)
-    else:
-        images = g.samples[: c * per_digit]
+    images, per_digit = f11_grid_images(run, generation, per_digit)
     ax.imshow(tile_images(images, ncols=per_digit), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -777,16 +394,12 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     Rows of sample grids (one image row per digit) at ``grid_generations`` (default: first and last) for CFG
     without and with selection, and unconditional samples; beside them the training-set entropy (pixels) over
     generations, the FID table at the last generation (with [PN]'s unverified numbers and the held-out-real floor
-    ``fid_reference`` from :func:`collapse_utils.figures.ensure_last_generation_fid`), and the within-digit
+    ``fid_reference`` from :func:`collapse_utils.run_metrics.ensure_last_generation_fid`), and the within-digit
     diversity of the samples (mean nearest-neighbour distance inside each digit, real images for reference).
     """
-    _theme()
-    runs = sorted(runs, key=lambda r: (F11_SETTINGS.index(f11_setting(r.config)), r.config.seed))
-    wide = metrics_frame(runs)
-    settings = {r.run_dir.name: f11_setting(r.config) for r in runs}
-    wide = wide.assign(setting=wide["run"].map(settings),
-                       label=wide["run"].map({r.run_dir.name: f11_label(r.config) for r in runs}))
-    _require(wide, ["entropy_pixel"], "F11")
+    theme()
+    runs, wide = f11_runs_frame(runs)
+    require_metrics(wide, ["entropy_pixel"], "F11")
     first = {s: next(r for r in runs if f11_setting(r.config) == s) for s in F11_SETTINGS
              if any(f11_setting(r.config) == s for r in runs)}
     gens = [g.generation for g in first[next(iter(first))].generations]
@@ -806,7 +419,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     for setting in F11_SETTINGS:
         sub = wide[wide["setting"] == setting]
         if not sub.empty:
-            _method_line(ax, sub, "entropy_pixel", sub["label"].iloc[0], F11_COLORS[setting], setting == "unconditional")
+            method_line(ax, sub, "entropy_pixel", sub["label"].iloc[0], F11_COLORS[setting], setting == "unconditional")
     ax.set_xlabel(GEN_LABEL)
     ax.set_ylabel(metric_label("entropy_pixel"))
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -816,9 +429,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     fid = f11_fid_table(runs, fid_reference)
     ax = axes[1, -1]
     ax.axis("off")
-    table = fid.groupby(["setting", "label"], sort=False).agg(fid=("value", "mean"), sd=("value", "std"),
-                                                               samples=("fid_samples", "first"),
-                                                               paper=("paper_fid_iter8", "first")).reset_index()
+    table = f11_fid_summary(fid)
     cells = [[textwrap.fill(row.label, 34), f"{row.fid:.1f}" + (f" ± {row.sd:.1f}" if row.sd == row.sd else ""),
               f"{int(row.samples)}", "" if row.paper != row.paper or row.paper is None else f"{row.paper:.1f}"]
              for row in table.itertuples()]
@@ -844,23 +455,13 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=7)
     ax.set_title("diversity inside each digit (samples)", fontsize=8)
-    _title(fig, "F11", "MNIST with classifier-free guidance (accumulate): per-digit samples, entropy, FID", wide)
+    figure_title(fig, "F11", "MNIST with classifier-free guidance (accumulate): per-digit samples, entropy, FID", wide)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     data = pd.concat([long_table(wide, ["entropy_pixel"], "F11", panel=wide["setting"], extra=("setting",)),
                       fid[fid["metric"] == "fid"].assign(figure="F11", panel="fid")[
                           ["figure", "panel", "run", "setting", "seed", "generation", "metric", "value"]]],
                      ignore_index=True)
-    summary = dict(
-        settings={r.run_dir.name: dict(setting=f11_setting(r.config), label=f11_label(r.config),
-                                       guidance_scale=r.config.guidance_scale if r.config.conditional else None,
-                                       label_dropout=r.config.label_dropout if r.config.conditional else None,
-                                       selection=r.config.selection, class_selection=r.config.class_selection
-                                       if r.config.conditional else None, n=r.config.n) for r in runs},
-        fid_last_generation={row.label: dict(fid=row.fid, samples=int(row.samples)) for row in table.itertuples()},
-        entropy_first_last={lab: [float(m.iloc[0]), float(m.iloc[-1])] for lab, m in
-                            wide.groupby(["label", "generation"])["entropy_pixel"].mean().groupby(level=0)},
-        paper=F11_PAPER, grids=shown, scale=_note(wide) or "paper",
-    )
+    summary = f11_summary(runs, wide, table, shown)
     return save_figure(fig, fig_dir, "F11", data, parts={"fid": fid, "diversity": div}, summary=summary)
 
 

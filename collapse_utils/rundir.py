@@ -193,6 +193,11 @@ class GenerationResult:
     def train_sources(self) -> np.ndarray:
         return self.load("train_sources")
 
+    @property
+    def sample_labels(self) -> np.ndarray:
+        """The class labels the samples were drawn for (conditional runs)."""
+        return self.load("sample_labels")
+
     def load_optional(self, name: str) -> np.ndarray | None:
         """An array that only some runs have (``sample_labels``, ``train_labels``), else ``None``."""
         path = self.dir / f"{name}.npy"
@@ -221,24 +226,9 @@ class RunResult:
     def real_images(self) -> np.ndarray:
         return cio.load_npy(real_dir(self.run_dir) / "images.npy")
 
-    def ensure_metrics(self, names: tuple[str, ...] | list[str], device: str | None = None) -> "RunResult":
-        """Compute metrics missing from finished generations (e.g. FID for a figure) and store them.
-
-        Metrics are not part of a run's key: a figure that needs one more metric reuses the trained runs.
-        """
-        from .metrics import generation_metrics
-
-        real = None
-        for g in self.generations:
-            missing = [m for m in names if m not in g.metrics]
-            if not missing:
-                continue
-            if real is None:
-                real = self.real_images()[: self.config.n]
-            g.metrics.update(generation_metrics(g.train_images, g.samples, real_images=real, names=tuple(missing),
-                                                device=device))
-            g.write_metrics()
-        return self
+    def real_labels(self) -> np.ndarray:
+        """The real images' labels (conditional runs)."""
+        return cio.load_npy(real_dir(self.run_dir) / "labels.npy")
 
 
 # Keys ``allow_config_change`` may change in a directory that holds computed generations: more or fewer

@@ -5,12 +5,13 @@ Every notebook has the same shape, so they stay consistent:
 1. a title cell;
 2. a cell that installs the package on Google Colab only (elsewhere it does nothing);
 3. the ``parameters`` cell (papermill) — preset, dataset, sizes, generations, paradigms, methods, feature space,
-   seeds, device, run root, figure directory, workers, plus the figure's own options;
+   seeds, device, run root, figure directory, workers, plus the figure's own options, with their defaults and
+   comments from ``collapse_utils.figures.PARAMETERS`` (the one table of notebook parameters);
 4. one call into the package that returns (or trains, then reuses) the figure's runs with their metrics;
 5. one plotting call, which writes ``<fig_dir>/<FIG>.png/.pdf/.csv``, then displays the figure and its numbers.
 
 Run ``python notebooks/make_notebooks.py`` after changing ``SPECS`` or this file (tests check the notebooks are
-up to date). Another figure (F11) can follow the same pattern: copy ``notebook_for`` with its own calls.
+up to date). A figure that needs other calls can follow the same pattern: copy ``notebook_for`` with its own calls.
 """
 
 from __future__ import annotations
@@ -27,38 +28,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from collapse_utils.figures import SPECS, FigureSpec  # noqa: E402
-
-# Parameters that choose runs (passed to figures.figure_runs) vs options of the plotting function.
-RUN_OPTIONS = ("decays", "fid_samples", "fd_fallback", "guidance_scale", "class_selection")
-PARAM_COMMENTS = {
-    "preset": "smoke | demo | paper: the scale (collapse_utils.config presets, experiments.SCALES)",
-    "dataset": "None: the dataset(s) of the preset; or e.g. 'mnist', 'cifar10', ['ffhq32', 'cifar10']",
-    "sizes": "dataset sizes n; None: the sizes of the preset (one size for selection figures)",
-    "generations": "None: the number of generations of the preset",
-    "paradigms": "replace | accumulate_subsample | accumulate | replace_2n | fresh",
-    "methods": "selection methods: none (vanilla) | threshold (Threshold Decay Filter) | greedy | random",
-    "feature_space": "None: that of the preset (dinov2 at paper scale, pixel at demo/smoke); or pixel | dinov2 | inception",
-    "seeds": "one run per seed; lines show the mean and a ±1 sd band when there are several",
-    "device": "None: CUDA if available, else CPU",
-    "run_root": "None: $COLLAPSE_RUNS or <repo>/runs (the run store shared by every figure)",
-    "fig_dir": "None: <repo>/figures for demo, <repo>/figures/<preset> otherwise",
-    "workers": "parallel training processes; None: 2 on CPU presets, 1 at paper scale",
-    "decays": "decay factors α of the Threshold Decay Filter; None: those of the preset",
-    "fid_samples": "samples per set for FID/FD; None: n of the run (the authors cap G_n at their n, 32,768)",
-    "fd_fallback": "'inception': without DINOv2 weights plot FD in Inception space (said on the figure); None: fail",
-    "pair_size": "which dataset size shows generated/nearest-training pairs; None: the smallest",
-    "pair_generations": "generations of the pairs; None: first, middle and last",
-    "n_pairs": "pairs per generation",
-    "svd_size": "which dataset size the SVD projections use; None: the median size",
-    "svd_generations": "the two generations projected; None: first and last",
-    "guidance_scale": "F11: classifier-free guidance scale w (eps_u + w (eps_c - eps_u)); the paper's 2",
-    "class_selection": "F11: per_class (selection inside each digit, keeps class balance) | global",
-    "grid_generations": "F11: generations shown as sample grids; None: first and last",
-    "per_digit": "F11: samples per digit (columns of each grid)",
-    "max_generations": "columns of the image grid",
-    "grid": "each panel shows grid × grid samples",
-}
+from collapse_utils.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
 
 COLAB_CELL = '''\
 # On Google Colab only: install this package from a clone of the repository (see notebooks/README.md).
@@ -74,37 +44,29 @@ if "google.colab" in sys.modules:
     os.chdir(repo)'''
 
 
-def parameters(spec: FigureSpec) -> dict[str, Any]:
-    """The parameters cell's values for one figure."""
-    common = dict(preset="demo", dataset=None, sizes=None, generations=None, paradigms=list(spec.paradigms),
-                  methods=list(spec.methods), feature_space=None, seeds=[0], device=None, run_root=None,
-                  fig_dir=None, workers=None)
-    return {**common, **spec.extra_params}
-
-
 def parameters_source(params: dict[str, Any]) -> str:
     width = max(len(f"{k} = {v!r}") for k, v in params.items())
     lines = ["# Parameters (papermill overrides them; edit them here when running interactively)."]
     for k, v in params.items():
-        lines.append(f"{f'{k} = {v!r}':<{width}}  # {PARAM_COMMENTS.get(k, '')}".rstrip())
+        lines.append(f"{f'{k} = {v!r}':<{width}}  # {PARAMETERS[k].help}".rstrip())
     return "\n".join(lines)
 
 
 def runs_source(spec: FigureSpec, params: dict[str, Any]) -> str:
-    names = [k for k in params if k not in spec.extra_params or k in RUN_OPTIONS]
+    names = [k for k in params if PARAMETERS[k].role != "plot" and k != "preset"]
     args = textwrap.fill(", ".join(f"{k}={k}" for k in names), width=100, initial_indent=" " * 4,
                          subsequent_indent=" " * 4)
     return (
         "from IPython.display import Image, display\n\n"
         "from collapse_utils import figures, plotting\n\n"
         "# The figure's runs from the run store: trained only if missing, shared with the other figures.\n"
-        f'fr = figures.figure_runs(\n    "{spec.id}",\n{args},\n)\n'
+        f'fr = figures.figure_runs(\n    "{spec.id}", preset,\n{args},\n)\n'
         'print(f"{len(fr.runs)} run(s) from {fr.run_root}; figure -> {fr.fig_dir}")'
     )
 
 
 def plot_source(spec: FigureSpec) -> str:
-    opts = [k for k in spec.extra_params if k not in RUN_OPTIONS]
+    opts = [k for k in spec.options if PARAMETERS[k].role == "plot"]
     extra = "".join(f", {k}={k}" for k in opts)
     return (
         f"out = plotting.plot_{spec.id.lower()}(fr.runs, fr.fig_dir{extra}, **fr.plot_options)\n"
@@ -116,7 +78,7 @@ def plot_source(spec: FigureSpec) -> str:
 
 def notebook_for(spec: FigureSpec) -> nbformat.NotebookNode:
     """The notebook of one figure."""
-    params = parameters(spec)
+    params = spec.parameters()
     title = (
         f"# {spec.id}: {spec.title}\n\n"
         "Reproduces this figure of *A Closer Look at Model Collapse: From a Generalization-to-Memorization "

@@ -310,7 +310,7 @@ def test_f11_figure_configs_are_the_cfg_experiment():
 
 
 def test_digit_rows_and_within_digit_diversity():
-    from collapse_utils.plotting import digit_rows, within_class_mnnd
+    from collapse_utils.analysis import digit_rows, within_class_mnnd
 
     images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
     labels = np.array([1, 0, 1, 0, 1, 2])

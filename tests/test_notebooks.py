@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collapse_utils import figures
+from collapse_utils import batch as figure_batch
+from collapse_utils import figures, run_metrics
 from collapse_utils.__main__ import main as cli_main
 
-NOTEBOOKS = figures.discover_notebooks()
+NOTEBOOKS = figure_batch.discover_notebooks()
 REQUIRED_PARAMETERS = {"preset", "dataset", "sizes", "generations", "paradigms", "methods", "feature_space", "seeds",
                        "device", "run_root", "fig_dir", "workers"}
 # FID/FD on 8 images per set: the same code path at a fraction of the Inception cost (CPU CI).
@@ -27,9 +28,9 @@ SMOKE_PARAMS = {"fid_samples": 8}
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory) -> tuple[Path, Path, dict[str, figures.NotebookResult]]:
+def batch(tmp_path_factory) -> tuple[Path, Path, dict[str, figure_batch.NotebookResult]]:
     root = tmp_path_factory.mktemp("figures")
-    results = figures.run_batch("smoke", run_root=root / "runs", fig_dir=root / "figs", workers=2,
+    results = figure_batch.run_batch("smoke", run_root=root / "runs", fig_dir=root / "figs", workers=2,
                                 params=SMOKE_PARAMS)
     return root / "runs", root / "figs", {r.figure: r for r in results}
 
@@ -60,29 +61,29 @@ def test_notebooks_exist_for_every_figure():
     assert set(figures.SPECS) <= set(NOTEBOOKS)
 
 
-@pytest.mark.parametrize("figure", sorted(NOTEBOOKS, key=figures.figure_sort_key))
+@pytest.mark.parametrize("figure", sorted(NOTEBOOKS, key=figure_batch.figure_sort_key))
 def test_parameters_cell(figure):
     nb = nbformat.read(NOTEBOOKS[figure], as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    assert REQUIRED_PARAMETERS <= figures.notebook_parameters(NOTEBOOKS[figure])
+    assert REQUIRED_PARAMETERS <= figure_batch.notebook_parameters(NOTEBOOKS[figure])
 
 
 def test_notebooks_are_generated_by_make_notebooks(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_notebooks", figures.notebooks_dir() / "make_notebooks.py")
+    spec = importlib.util.spec_from_file_location("make_notebooks", figure_batch.notebooks_dir() / "make_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for path in module.write_all(tmp_path):
-        committed = nbformat.read(figures.notebooks_dir() / path.name, as_version=4)
+        committed = nbformat.read(figure_batch.notebooks_dir() / path.name, as_version=4)
         fresh = nbformat.read(path, as_version=4)
         assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], \
             f"{path.name} is stale: run python notebooks/make_notebooks.py"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("figure", sorted(NOTEBOOKS, key=figures.figure_sort_key))
+@pytest.mark.parametrize("figure", sorted(NOTEBOOKS, key=figure_batch.figure_sort_key))
 def test_notebook_writes_figure_and_matching_data(batch, figure):
     run_root, fig_dir, results = batch
     result = results[figure]
@@ -90,7 +91,7 @@ def test_notebook_writes_figure_and_matching_data(batch, figure):
     executed = nbformat.read(result.executed, as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "preset = \"smoke\"" in injected[0].source
-    files = figures.expected_files(fig_dir, figure)
+    files = figure_batch.expected_files(fig_dir, figure)
     for kind in ("png", "pdf"):
         assert files[kind].stat().st_size > 1000, files[kind]
     assert files["csv"].exists() or files["json"].exists()
@@ -121,7 +122,7 @@ def test_f4_prints_pearson_r_of_its_points(batch):
 def test_fd_fallback_is_recorded(batch):
     _, fig_dir, _ = batch
     data = pd.read_csv(fig_dir / "F15.csv")
-    if figures.dinov2_unavailable_reason() is None:
+    if run_metrics.dinov2_unavailable_reason() is None:
         assert set(data["metric"]) == {"fd_dinov2"}
     else:
         assert set(data["metric"]) == {"fid"} and set(data["fd_space"]) == {"inception (fallback)"}
@@ -172,8 +173,25 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
 
 
 def test_param_lists_written_without_brackets_reach_the_notebook_as_lists():
-    from collapse_utils.figures import _parse_param
+    from collapse_utils.batch import _parse_param
 
     assert _parse_param("sizes=64,256") == ("sizes", [64, 256])
     assert _parse_param("pairs=((1, 2), (3, 4))") == ("pairs", [[1, 2], [3, 4]])
     assert _parse_param("dataset=mnist") == ("dataset", "mnist")
+
+
+def test_paths_inside_the_repository_are_passed_and_recorded_relative(tmp_path, monkeypatch):
+    """Executed notebooks and batch_summary.json carry no machine paths for a store and figure folder in the repo."""
+    monkeypatch.setattr(figure_batch, "repo_root", lambda: tmp_path)  # notebooks execute with this working directory
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    _write_notebook(nb_dir / "F99.ipynb", _WRITING_NOTEBOOK)
+    results = figure_batch.run_batch("smoke", run_root=tmp_path / "runs", fig_dir=tmp_path / "figs",
+                                     notebook_dir=nb_dir, prefetch=False)
+    assert [r.ok for r in results] == [True]
+    summary = json.loads((tmp_path / "figs" / "executed" / "batch_summary.json").read_text())
+    assert (summary["run_root"], summary["fig_dir"]) == ("runs", "figs")
+    assert str(tmp_path) not in json.dumps(summary)
+    assert (tmp_path / "figs" / "F99.png").exists()
+    assert str(tmp_path) not in (tmp_path / "figs" / "executed" / "F99.ipynb").read_text()
+    assert figure_batch.repo_relative(Path("/elsewhere/runs")) == "/elsewhere/runs"

@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from collapse_utils import analysis as A  # noqa: E402
+from collapse_utils import drawing as D  # noqa: E402
 from collapse_utils import plotting as P  # noqa: E402
 
 NOTE = "demo scale, not the paper's: 8×8 MNIST"
@@ -40,7 +42,7 @@ def _table(paradigms=("replace",), methods=("none",), sizes=(64, 256), generatio
     return pd.DataFrame(rows)
 
 
-def _title(out: P.FigureOutput) -> str:
+def _title(out: D.FigureOutput) -> str:
     return out.fig._suptitle.get_text()
 
 
@@ -72,7 +74,7 @@ def test_f4_pearson_r_and_fit(tmp_path):
 
 
 def test_f4_drops_nonpositive_gs():
-    fit = P.log_fit(np.array([1.0, 2, 3, 4]), np.array([0.0, 1, 2, 4]))
+    fit = A.log_fit(np.array([1.0, 2, 3, 4]), np.array([0.0, 1, 2, 4]))
     assert fit["points"] == 3 and fit["dropped_nonpositive_gs"] == 1
 
 
@@ -131,6 +133,6 @@ def test_paper_scale_title_has_no_note(tmp_path):
 
 def test_tile_images_layout():
     imgs = np.arange(5 * 2 * 2, dtype=np.uint8).reshape(5, 2, 2, 1)
-    out = P.tile_images(imgs, ncols=3, pad=1)
+    out = D.tile_images(imgs, ncols=3, pad=1)
     assert out.shape == (2 * 3 + 1, 3 * 3 + 1, 3)
     assert out[1, 1, 0] == imgs[0, 0, 0, 0] and out[4, 1, 0] == imgs[3, 0, 0, 0]

@@ -1,0 +1,283 @@
+"""The figure batch: execute the figure notebooks with papermill, and the ``figures`` sub-command that does it.
+
+``python -m collapse_utils figures --preset demo [--only F2,F4]`` first trains every missing run of the selected
+figures in one parallel pass, then executes ``notebooks/F*.ipynb`` with papermill (working directory: the
+repository), keeps the executed notebooks in ``<fig-dir>/executed/`` with a ``batch_summary.json`` and checks that
+every figure wrote its PNG, PDF and data file. A failing notebook is reported with its failing cell; the others
+still run, finished runs stay in the store, and the command exits non-zero at the end. The run store and figure
+folder are passed to the notebooks (and recorded) relative to the repository when they lie inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .figures import SPECS, default_fig_dir, default_workers, figure_configs, parameter_names
+from .store import default_run_root, repo_root
+from .vocab import PRESETS
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------- notebooks
+@dataclass
+class NotebookResult:
+    figure: str
+    ok: bool
+    seconds: float
+    executed: Path
+    files: list[str]
+    error: str | None = None
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it (notebooks execute there), else absolute."""
+    root = repo_root().resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def figure_sort_key(figure: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in figure if ch.isdigit())
+    return (int(digits) if digits else 10**6, figure)
+
+
+def discover_notebooks(only: Iterable[str] | None = None, directory: Path | None = None) -> dict[str, Path]:
+    """``{figure id: notebook}`` for ``notebooks/F*.ipynb`` (restricted to ``only``)."""
+    directory = directory or notebooks_dir()
+    found = {p.stem: p for p in directory.glob("F*.ipynb")}
+    if only:
+        wanted = [f.strip().upper() for f in only if f.strip()]
+        missing = [f for f in wanted if f not in found]
+        if missing:
+            raise ValueError(f"no notebook for {missing} in {directory}; available: {sorted(found, key=figure_sort_key)}")
+        found = {f: found[f] for f in wanted}
+    return dict(sorted(found.items(), key=lambda kv: figure_sort_key(kv[0])))
+
+
+# Parameters the batch command sets in every notebook that declares them.
+BATCH_PARAMETERS = ("preset", "run_root", "fig_dir", "workers", "device")
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """The names in a notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)))
+
+
+def notebook_defaults(path: Path) -> dict[str, Any]:
+    """The parameters cell's values of a notebook (python literals only)."""
+    import papermill as pm
+
+    out = {}
+    for name, info in pm.inspect_notebook(str(path)).items():
+        try:
+            out[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            log.debug("parameter %s of %s is not a literal; skipped", name, path)
+    return out
+
+
+def prefetch_runs(notebooks: dict[str, Path], params: dict[str, Any], run_root: Path, workers: int) -> str | None:
+    """Train every run the selected figures need in one parallel pass (notebooks then only reuse them).
+
+    Returns an error message if some run failed (the others finish and stay in the store), else ``None``.
+    """
+    from .store import ensure_runs
+
+    configs = []
+    for fig, path in notebooks.items():
+        if fig not in SPECS:
+            continue
+        values = {**notebook_defaults(path), **params}
+        kwargs = {k: values.get(k) for k in parameter_names("config") if values.get(k) is not None}
+        try:
+            configs += figure_configs(fig, **kwargs)
+        except ValueError as exc:
+            log.warning("prefetch: %s skipped (%s)", fig, exc)
+    if not configs:
+        return None
+    print(f"prefetch: {len({c.run_key() for c in configs})} distinct run(s) for {len(notebooks)} figure(s) "
+          f"in {run_root} with {workers} worker(s)", flush=True)
+    try:
+        ensure_runs(configs, run_root, workers=workers)
+    except Exception as exc:  # a failed run is reported; its notebook will retry and report the cell
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def expected_files(fig_dir: Path, figure: str) -> dict[str, Path]:
+    return {"png": fig_dir / f"{figure}.png", "pdf": fig_dir / f"{figure}.pdf", "csv": fig_dir / f"{figure}.csv",
+            "json": fig_dir / f"{figure}.json"}
+
+
+def _check_outputs(fig_dir: Path, figure: str, since: float) -> tuple[list[str], str | None]:
+    files = expected_files(fig_dir, figure)
+    fresh = {k: p for k, p in files.items() if p.exists() and p.stat().st_mtime >= since - 1}
+    missing = [k for k in ("png", "pdf") if k not in fresh]
+    if "csv" not in fresh and "json" not in fresh:
+        missing.append("csv/json")
+    written = sorted(str(p) for p in fig_dir.glob(f"{figure}[._]*") if p.stat().st_mtime >= since - 1)
+    return written, (f"the notebook ran but did not write {', '.join(missing)}" if missing else None)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failing_line(exc: Any) -> str:
+    """The cell's line that raised: IPython marks it ``----> N code`` in the first frame of the traceback;
+    without such a mark, the cell's first line."""
+    for line in _ANSI.sub("", "\n".join(exc.traceback or [])).splitlines():
+        if line.lstrip().startswith("---->"):
+            return line.split("---->", 1)[1].strip().split(" ", 1)[-1].strip()
+    return next((line for line in (exc.source or "").splitlines() if line.strip()), "")
+
+
+def _relative_papermill_paths(executed: Path) -> None:
+    """papermill records the notebook's input and output paths in its metadata; keep them repository-relative."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception as exc:  # not written (kernel never started) or unreadable: nothing to rewrite
+        log.debug("executed notebook %s not rewritten: %s", executed, exc)
+        return
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = repo_relative(Path(meta[key]).resolve())
+    nbformat.write(nb, executed)
+
+
+def execute_figure(figure: str, notebook: Path, parameters: dict[str, Any], fig_dir: Path,
+                   timeout: int | None = None) -> NotebookResult:
+    """Execute one notebook with papermill; a failure is reported with its cell, never raised."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    executed = fig_dir / "executed" / notebook.name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    error = None
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name="python3",
+                            cwd=str(repo_root()), progress_bar=False, execution_timeout=timeout)
+    except PapermillExecutionError as exc:
+        error = f"cell {exc.cell_index} (`{_failing_line(exc)[:80]}`) failed: {exc.ename}: {exc.evalue}"
+    except Exception as exc:  # kernel died, timeout, unreadable notebook
+        error = f"{type(exc).__name__}: {exc}"
+    _relative_papermill_paths(executed)
+    files, missing = _check_outputs(fig_dir, figure, start)
+    error = error or missing
+    return NotebookResult(figure, error is None, time.time() - start, executed, files, error)
+
+
+def run_batch(
+    preset: str = "demo",
+    *,
+    only: Iterable[str] | None = None,
+    run_root: str | os.PathLike | None = None,
+    fig_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    device: str | None = None,
+    params: dict[str, Any] | None = None,
+    prefetch: bool = True,
+    timeout: int | None = None,
+    notebook_dir: Path | None = None,
+) -> list[NotebookResult]:
+    """Execute the figure notebooks at ``preset`` (see the module docstring); returns one result per figure."""
+    from . import provenance
+    from .devices import resolve_device
+
+    if device:
+        resolve_device(device)  # a missing CUDA device: one clear error now, not one per notebook
+    run_root = Path(run_root or default_run_root()).resolve()
+    fig_dir = Path(fig_dir or default_fig_dir(preset)).resolve()
+    workers = workers or default_workers(preset)
+    notebooks = discover_notebooks(only, notebook_dir)
+    # what the notebooks get and the summary records: repository-relative where possible
+    shown = {"run_root": repo_relative(run_root), "fig_dir": repo_relative(fig_dir)}
+    parameters = {"preset": preset, **shown, "workers": workers,
+                  **({"device": device} if device else {}), **(params or {})}
+    prefetch_error = prefetch_runs(notebooks, parameters, run_root, workers) if prefetch else None
+    if prefetch_error:
+        print(f"prefetch: some runs failed ({prefetch_error}); their notebooks will report it", flush=True)
+    results = []
+    for fig, path in notebooks.items():
+        print(f"{fig}: executing {path.name} …", flush=True)
+        declared = notebook_parameters(path)
+        dropped = sorted(set(parameters) - set(declared) - set(BATCH_PARAMETERS))
+        if dropped:
+            print(f"{fig}: the notebook has no parameter(s) {dropped}; not passed", flush=True)
+        res = execute_figure(fig, path, {k: v for k, v in parameters.items() if k in declared}, fig_dir, timeout)
+        print(f"{fig}: {'ok' if res.ok else 'FAILED — ' + str(res.error)} ({res.seconds:.0f} s)", flush=True)
+        results.append(res)
+    summary = {"preset": preset, **shown, "parameters": parameters,
+               "git_commit": provenance.git_commit(repo_root()), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "figures": [dict(figure=r.figure, ok=r.ok, seconds=round(r.seconds, 1), error=r.error,
+                                executed=str(r.executed.relative_to(fig_dir)),
+                                files=[str(Path(f).relative_to(fig_dir)) for f in r.files]) for r in results]}
+    (fig_dir / "executed").mkdir(parents=True, exist_ok=True)
+    (fig_dir / "executed" / "batch_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _parse_param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--param needs KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value
+    return key.strip(), _tuples_to_lists(parsed)
+
+
+def _tuples_to_lists(value: Any) -> Any:
+    """``sizes=64,256`` parses as a tuple, which papermill would pass on as the string "(64, 256)"."""
+    if isinstance(value, (tuple, list)):
+        return [_tuples_to_lists(v) for v in value]
+    return value
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("figures", help="execute the figure notebooks with papermill and write the figures",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=PRESETS, default="demo")
+    p.add_argument("--only", help="comma-separated figure ids, e.g. F2,F4 (default: every notebooks/F*.ipynb)")
+    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
+    p.add_argument("--fig-dir", help="where figures go (default: figures/ for demo, figures/<preset> otherwise)")
+    p.add_argument("--workers", type=int, help="parallel training processes (default: 2 on CPU presets, 1 for paper)")
+    p.add_argument("--device", help="torch device for training and metrics (default: CUDA if available)")
+    p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
+                   help="a notebook parameter for every notebook, as a python literal (e.g. sizes=[64,256])")
+    p.add_argument("--no-prefetch", action="store_true", help="let each notebook train its own runs")
+    p.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
+    p.add_argument("--notebook-dir", type=Path, help="run the F*.ipynb of another folder (default: <repo>/notebooks)")
+    p.set_defaults(func=_cmd_figures)
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    results = run_batch(args.preset, only=args.only.split(",") if args.only else None, run_root=args.run_root,
+                        fig_dir=args.fig_dir, workers=args.workers, device=args.device, params=dict(args.param),
+                        prefetch=not args.no_prefetch, timeout=args.timeout, notebook_dir=args.notebook_dir)
+    failed = [r for r in results if not r.ok]
+    print(f"\n{len(results) - len(failed)}/{len(results)} figure(s) written", flush=True)
+    for r in failed:
+        print(f"  {r.figure} FAILED: {r.error}\n    executed notebook: {r.executed}", file=sys.stderr)
+    return 1 if failed else 0
