@@ -92,7 +92,7 @@ def ablation_decay(preset: str, *, dataset: str | None = None, decays: Iterable[
     return base + [c.replace(decay=d) for c in template for d in (decays or scale(preset).decays)]
 
 
-def cfg_experiment(preset: str, *, dataset: str | None = None, n: int | None = None, generations: int | None = None,
+def guidance_experiment(preset: str, *, dataset: str | None = None, n: int | None = None, generations: int | None = None,
                    guidance_scale: float = 2.0, selection: str = "threshold", class_selection: str = "per_class",
                    feature_space: str | None = None, paradigm: str = "accumulate_subsample",
                    seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:
@@ -110,12 +110,12 @@ def cfg_experiment(preset: str, *, dataset: str | None = None, n: int | None = N
     ``overrides`` go to every run.
     """
     s = scale(preset)
-    common = dict(n=n or s.cfg_n, generations=generations or s.cfg_generations, paradigm=paradigm, **overrides)
+    common = dict(n=n or s.guidance_n, generations=generations or s.guidance_generations, paradigm=paradigm, **overrides)
     cond = dict(conditional=True, guidance_scale=guidance_scale)
     out = []
     for seed in seeds:
-        out.append(_config(preset, dataset or s.cfg_dataset, selection="none", seed=seed, **common))
-        out.append(_config(preset, dataset or s.cfg_dataset, selection="none", seed=seed, **cond, **common))
-        out.append(_config(preset, dataset or s.cfg_dataset, selection=selection, class_selection=class_selection,
+        out.append(_config(preset, dataset or s.guidance_dataset, selection="none", seed=seed, **common))
+        out.append(_config(preset, dataset or s.guidance_dataset, selection="none", seed=seed, **cond, **common))
+        out.append(_config(preset, dataset or s.guidance_dataset, selection=selection, class_selection=class_selection,
                            feature_space=feature_space or s.feature_space, seed=seed, **cond, **common))
     return out

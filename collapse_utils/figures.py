@@ -147,19 +147,19 @@ def _single_size(sizes: int | Sequence[int] | None) -> int | None:
     return int(sizes[0])
 
 
-def cfg_figure_configs(preset: str, *, datasets: Sequence[str] | None = None, n: int | None = None,
+def guidance_figure_configs(preset: str, *, datasets: Sequence[str] | None = None, n: int | None = None,
                        paradigms: Sequence[str] = ("accumulate_subsample",),
                        methods: Sequence[str] = ("none", "threshold"), feature_space: str | None = None,
                        guidance_scale: float | None = None, class_selection: str | None = None,
                        **common: Any) -> list["RunConfig"]:
-    """F11's experiment (:func:`collapse_utils.experiments.cfg_experiment`, PAPER.md §5 "MNIST CFG experiment"):
+    """F11's experiment (:func:`collapse_utils.experiments.guidance_experiment`, PAPER.md §5 "MNIST CFG experiment"):
     unconditional, CFG, CFG + the one selection method in ``methods`` besides ``none``, under the single
     paradigm in ``paradigms``, on one dataset."""
     chosen = [m for m in methods if m != "none"]
     if len(chosen) != 1 or len(paradigms) != 1 or (datasets is not None and len(datasets) != 1):
         raise ValueError(f"F11 compares CFG with one selection method under one paradigm on one dataset; got "
                          f"methods={list(methods)}, paradigms={list(paradigms)}, dataset={datasets!r}")
-    return E.cfg_experiment(preset, dataset=(datasets or [None])[0], n=n, paradigm=paradigms[0], selection=chosen[0],
+    return E.guidance_experiment(preset, dataset=(datasets or [None])[0], n=n, paradigm=paradigms[0], selection=chosen[0],
                             feature_space=feature_space, class_selection=class_selection or "per_class",
                             guidance_scale=2.0 if guidance_scale is None else guidance_scale, **common)
 
@@ -180,7 +180,7 @@ SPECS: dict[str, FigureSpec] = {s.id: s for s in (
     FigureSpec("F10", "Source proportions of the selected training set (accumulate + selection)",
                E.selection_grid, (), ("accumulate_subsample",), ("threshold", "greedy")),
     FigureSpec("F11", "MNIST with classifier-free guidance: samples per digit, training-set entropy, FID",
-               cfg_figure_configs, ("entropy_pixel",), ("accumulate_subsample",), ("none", "threshold"),
+               guidance_figure_configs, ("entropy_pixel",), ("accumulate_subsample",), ("none", "threshold"),
                ("guidance_scale", "class_selection", "fid_samples", "grid_generations", "per_digit"),
                last_generation_fid=True),
     FigureSpec("F12", "Ablation: vanilla with 2N images vs selecting N (replace)",

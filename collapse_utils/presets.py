@@ -77,9 +77,9 @@ class Scale:
     selection_generations: int
     feature_space: str
     decays: tuple[float, ...] = (0.80, 0.90, 0.95, 0.98)
-    cfg_dataset: str = "mnist"
-    cfg_n: int = 12000  # F11: MNIST images per generation (the paper's 12,000)
-    cfg_generations: int = 8  # F11: generations (the paper reports FID at iteration 8)
+    guidance_dataset: str = "mnist"
+    guidance_n: int = 12000  # F11: MNIST images per generation (the paper's 12,000)
+    guidance_generations: int = 8  # F11: generations (the paper reports FID at iteration 8)
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,7 +87,7 @@ SCALES: dict[str, Scale] = {
     "smoke": Scale(
         sweep_dataset="mnist", sweep_sizes=(16, 32), sweep_generations=2,
         selection_datasets=("mnist",), selection_n={"mnist": 16}, selection_generations=2,
-        feature_space="pixel", decays=(0.8, 0.95), cfg_n=16, cfg_generations=2,
+        feature_space="pixel", decays=(0.8, 0.95), guidance_n=16, guidance_generations=2,
     ),
     "demo": Scale(
         # Sizes and selection n chosen by experiment (benchmarks/demo_findings.md): n=32 starts in the memorization
@@ -95,12 +95,12 @@ SCALES: dict[str, Scale] = {
         sweep_dataset="mnist", sweep_sizes=(32, 128, 1024), sweep_generations=5,
         selection_datasets=("mnist",), selection_n={"mnist": 128}, selection_generations=5,
         # F11: n and generations as the selection grid, so its unconditional run is shared (8×8 MNIST).
-        feature_space="pixel", decays=(0.80, 0.95), cfg_n=128, cfg_generations=5,
+        feature_space="pixel", decays=(0.80, 0.95), guidance_n=128, guidance_generations=5,
     ),
     "paper": Scale(
         sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,
         selection_datasets=("ffhq32", "cifar10"), selection_n={"ffhq32": 8192, "cifar10": 32768},
-        selection_generations=8, feature_space="dinov2", cfg_n=12000, cfg_generations=8,
+        selection_generations=8, feature_space="dinov2", guidance_n=12000, guidance_generations=8,
         overrides={},
     ),
 }

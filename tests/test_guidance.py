@@ -13,7 +13,7 @@ import torch
 
 from collapse_utils import train as train_mod
 from collapse_utils.config import make_config
-from collapse_utils.experiments import cfg_experiment
+from collapse_utils.experiments import guidance_experiment
 from collapse_utils.ddpm import balanced_labels, drop_labels, guided_epsilon, null_class
 from collapse_utils.loop import run_self_consuming
 from collapse_utils.models import build_scheduler, build_unet
@@ -255,14 +255,14 @@ def test_labels_flow_through_a_conditional_smoke_loop(paradigm, selection, tmp_p
     assert all(g.metrics["train_size"] == n for g in result.generations)
 
 
-def test_cfg_experiment_runs():
-    configs = cfg_experiment("smoke")
+def test_guidance_experiment_runs():
+    configs = guidance_experiment("smoke")
     assert [(c.conditional, c.selection) for c in configs] == [(False, "none"), (True, "none"), (True, "threshold")]
     assert all(c.paradigm == "accumulate_subsample" and c.dataset == "mnist" for c in configs)
     assert configs[1].guidance_scale == configs[2].guidance_scale == 2.0
     assert configs[2].class_selection == "per_class" and configs[2].label_dropout == 0.1
     assert len({c.run_key() for c in configs}) == 3
-    glob = cfg_experiment("smoke", class_selection="global")
+    glob = guidance_experiment("smoke", class_selection="global")
     assert glob[2].class_selection == "global" and glob[2].run_key() != configs[2].run_key()
     assert [c.run_key() for c in glob[:2]] == [c.run_key() for c in configs[:2]]  # only the selecting run changes
 
@@ -270,7 +270,7 @@ def test_cfg_experiment_runs():
 def test_demo_cfg_baseline_is_the_selection_grids_vanilla_accumulate_run():
     from collapse_utils.experiments import selection_grid
 
-    unconditional = cfg_experiment("demo")[0]
+    unconditional = guidance_experiment("demo")[0]
     grid = selection_grid("demo", paradigms=("accumulate_subsample",), methods=("none",))
     assert unconditional.run_key() in {c.run_key() for c in grid}  # the run store trains it once for F7-F9 and F11
 
@@ -298,11 +298,11 @@ def test_cli_runs_a_conditional_loop(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------- F11 figure pieces
-def test_f11_figure_configs_are_the_cfg_experiment():
+def test_f11_figure_configs_are_the_guidance_experiment():
     from collapse_utils import figures
 
     keys = [c.run_key() for c in figures.figure_configs("F11", "smoke")]
-    assert keys == [c.run_key() for c in cfg_experiment("smoke")]
+    assert keys == [c.run_key() for c in guidance_experiment("smoke")]
     greedy = figures.figure_configs("F11", "smoke", methods=["none", "greedy"], guidance_scale=3.0)
     assert greedy[2].selection == "greedy" and greedy[1].guidance_scale == 3.0 and greedy[0].run_key() == keys[0]
     with pytest.raises(ValueError, match="one selection method"):
