@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from collapse_utils import rundir
 from collapse_utils.config import make_config
@@ -22,14 +21,6 @@ BASE = dict(n=16, generations=2, train_steps=4, num_inference_steps=3, sample_ba
 
 def _cfg(**kw):
     return make_config("smoke", **{**BASE, **kw})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
