@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .figures import SPECS, default_fig_dir, default_workers, figure_configs, parameter_names
+from .figures import SPECS, default_fig_dir, default_workers, figure_configs, parameter_error, parameter_names
 from .store import default_run_root, repo_root
 from .vocab import PRESETS
 
@@ -205,6 +205,9 @@ def run_batch(
 
     if device:
         resolve_device(device)  # a missing CUDA device: one clear error now, not one per notebook
+    bad = [e for k, v in (params or {}).items() if (e := parameter_error(k, v))]
+    if bad:  # one clear error now, before any kernel starts
+        raise ValueError("figure parameter(s) refused: " + "; ".join(bad))
     run_root = Path(run_root or default_run_root()).resolve()
     fig_dir = Path(fig_dir or default_fig_dir(preset)).resolve()
     workers = workers or default_workers(preset)

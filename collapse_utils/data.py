@@ -524,7 +524,12 @@ def _npy_source(path: Path) -> _Source:
             images = npz[key]
             labels = npz["labels"] if "labels" in npz.files else None
     else:
-        images = np.load(path, mmap_mode="r", allow_pickle=False)  # memory-mapped: only the subset is read
+        try:
+            images = np.load(path, mmap_mode="r", allow_pickle=False)  # memory-mapped: only the subset is read
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{path} is not a numpy .npy array file (its header does not read as one); save the "
+                             "images with np.save(path, images) as uint8 N x H x W x C, or give a folder of image "
+                             "files as folder:PATH") from exc
     images = _as_nhwc(images)
     if images.dtype != np.uint8:
         raise ValueError(f"{path} holds {images.dtype} data; it must be uint8 0-255 "

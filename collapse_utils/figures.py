@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import experiments as E
 from .store import default_run_root, repo_root
+from .vocab import PARADIGMS, SELECTION_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RunConfig
@@ -50,8 +51,7 @@ class Parameter:
 
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
-    Parameter("preset", "demo", "config", "smoke | demo | paper: the scale (collapse_utils.config presets, "
-              "experiments.SCALES)", True),
+    Parameter("preset", "demo", "config", "smoke | demo | paper: the scale (collapse_utils.presets)", True),
     Parameter("dataset", None, "config", "None: the dataset(s) of the preset; or e.g. 'mnist', 'cifar10', "
               "['ffhq32', 'cifar10']", True),
     Parameter("sizes", None, "config", "dataset sizes n; None: the sizes of the preset (one size for selection "
@@ -102,7 +102,45 @@ def _values(figure: str, given: dict[str, Any], roles: tuple[str, ...], caller: 
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ValueError(f"{caller}({figure!r}): unknown parameter(s) {unknown}; valid: {', '.join(valid)}")
-    return {n: given.get(n, PARAMETERS[n].default) for n in valid}
+    values = {n: given.get(n, PARAMETERS[n].default) for n in valid}
+    errors = [e for n, v in values.items() if n in given and (e := parameter_error(n, v))]
+    if errors:
+        raise ValueError(f"{caller}({figure!r}): " + "; ".join(errors))
+    return values
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def parameter_error(name: str, value: Any) -> str | None:
+    """A message naming the parameter when ``value`` cannot be what ``name`` means, else None (checked before a
+    notebook kernel starts, and again by the notebook's call)."""
+    def many(v: Any) -> list | None:
+        return list(v) if isinstance(v, (list, tuple)) else None
+
+    if value is None and name not in ("seeds",):
+        return None
+    if name == "sizes":
+        ok = (_is_int(value) and value > 0) or (many(value) is not None and many(value)
+                                               and all(_is_int(x) and x > 0 for x in value))
+        return None if ok else f"sizes must be a positive integer or a list of them, got {value!r}"
+    if name in ("generations", "fid_samples", "workers", "n_pairs", "per_digit", "max_generations", "grid"):
+        return None if _is_int(value) and value > 0 else f"{name} must be a positive integer, got {value!r}"
+    if name == "seeds":
+        ok = many(value) is not None and many(value) and all(_is_int(x) and x >= 0 for x in value)
+        return None if ok else f"seeds must be a list of non-negative integers, got {value!r}"
+    if name in ("paradigms", "methods"):
+        vocab = {"paradigms": PARADIGMS, "methods": SELECTION_METHODS}[name]
+        ok = many(value) is not None and all(isinstance(x, str) and x in vocab for x in value)
+        return None if ok else f"{name} must be a list of names from {', '.join(vocab)}, got {value!r}"
+    if name == "decays":
+        ok = many(value) is not None and all(isinstance(x, (int, float)) and 0 < x < 1 for x in value)
+        return None if ok else f"decays must be a list of numbers in (0, 1), got {value!r}"
+    if name == "guidance_scale":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        return None if ok else f"guidance_scale must be a number >= 0, got {value!r}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- the registry

@@ -6,6 +6,7 @@ A generation counts as finished only when its ``DONE`` marker exists (written la
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -47,6 +48,12 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) ->
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"no space left on the device while writing {path}; free some disk (the run "
+                                        "resumes from what is written)", str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

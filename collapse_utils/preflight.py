@@ -34,6 +34,14 @@ def estimate_disk_bytes(cfg: RunConfig, image_bytes: int, params: int, generatio
     return todo * per_gen + real_images_needed(cfg) * image_bytes
 
 
+def _size(nbytes: int) -> str:
+    """A byte count in the largest unit that keeps it above 1 (3 MiB, not 0.00 GiB)."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes} bytes"
+
+
 def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: torch.device | str | None = None) -> None:
     """Refuse the run now if it cannot finish (see the module docstring); nothing is written."""
     validate_images(real_images, name=f"dataset {cfg.dataset!r}")
@@ -59,7 +67,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
     need = estimate_disk_bytes(cfg, h * w * c, params, generations=todo)
     free = cio.free_disk_bytes(run_dir)
     if todo and need > free:
-        raise OSError(f"the run needs about {need / 2**30:.2f} GiB of disk in {run_dir}, but only {free / 2**30:.2f} GiB is free")
+        raise OSError(f"the run needs about {_size(need)} of disk in {run_dir}, but only {_size(free)} is free")
 
 
 def paper_scale_on_cpu(cfg: RunConfig, device: torch.device) -> str | None:

@@ -165,3 +165,40 @@ def test_workers_die_with_a_killed_parent(tmp_path):
             parent.kill()
         for p in psutil.Process().children(recursive=True):
             p.kill()
+
+
+def test_bad_input_messages_name_the_option_or_file_and_the_fix(tmp_path, capsys):
+    import errno
+
+    from collapse_utils import io as cio
+    from collapse_utils.__main__ import main
+    from collapse_utils.data import load_dataset
+    from collapse_utils.preflight import _size
+
+    bogus = tmp_path / "images.npy"
+    bogus.write_text("not an array")
+    with pytest.raises(ValueError) as err:
+        load_dataset(f"npy:{bogus}", 4)
+    assert str(bogus) in str(err.value) and "np.save" in str(err.value) and "pickle" not in str(err.value)
+
+    assert (_size(3 * 2**20), _size(5 * 2**30), _size(10)) == ("3.00 MiB", "5.00 GiB", "10 bytes")
+
+    def full_disk(_fh):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as err:
+        cio._atomic_write(tmp_path / "x.npy", full_disk)
+    assert err.value.errno == errno.ENOSPC and str(tmp_path / "x.npy") in str(err.value)
+    assert not list(tmp_path.glob(".x.npy*"))  # no temporary file left behind
+
+    assert main(["run", "--preset", "smoke", "--seed", "-1", "--out", str(tmp_path / "r")]) == 2
+    assert "seed must be a non-negative integer" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    # figure parameters are checked before any notebook kernel starts (nothing is written)
+    assert main(["figures", "--preset", "smoke", "--only", "F2", "--param", "generations=-1",
+                 "--fig-dir", str(tmp_path / "f"), "--run-root", str(tmp_path / "s")]) == 2
+    assert "generations must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists() and not (tmp_path / "s").exists()
+    assert main(["figures", "--preset", "smoke", "--only", "F2", "--param", "sizes=abc",
+                 "--fig-dir", str(tmp_path / "f")]) == 2
+    assert "sizes must be a positive integer or a list of them, got 'abc'" in capsys.readouterr().err
