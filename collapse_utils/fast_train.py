@@ -41,7 +41,7 @@ from .config import RunConfig
 from .ddpm import (EpochStream, TrainJob, TrainResult, epsilon_loss, images_to_tensor, labels_to_tensor, null_class,
                    scale_to_model)
 from .devices import OPTIONS, cudnn_benchmark, fast_autocast, fast_precision
-from .io import atomic_replace_dir, fresh_tmp_dir
+from .io import atomic_replace_dir, fresh_tmp_dir, record_hashes
 from .models import build_scheduler, build_unet
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,7 @@ def save_checkpoint(p: TrainParts, ckpt_dir: Path, step: int, losses: list[float
             "lr_schedule": p.lr_schedule.state_dict(), "generators": generators,
         }
         torch.save(state, tmp / CKPT_FILE)
+        record_hashes(tmp, CKPT_FILE)
         (tmp / "COMPLETE").write_text("ok\n")
         atomic_replace_dir(tmp, ckpt_dir)
     _barrier(p)

@@ -7,6 +7,7 @@ A generation counts as finished only when its ``DONE`` marker exists (written la
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -205,6 +206,69 @@ def fresh_tmp_dir(parent: Path, name: str) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     return tmp
+
+
+# ---------------------------------------------------------------------- content hashes
+HASHES = "hashes.json"  # per folder: {relative path: sha256} of the artifacts written into it
+_HASH_MEMO: dict[tuple, str] = {}  # (path, inode, size, mtime_ns) -> sha256: a file is hashed once per process
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file (memoized per process while the file is unchanged)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASH_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        _HASH_MEMO[key] = h.hexdigest()
+    return _HASH_MEMO[key]
+
+
+def read_hashes(folder: str | os.PathLike) -> dict[str, str] | None:
+    """A folder's hash record, ``None`` when it has none; raises :class:`CorruptArtifactError` when damaged."""
+    path = Path(folder) / HASHES
+    if not path.exists():
+        return None
+    hashes = read_json(path)
+    if not isinstance(hashes, dict):
+        raise CorruptArtifactError(f"{path} is not a hash record")
+    return hashes
+
+
+def record_hashes(folder: str | os.PathLike, *names: str | os.PathLike) -> None:
+    """Record the sha256 of the files ``names`` (relative to ``folder``), just written, in its ``hashes.json``."""
+    folder = Path(folder)
+    try:
+        hashes = read_hashes(folder) or {}
+    except CorruptArtifactError:
+        hashes = {}  # a damaged record: what it vouched for is checked against nothing and redone
+    for name in names:
+        hashes[str(name)] = file_sha256(folder / name)
+    atomic_write_json(folder / HASHES, hashes)
+
+
+def verify_hashes(folder: str | os.PathLike, *names: str | os.PathLike, unrecorded_ok: bool = False) -> None:
+    """Raise :class:`CorruptArtifactError` naming the file unless each existing file of ``names`` matches the sha256
+    recorded when it was written. A file without a record counts as damaged; ``unrecorded_ok``: a folder with no
+    record at all passes (written before hashes were recorded)."""
+    folder = Path(folder)
+    hashes = read_hashes(folder)
+    present = [n for n in names if (folder / n).exists()]
+    if hashes is None:
+        if present and not unrecorded_ok:
+            raise CorruptArtifactError(f"{folder} has no recorded hashes (written by an interrupted step); redoing it")
+        return
+    for name in present:
+        path = folder / name
+        recorded = hashes.get(str(name))
+        if recorded is None:
+            raise CorruptArtifactError(f"{path} has no recorded hash (written by an interrupted step); redoing it")
+        if file_sha256(path) != recorded:
+            raise CorruptArtifactError(f"{path} does not match the sha256 recorded when it was written "
+                                       "(the file was changed or damaged); redoing the step that wrote it")
 
 
 def free_disk_bytes(path: str | os.PathLike) -> int:

@@ -26,7 +26,6 @@ are checked by headers and sizes only (logged once).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -46,7 +45,7 @@ from .paradigms import Pool, real_images_needed
 log = logging.getLogger(__name__)
 
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
-HASHES = "hashes.json"
+HASHES = cio.HASHES
 
 
 # ---------------------------------------------------------------------- paths and markers
@@ -100,69 +99,27 @@ def read_metrics(gen: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- content hashes
-_HASH_MEMO: dict[tuple, str] = {}  # (path, inode, size, mtime_ns) -> sha256: a file is hashed once per process
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _HASH_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        _HASH_MEMO[key] = h.hexdigest()
-    return _HASH_MEMO[key]
-
-
-def _read_hashes(gen: Path) -> dict[str, str] | None:
-    path = gen / HASHES
-    if not path.exists():
-        return None
-    hashes = cio.read_json(path)
-    if not isinstance(hashes, dict):
-        raise cio.CorruptArtifactError(f"{path} is not a hash record")
-    return hashes
+_LEGACY_LOGGED: set[str] = set()
 
 
 def record_hashes(gen: Path, *names: str | Path) -> None:
     """Record the sha256 of the artifacts ``names`` (relative to ``gen``), just written, in ``hashes.json``."""
-    try:
-        hashes = _read_hashes(gen) or {}
-    except cio.CorruptArtifactError:
-        hashes = {}  # a damaged record: what it vouched for is checked against nothing and redone
-    for name in names:
-        hashes[str(name)] = file_sha256(gen / name)
-    cio.atomic_write_json(gen / HASHES, hashes)
-
-
-_LEGACY_LOGGED: set[str] = set()
+    cio.record_hashes(gen, *names)
 
 
 def verify_hashes(gen: Path, *names: str | Path) -> None:
     """Raise :class:`~collapse_utils.io.CorruptArtifactError` naming the file unless each of ``names`` matches the
     sha256 recorded when it was written (a file with no record counts as damaged). A finished generation with no
     ``hashes.json`` at all predates hashing: its files pass (headers and sizes are checked elsewhere)."""
-    hashes = _read_hashes(gen)
-    if hashes is None:
-        if not any((gen / n).exists() for n in names):
-            return
-        if not (gen / "DONE").exists():  # an unfinished generation's files are vouched for by nothing
-            raise cio.CorruptArtifactError(f"{gen} has no recorded hashes (written by an interrupted step); redoing it")
-        if str(gen.parent) not in _LEGACY_LOGGED:
-            _LEGACY_LOGGED.add(str(gen.parent))
-            log.info("%s has no content hashes (made by an earlier version); checking headers and sizes only", gen.parent)
-        return
-    for name in names:
-        path = gen / name
-        if not path.exists():
-            continue  # the caller decides whether a missing file matters
-        recorded = hashes.get(str(name))
-        if recorded is None:
-            raise cio.CorruptArtifactError(f"{path} has no recorded hash (written by an interrupted step); redoing it")
-        if file_sha256(path) != recorded:
-            raise cio.CorruptArtifactError(f"{path} does not match the sha256 recorded when it was written "
-                                           "(the file was changed or damaged); redoing the step that wrote it")
+    legacy = (gen / "DONE").exists() and not (gen / cio.HASHES).exists()
+    if legacy and any((gen / n).exists() for n in names) and str(gen.parent) not in _LEGACY_LOGGED:
+        _LEGACY_LOGGED.add(str(gen.parent))
+        log.info("%s has no content hashes (made by an earlier version); checking headers and sizes only", gen.parent)
+    cio.verify_hashes(gen, *names, unrecorded_ok=legacy)
+
+
+def _read_hashes(gen: Path) -> dict[str, str] | None:
+    return cio.read_hashes(gen)
 
 
 # ---------------------------------------------------------------------- results
@@ -492,10 +449,12 @@ def verify_checkpoint(path: Path) -> None:
     try:
         if not (path / "COMPLETE").exists():
             raise cio.CorruptArtifactError("no COMPLETE marker")
+        cio.verify_hashes(path, *(f.name for f in sorted(path.iterdir())
+                                  if f.is_file() and f.name not in ("COMPLETE", cio.HASHES)))
         for f in sorted(path.iterdir()):
             if f.suffix == ".safetensors":
                 cio.check_safetensors(f)
-            elif f.is_file() and f.name != "COMPLETE":
+            elif f.is_file() and f.name not in ("COMPLETE", cio.HASHES):
                 torch.load(f, map_location="cpu", weights_only=False)
     except Exception as exc:  # any unreadable part: the checkpoint is worth nothing
         log.warning("checkpoint %s is damaged (%s); training this generation from step 0", path, exc)

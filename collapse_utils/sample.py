@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .ddpm import SampleSettings, batch_generator, guided_epsilon, to_uint8
 from .devices import resolve_recipe
 from .fast_sample import FastSampler
-from .io import CorruptArtifactError, atomic_save_npy, load_npy
+from .io import CorruptArtifactError, atomic_save_npy, atomic_write_bytes, file_sha256, load_npy
 
 
 def model_null_class(model: torch.nn.Module) -> int | None:
@@ -108,10 +108,22 @@ def make_batch_sampler(model: torch.nn.Module, scheduler: DDPMScheduler, setting
     return lambda n, generator, class_labels: ref(n, generator=generator, class_labels=class_labels)
 
 
+def _hash_path(part: Path) -> Path:
+    return part.with_name(part.name + ".sha256")
+
+
+def _save_part(path: Path, part: np.ndarray) -> None:
+    """A finished batch, then its sha256 beside it (a part without one, or not matching it, is drawn again)."""
+    atomic_save_npy(path, part)
+    atomic_write_bytes(_hash_path(path), file_sha256(path).encode())
+
+
 def _load_part(path: Path, expected: int) -> np.ndarray | None:
     try:
+        if _hash_path(path).read_bytes().decode() != file_sha256(path):
+            raise CorruptArtifactError(f"{path} does not match its recorded sha256")
         part = load_npy(path, dtype=np.uint8, ndim=4)
-    except CorruptArtifactError:
+    except (CorruptArtifactError, FileNotFoundError, UnicodeDecodeError):
         path.unlink(missing_ok=True)
         return None
     if len(part) != expected:
@@ -182,7 +194,7 @@ def sample_images(
             x = sampler(hi - lo, batch_generator(seed, b, device), y)
             part = to_uint8(x)
             if part_path is not None:
-                atomic_save_npy(part_path, part)
+                _save_part(part_path, part)
         out.append(part)
     bar.close()
     if world_size > 1:

@@ -35,7 +35,7 @@ from .ddpm import (EpochStream, TrainJob, TrainResult, diffusion_loss, drop_labe
                    labels_to_tensor, null_class, scale_to_model)
 from .devices import resolve_mixed_precision, resolve_recipe
 from .fast_train import train_fast
-from .io import atomic_replace_dir, fresh_tmp_dir
+from .io import atomic_replace_dir, fresh_tmp_dir, record_hashes
 from .models import build_scheduler, build_unet
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def _save_checkpoint(accelerator: Accelerator, ckpt_dir: Path) -> None:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        record_hashes(tmp, *sorted(f.name for f in tmp.iterdir() if f.is_file()))
         (tmp / "COMPLETE").write_text("ok\n")
         atomic_replace_dir(tmp, ckpt_dir)
     accelerator.wait_for_everyone()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from collapse_utils import io as cio
 from collapse_utils import rundir
 from collapse_utils.config import make_config
 from collapse_utils.loop import run_self_consuming
@@ -55,7 +57,7 @@ def test_every_artifact_has_a_recorded_hash(finished):
         assert {"train.npy", "train_sources.npy", "samples.npy", "train_log.json",
                 f"model/{UNET_WEIGHTS.as_posix()}"} <= set(hashes)
         for name, digest in hashes.items():
-            assert rundir.file_sha256(gen / name) == digest
+            assert cio.file_sha256(gen / name) == digest
     assert set(json.loads((rundir.real_dir(finished) / rundir.HASHES).read_text())) >= {"images.npy", "indices.npy"}
 
 
@@ -202,3 +204,61 @@ def test_bad_input_messages_name_the_option_or_file_and_the_fix(tmp_path, capsys
     assert main(["figures", "--preset", "smoke", "--only", "F2", "--param", "sizes=abc",
                  "--fig-dir", str(tmp_path / "f")]) == 2
     assert "sizes must be a positive integer or a list of them, got 'abc'" in capsys.readouterr().err
+
+
+def test_a_sample_part_damaged_in_place_is_drawn_again(tmp_path):
+    from collapse_utils.models import build_scheduler
+    from collapse_utils.sample import sample_images
+
+    torch.manual_seed(0)
+    from collapse_utils.models import build_unet
+
+    model = build_unet("tiny", resolution=8, channels=1)
+    kw = dict(seed=1, batch_size=4, num_inference_steps=3, progress=False)
+    full = sample_images(model, build_scheduler(), 10, **kw)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    sample_images(model, build_scheduler(), 10, parts_dir=parts, **kw)
+    _overwrite_inside(parts / "part_000001.npy", count=8)  # header intact, size kept: only the hash can tell
+    calls = []
+    original = np.save
+
+    def counting_save(*a, **k):
+        calls.append(1)
+        return original(*a, **k)
+
+    np.save = counting_save
+    try:
+        again = sample_images(model, build_scheduler(), 10, parts_dir=parts, **kw)
+    finally:
+        np.save = original
+    np.testing.assert_array_equal(full, again)
+    assert len(calls) == 1  # exactly the damaged batch was drawn again
+
+
+def test_a_checkpoint_damaged_in_place_costs_its_steps(tmp_path, caplog):
+    import logging
+
+    from collapse_utils.train import train_model
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+    cfg = _cfg(train_steps=6, checkpoint_every=2)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(step, _loss):
+        if step == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_model(images, None, cfg, seed=0, device="cpu", ckpt_dir=tmp_path / "ckpt", on_step=stop_at_3)
+    ckpt = tmp_path / "ckpt"
+    assert (ckpt / "COMPLETE").exists() and (ckpt / cio.HASHES).exists()
+    rundir.verify_checkpoint(ckpt)
+    assert ckpt.exists()  # whole: kept
+    biggest = max((f for f in ckpt.iterdir() if f.is_file()), key=lambda f: f.stat().st_size)
+    _overwrite_inside(biggest, count=8)
+    with caplog.at_level(logging.WARNING, logger="collapse_utils.rundir"):
+        rundir.verify_checkpoint(ckpt)
+    assert not ckpt.exists() and "does not match the sha256" in caplog.text
