@@ -86,12 +86,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib import metadata
+
+    try:
+        version = metadata.version("model-collapse-repro")
+    except metadata.PackageNotFoundError:
+        version = "unknown (the package is not installed: pip install -e .)"
+    verbose_help = "log progress (INFO) and show the traceback of an error"
     parser = argparse.ArgumentParser(prog="python -m collapse_utils", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"model-collapse-repro {version}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_cli(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_cli(sub)
+    # -v also after the sub-command; SUPPRESS leaves a -v given before it in place when it is absent here.
+    for command in {id(p): p for p in sub.choices.values()}.values():
+        if "--verbose" not in command._option_string_actions:
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     return parser
 
 
