@@ -223,12 +223,17 @@ def run_self_consuming(
     *,
     allow_config_change: bool = False,
     on_generation: Callable[[GenerationResult], None] | None = None,
+    wait: bool = True,
 ) -> RunResult:
     """Run (or resume) the self-consuming loop of ``config`` in ``run_dir``; returns every generation's results.
 
     Finished generations (``DONE`` marker, artifacts whole) are skipped; an interrupted one resumes from
     its last training checkpoint and its finished sample batches. On a CPU the run computes with
     :data:`CPU_THREADS` torch threads whoever launched it, so the same run key gives the same bytes.
+
+    One process writes a run directory at a time (:class:`~collapse_utils.rundir.RunLock`): another one that
+    wants the same run waits for it and then finds it finished, or with ``wait=False`` raises
+    :class:`~collapse_utils.rundir.RunBusyError` naming the holder.
     """
     from accelerate import PartialState
 
@@ -237,21 +242,35 @@ def run_self_consuming(
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = run_device(config)
-    with _cpu_threads(device):
-        return _run(config, run_dir, state, device, allow_config_change, on_generation)
+    too_big = paper_scale_on_cpu(config, device)
+    if too_big and state.is_main_process:
+        warnings.warn(too_big, RuntimeWarning, stacklevel=2)
+    finished = _finished_run(config, run_dir, allow_config_change)
+    lock = rundir.RunLock(run_dir)
+    if finished is None and state.is_main_process:
+        lock.acquire(wait)
+        finished = _finished_run(config, run_dir, allow_config_change)  # another writer may have finished it
+    if state.num_processes > 1:  # every rank follows the main process's decision
+        from accelerate.utils import broadcast_object_list
+
+        if broadcast_object_list([finished is not None])[0]:
+            finished = finished or _finished_run(config, run_dir, allow_config_change)
+        else:
+            finished = None
+    try:
+        if finished is not None:  # nothing to compute: report it without writing (read-only media work too)
+            for gen in finished.generations:
+                if on_generation is not None and state.is_main_process:
+                    on_generation(gen)
+            return finished
+        with _cpu_threads(device):
+            return _run(config, run_dir, state, device, allow_config_change, on_generation)
+    finally:
+        lock.release()
 
 
 def _run(config: RunConfig, run_dir: Path, state: Any, device: torch.device, allow_config_change: bool,
          on_generation: Callable[[GenerationResult], None] | None) -> RunResult:
-    too_big = paper_scale_on_cpu(config, device)
-    if too_big and state.is_main_process:
-        warnings.warn(too_big, RuntimeWarning, stacklevel=3)
-    finished = _finished_run(config, run_dir, allow_config_change)
-    if finished is not None:  # nothing to compute: report it without writing (read-only media work too)
-        for gen in finished.generations:
-            if on_generation is not None and state.is_main_process:
-                on_generation(gen)
-        return finished
     real: Pool | None = None
 
     def start() -> None:

@@ -48,6 +48,69 @@ UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
 HASHES = cio.HASHES
 
 
+# ---------------------------------------------------------------------- one writer per run directory
+class RunBusyError(RuntimeError):
+    """Another process is writing this run directory (and the caller asked not to wait)."""
+
+
+class RunLock:
+    """An exclusive OS lock on a run directory, held by the one process that trains, samples or writes it.
+
+    ``flock`` on ``.<run>.lock`` beside the directory: the kernel releases it when the holder exits, SIGKILL
+    included, so a lock is never stale. The file holds the holder's host, pid and start time, named to anyone who
+    finds it busy. On network file systems ``flock`` works where the client forwards it to the server (NFS v4, or
+    v3 with lockd); where it does not, give each machine its own run store. Readers take no lock: they see only
+    finished generations (``DONE`` last, every artifact checked against its hash).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        run_dir = Path(run_dir)
+        self.path = run_dir.parent / f".{run_dir.name}.lock"
+        self._fh = None
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def acquire(self, wait: bool = True) -> "RunLock":
+        import fcntl
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise RunBusyError(f"{self.path.parent / self.path.name[1:-5]} is being written by "
+                                       f"{self.holder()}; skipped (it will be reused once finished)") from None
+                log.warning("%s is being written by %s; waiting for it", self.path.name[1:-5], self.holder())
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            fh.flush()
+        except BaseException:
+            fh.close()
+            raise
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the file releases the lock
+            self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 # ---------------------------------------------------------------------- paths and markers
 def gen_dir(run_dir: str | os.PathLike, g: int) -> Path:
     """The folder of generation ``g`` (1-based)."""

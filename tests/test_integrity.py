@@ -262,3 +262,58 @@ def test_a_checkpoint_damaged_in_place_costs_its_steps(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="collapse_utils.rundir"):
         rundir.verify_checkpoint(ckpt)
     assert not ckpt.exists() and "does not match the sha256" in caplog.text
+
+
+_RACER = """
+import sys
+from collapse_utils.config import make_config
+from collapse_utils.loop import run_self_consuming
+cfg = make_config("smoke", n=16, generations=2, train_steps=30, num_inference_steps=3, sample_batch_size=16,
+                  progress=False)
+run_self_consuming(cfg, sys.argv[1])
+"""
+
+
+def test_two_processes_on_one_run_train_each_generation_once(tmp_path):
+    """Two processes start the same run at once: one writes, the other waits and then finds it finished; the
+    result equals a serial run's, and the lock of a SIGKILLed holder does not block the next process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    run_dir = tmp_path / "run"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(run_dir)], cwd=repo, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sum("waiting for it" in o for o in outs) == 1, outs  # exactly one of them waited
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(manifest["sessions"]) == 1  # one writer started the run; the other only read it
+    serial = tmp_path / "serial"
+    subprocess.run([sys.executable, "-c", _RACER, str(serial)], cwd=repo, check=True, timeout=600)
+    for name in ("gen_02/train.npy", "gen_02/samples.npy", f"gen_02/model/{UNET_WEIGHTS.as_posix()}"):
+        assert (run_dir / name).read_bytes() == (serial / name).read_bytes(), name
+
+    # a holder killed with SIGKILL leaves no lock behind that blocks the next writer
+    killed = tmp_path / "killed"
+    holder = subprocess.Popen([sys.executable, "-c", _RACER, str(killed)], cwd=repo)
+    deadline = time.time() + 300
+    while not (killed / "gen_01" / "train.npy").exists():
+        assert time.time() < deadline and holder.poll() is None
+        time.sleep(0.2)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    run_self_consuming(_cfg(train_steps=30), killed, wait=False)  # would raise RunBusyError if the lock were stale
+
+
+def test_a_busy_run_is_skipped_with_the_holder_named_when_not_waiting(tmp_path):
+    from collapse_utils.rundir import RunBusyError, RunLock
+
+    run_dir = tmp_path / "run"
+    with RunLock(run_dir):
+        with pytest.raises(RunBusyError, match=r"being written by pid \d+ on .*; skipped"):
+            run_self_consuming(_cfg(), run_dir, wait=False)
+    assert len(run_self_consuming(_cfg(), run_dir, wait=False).generations) == 2
