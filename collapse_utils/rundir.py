@@ -545,7 +545,7 @@ def model_card(cfg: RunConfig, generation: int) -> str:
         f"images = {call}",
         "```",
         "",
-        f"Steps and guidance scale default to the run's; pass `num_inference_steps=` / `guidance_scale=` to change "
+        "Steps and guidance scale default to the run's; pass `num_inference_steps=` / `guidance_scale=` to change "
         "them, `generator=` for seeded draws, `output_type=\"uint8\"` for arrays like the run's `samples.npy`.",
         "",
     ]
