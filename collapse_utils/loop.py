@@ -104,7 +104,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         if state.is_main_process:
             # The log first: the model directory counts only with a whole log beside it.
             rundir.write_train_log(gen, result.losses, result.mixed_precision, result.recipe, result.steps)
-            rundir.save_model(model, scheduler, rundir.model_path(gen))
+            rundir.save_model(model, scheduler, rundir.model_path(gen), cfg, g)
         state.wait_for_everyone()
         if state.is_main_process:
             remove_checkpoint(rundir.ckpt_path(gen))
@@ -140,6 +140,8 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
             shutil.rmtree(parts, ignore_errors=True)
         state.wait_for_everyone()
         samples = rundir.load_samples(gen, g)
+    if state.is_main_process:  # a picture of the samples (documentation; after a kill, made on resume)
+        rundir.ensure_samples_grid(gen, samples, cfg.num_classes if cfg.conditional else None)
     timings["sample"] = time.perf_counter() - t0
     if state.is_main_process:  # left behind when a kill came between saving the next artifact and cleaning up
         remove_checkpoint(rundir.ckpt_path(gen))

@@ -7,11 +7,13 @@ Every other module reads and writes a run through the functions here; none spell
     RUN/real/                the seeded real subset: images.npy (written last), indices.npy, labels.npy, source.json
     RUN/gen_XX/train.npy     the generation's training set, uint8 N×H×W×C (written after its companions:)
               train_sources.npy  0 = real, k = generation k;  train_labels.npy (conditional runs)
-              model/         diffusers DDPMPipeline (unet/ + scheduler/), COMPLETE marker inside
+              model/         diffusers DDPMPipeline (unet/ + scheduler/), COMPLETE marker inside; sampling.json
+                             (steps, guidance scale: collapse_utils.pipeline) and README.md (model card)
               train_log.json losses, steps, precision, recipe (the model counts only with a whole log)
               ckpt/          training checkpoint while training (removed after)
               sample_parts/  finished sampling batches while sampling (removed after)
               samples.npy    the generation's samples (+ sample_labels.npy)
+              samples.png    a grid of the first samples (one row per class for conditional runs)
               metrics.json   that generation's metrics (checked to hold every metric the config asks for)
               hashes.json    sha256 of each artifact above, recorded as it is written
               DONE           written last: the generation is finished
@@ -21,7 +23,8 @@ and its sha256 is recorded in ``hashes.json`` right after; before an artifact is
 next generation's input) or a generation counts as finished, each file is checked against its hash, so damage
 that keeps a file's size is found too. A damaged artifact is redone by the step that wrote it. Reading a run
 (:func:`load_run`, :func:`verify_generation`) never writes to it. Directories made before hashes were recorded
-are checked by headers and sizes only (logged once).
+are checked by headers and sizes only (logged once). ``model/sampling.json``, ``model/README.md`` and
+``samples.png`` are documentation, derived from the config and the artifacts: not hashed, not read by the loop.
 """
 
 from __future__ import annotations
@@ -524,15 +527,143 @@ def verify_checkpoint(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def save_model(model, scheduler, path: Path) -> None:
-    """Save as a diffusers ``DDPMPipeline`` (unet/ + scheduler/ + model_index.json)."""
+def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, generation: int | None = None) -> None:
+    """Save as a diffusers ``DDPMPipeline`` folder (unet/ + scheduler/ + model_index.json); with the run's ``cfg``
+    and ``generation`` also its sampling settings (``sampling.json``, read by collapse_utils.pipeline) and model
+    card (``README.md``). Those two are documentation: not hashed, not read by the loop."""
     from diffusers import DDPMPipeline
 
     tmp = cio.fresh_tmp_dir(path.parent, path.name)
     DDPMPipeline(unet=model, scheduler=scheduler).save_pretrained(tmp)
+    if cfg is not None and generation is not None:
+        write_model_docs(tmp, cfg, generation)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, path)
     record_hashes(path.parent, Path(path.name) / UNET_WEIGHTS)
+
+
+PAPER_REFERENCE = ("A Closer Look at Model Collapse: From a Generalization-to-Memorization Perspective "
+                   "(NeurIPS 2025), arXiv:2509.16499, https://arxiv.org/abs/2509.16499")
+SAMPLING_FILE = "sampling.json"
+MODEL_CARD = "README.md"
+SAMPLES_GRID = "samples.png"
+
+
+def sampling_settings(cfg: RunConfig, generation: int) -> dict[str, Any]:
+    """What ``model/sampling.json`` holds: the run's sampling settings for this generation's model, which
+    collapse_utils.pipeline.CollapsePipeline uses as its defaults."""
+    from .config import derive_seed
+
+    return dict(run_key=cfg.run_key(), generation=generation, conditional=bool(cfg.conditional),
+                num_classes=cfg.num_classes if cfg.conditional else None,
+                null_class=cfg.num_classes if cfg.conditional else None,
+                num_inference_steps=cfg.num_inference_steps,
+                guidance_scale=cfg.guidance_scale if cfg.conditional else None,
+                num_train_timesteps=cfg.num_train_timesteps, seed=cfg.seed,
+                sample_seed=derive_seed(cfg.seed, generation, "sample"), sample_batch_size=cfg.sample_batch_size,
+                samples_per_generation=cfg.samples_per_generation)
+
+
+def model_card(cfg: RunConfig, generation: int) -> str:
+    """The model card (``model/README.md``) of generation ``generation`` of the run ``cfg``: deterministic text."""
+    s = sampling_settings(cfg, generation)
+    source = "the real data" if generation == 1 else f"the training set the {cfg.paradigm} paradigm built"
+    if cfg.conditional:
+        labels = f"list(range({cfg.num_classes})) * 2"
+        call = f"pipe(class_labels={labels}, output_type=\"pil\").images"
+        guidance = (f"- class-conditional, {cfg.num_classes} classes (null class ∅ = index {cfg.num_classes}), "
+                    f"classifier-free guidance w = {cfg.guidance_scale:g} "
+                    f"(ε̂ = ε(x, ∅) + w·(ε(x, c) − ε(x, ∅)), Ho & Salimans 2022), label dropout {cfg.label_dropout:g}\n")
+    else:
+        call = "pipe(batch_size=16, output_type=\"pil\").images"
+        guidance = "- unconditional (diffusers' `DDPMPipeline.from_pretrained` loads it too, with 1000 steps by default)\n"
+    lines = [
+        "---",
+        "library_name: diffusers",
+        "tags: [ddpm, model-collapse, self-consuming-loop]",
+        "---",
+        f"# Generation {generation} of run {s['run_key']}",
+        "",
+        f"A DDPM (Ho et al. 2020) trained on {source} in a self-consuming loop, reproducing",
+        f"{PAPER_REFERENCE} (see docs/PAPER.md of model-collapse-repro).",
+        "",
+        "## Run",
+        "",
+        f"- run key `{s['run_key']}`, preset `{cfg.preset}`, generation {generation} of {cfg.generations}",
+        f"- dataset `{cfg.dataset}`, n = {cfg.n}, {cfg.resolution or 'native'} px, "
+        f"{cfg.channels or 'native'} channel(s)",
+        f"- paradigm `{cfg.paradigm}`, selection `{cfg.selection}` (feature space `{cfg.feature_space}`)",
+        f"- model `{cfg.model}`, {cfg.train_steps} training steps, T = {cfg.num_train_timesteps}, "
+        f"`{cfg.beta_schedule}` betas",
+        guidance.rstrip("\n"),
+        f"- sampling: {cfg.num_inference_steps} DDPM ancestral steps (the defaults in `{SAMPLING_FILE}`)",
+        f"- seed {cfg.seed}; this generation's samples were drawn with seed {s['sample_seed']} in batches of "
+        f"{cfg.sample_batch_size} (batch b from `collapse_utils.ddpm.batch_generator(seed, b, device)`)",
+        "",
+        "## Load and sample (offline)",
+        "",
+        "```python",
+        "from collapse_utils.pipeline import CollapsePipeline",
+        f"pipe = CollapsePipeline.from_pretrained(\"RUN_DIR/gen_{generation:02d}/model\")",
+        f"images = {call}",
+        "```",
+        "",
+        "Steps and guidance scale default to the run's; pass `num_inference_steps=` / `guidance_scale=` to change "
+        "them, `generator=` for seeded draws, `output_type=\"uint8\"` for arrays like the run's `samples.npy`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_docs(folder: Path, cfg: RunConfig, generation: int) -> None:
+    """Write ``sampling.json`` and the model card into a model folder (documentation, not hashed)."""
+    cio.atomic_write_json(folder / SAMPLING_FILE, sampling_settings(cfg, generation))
+    cio.atomic_write_bytes(folder / MODEL_CARD, model_card(cfg, generation).encode())
+
+
+GRID_COLUMNS = 8
+GRID_TILE = 32  # small images are enlarged (nearest neighbour) to at least this many pixels a side
+
+
+def samples_grid(images: np.ndarray, labels: np.ndarray | None, num_classes: int | None = None,
+                 columns: int = GRID_COLUMNS) -> np.ndarray:
+    """uint8 H×W×C grid of the first samples: ``columns`` × ``columns`` of them, or with ``labels`` one row per
+    class (the first ``columns`` samples of each), 1-pixel gaps; small images enlarged by an integer factor."""
+    images = np.asarray(images)
+    if labels is None:
+        rows = [images[i:i + columns] for i in range(0, min(len(images), columns * columns), columns)]
+    else:
+        labels = np.asarray(labels)
+        classes = range(num_classes) if num_classes else sorted(set(labels.tolist()))
+        rows = [images[labels == c][:columns] for c in classes]
+    h, w, ch = images.shape[1:]
+    scale = max(1, -(-GRID_TILE // max(h, w)))
+    th, tw, pad = h * scale, w * scale, 1
+    grid = np.full((len(rows) * (th + pad) + pad, columns * (tw + pad) + pad, ch), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            tile = img.repeat(scale, axis=0).repeat(scale, axis=1)
+            grid[pad + r * (th + pad):pad + r * (th + pad) + th, pad + c * (tw + pad):pad + c * (tw + pad) + tw] = tile
+    return grid
+
+
+def save_samples_grid(gen: Path, images: np.ndarray, labels: np.ndarray | None, num_classes: int | None = None) -> None:
+    """Write ``samples.png``, a grid of the generation's first samples (documentation, not hashed)."""
+    import io as _io
+
+    from PIL import Image
+
+    grid = samples_grid(images, labels, num_classes)
+    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    buf = _io.BytesIO()
+    img.save(buf, format="PNG")
+    cio.atomic_write_bytes(gen / SAMPLES_GRID, buf.getvalue())
+
+
+def ensure_samples_grid(gen: Path, pool: Pool, num_classes: int | None = None) -> None:
+    """``samples.png`` for samples already saved, unless it is there (a resumed generation gets it too)."""
+    if not (gen / SAMPLES_GRID).exists():
+        save_samples_grid(gen, pool.images, pool.labels, num_classes)
 
 
 def prepare_parts_dir(parts: Path, meta: dict[str, Any]) -> None:
