@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class Parameter:
     ``role``: ``config`` chooses the runs (:func:`figure_configs`); ``runs`` is where they live, how they are
     measured and where the figure goes (:func:`figure_runs`); ``plot`` goes to the figure's plotting function.
     ``common`` parameters are in every notebook, the others in the figures whose spec lists them.
+    ``kind`` says how a string value is read (:func:`coerce_parameter`; papermill's ``-p`` passes strings):
+    ``str`` (kept), ``int`` / ``number`` (one number), ``ints`` / ``numbers`` (a list of numbers), ``int_or_ints``
+    (one integer or a list), ``names`` (a list of names), ``name_or_names`` (one name or a list).
     """
 
     name: str
@@ -48,46 +52,54 @@ class Parameter:
     role: str
     help: str
     common: bool = False
+    kind: str = "str"
 
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("preset", "demo", "config", "smoke | demo | paper: the scale (collapse_utils.presets)", True),
     Parameter("dataset", None, "config", "None: the dataset(s) of the preset; or e.g. 'mnist', 'cifar10', "
-              "['ffhq32', 'cifar10']", True),
+              "['ffhq32', 'cifar10']", True, kind="name_or_names"),
     Parameter("sizes", None, "config", "dataset sizes n; None: the sizes of the preset (one size for selection "
-              "figures)", True),
-    Parameter("generations", None, "config", "None: the number of generations of the preset", True),
-    Parameter("paradigms", None, "config", "replace | accumulate_subsample | accumulate | replace_2n | fresh", True),
+              "figures)", True, kind="int_or_ints"),
+    Parameter("generations", None, "config", "None: the number of generations of the preset", True, kind="int"),
+    Parameter("paradigms", None, "config", "replace | accumulate_subsample | accumulate | replace_2n | fresh", True,
+              kind="names"),
     Parameter("methods", None, "config", "selection methods: none (vanilla) | threshold (Threshold Decay Filter) | "
-              "greedy | random", True),
+              "greedy | random", True, kind="names"),
     Parameter("feature_space", None, "config", "None: that of the preset (dinov2 at paper scale, pixel at "
               "demo/smoke); or pixel | dinov2 | inception", True),
     Parameter("seeds", [0], "config", "one run per seed; lines show the mean and a ±1 sd band when there are "
-              "several", True),
+              "several", True, kind="ints"),
     Parameter("device", None, "config", "None: CUDA if available, else CPU", True),
     Parameter("run_root", None, "runs", "None: $COLLAPSE_RUNS or <repo>/runs (the run store shared by every "
               "figure)", True),
     Parameter("fig_dir", None, "runs", "None: <repo>/figures for demo, <repo>/figures/<preset> otherwise", True),
-    Parameter("workers", None, "runs", "parallel training processes; None: 2 on CPU presets, 1 at paper scale", True),
-    Parameter("decays", None, "config", "decay factors α of the Threshold Decay Filter; None: those of the preset"),
+    Parameter("workers", None, "runs", "parallel training processes; None: 2 on CPU presets, 1 at paper scale", True,
+              kind="int"),
+    Parameter("decays", None, "config", "decay factors α of the Threshold Decay Filter; None: those of the preset",
+              kind="numbers"),
     Parameter("fid_samples", None, "runs", "samples per set for FID/FD; None: n of the run (the authors cap G_n at "
-              "their n, 32,768)"),
+              "their n, 32,768)", kind="int"),
     Parameter("fd_fallback", "inception", "runs", "'inception': without DINOv2 weights plot FD in Inception space "
               "(said on the figure); None: fail"),
     Parameter("guidance_scale", 2.0, "config", "F11: classifier-free guidance scale w (eps_u + w (eps_c - eps_u)); "
-              "the paper's 2"),
+              "the paper's 2", kind="number"),
     Parameter("class_selection", "per_class", "config", "F11: per_class (selection inside each digit, keeps class "
               "balance) | global"),
     Parameter("pair_size", None, "plot", "which dataset size shows generated/nearest-training pairs; None: the "
-              "smallest"),
-    Parameter("pair_generations", None, "plot", "generations of the pairs; None: first, middle and last"),
-    Parameter("n_pairs", 6, "plot", "pairs per generation"),
-    Parameter("svd_size", None, "plot", "which dataset size the SVD projections use; None: the median size"),
-    Parameter("svd_generations", None, "plot", "the two generations projected; None: first and last"),
-    Parameter("grid_generations", None, "plot", "F11: generations shown as sample grids; None: first and last"),
-    Parameter("per_digit", 10, "plot", "F11: samples per digit (columns of each grid)"),
-    Parameter("max_generations", 6, "plot", "columns of the image grid"),
-    Parameter("grid", 8, "plot", "each panel shows grid × grid samples"),
+              "smallest", kind="int"),
+    Parameter("pair_generations", None, "plot", "generations of the pairs; None: first, middle and last",
+              kind="ints"),
+    Parameter("n_pairs", 6, "plot", "pairs per generation", kind="int"),
+    Parameter("svd_size", None, "plot", "which dataset size the SVD projections use; None: the median size",
+              kind="int"),
+    Parameter("svd_generations", None, "plot", "the two generations projected; None: first and last",
+              kind="ints"),
+    Parameter("grid_generations", None, "plot", "F11: generations shown as sample grids; None: first and last",
+              kind="ints"),
+    Parameter("per_digit", 10, "plot", "F11: samples per digit (columns of each grid)", kind="int"),
+    Parameter("max_generations", 6, "plot", "columns of the image grid", kind="int"),
+    Parameter("grid", 8, "plot", "each panel shows grid × grid samples", kind="int"),
 )}
 
 
@@ -96,12 +108,66 @@ def parameter_names(*roles: str) -> tuple[str, ...]:
     return tuple(name for name, p in PARAMETERS.items() if p.role in roles)
 
 
-def _values(figure: str, given: dict[str, Any], roles: tuple[str, ...], caller: str) -> dict[str, Any]:
-    """``given`` completed with the table's defaults for ``roles``; an unknown name is a ValueError."""
-    valid = [n for n in parameter_names(*roles) if n != "preset"]
+_EXAMPLES = {
+    "int": "16", "number": "0.9", "ints": "[0, 1] or 0,1 or 0", "numbers": "[0.8, 0.95] or 0.8,0.95 or 0.9",
+    "int_or_ints": "[16, 32] or 16,32 or 16", "names": "['replace'] or replace,accumulate_subsample or replace",
+    "name_or_names": "mnist or ffhq32,cifar10 or ['ffhq32', 'cifar10']",
+}
+
+
+def coerce_parameter(name: str, value: Any) -> Any:
+    """``value`` as the user means it when it arrives as text (papermill's ``-p`` passes strings; the notebook's
+    parameters cell then holds ``sizes = "[16,32]"``); other values come back unchanged but for the list kinds.
+
+    By the parameter's ``kind`` (:class:`Parameter`): ``"None"`` is None for every kind; ``str`` stays as given;
+    ``int`` / ``number``: ``ast.literal_eval`` (``"16"``, ``"0.9"``); lists (``ints``, ``numbers``,
+    ``int_or_ints``): ``"[16,32]"``, ``"(16, 32)"``, ``"16,32"`` and ``"16"`` by ``ast.literal_eval`` (a tuple
+    becomes a list; ``ints`` / ``numbers`` also wrap one number, ``"0"`` → ``[0]``); names (``names``,
+    ``name_or_names``): a bracketed literal by ``ast.literal_eval``, else split at commas (``names`` always gives
+    a list; ``name_or_names`` keeps one name a string). Text that does not parse is a ValueError naming the
+    parameter and showing the accepted forms; whether the parsed value is valid is :func:`parameter_error`'s job.
+    """
+    kind = PARAMETERS[name].kind if name in PARAMETERS else "str"
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "None":
+            return None
+        if kind == "str":
+            return value
+        if kind in ("names", "name_or_names") and not text.startswith(("[", "(")):
+            names = [t.strip().strip("'\"") for t in text.split(",") if t.strip()]
+            return names[0] if kind == "name_or_names" and len(names) == 1 and "," not in text else names
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            if kind in ("names", "name_or_names"):  # [replace, accumulate_subsample]: names without quotes
+                return [t.strip().strip("'\"") for t in text[1:].rstrip("])").split(",") if t.strip()]
+            raise ValueError(f"parameter {name}: cannot read {value!r} (write e.g. {_EXAMPLES[kind]}, or None)") \
+                from None
+    if isinstance(value, tuple):
+        value = list(value)
+    if kind in ("ints", "numbers", "names") and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        value = [value]
+    return value
+
+
+def _values(figure: str, given: dict[str, Any], roles: tuple[str, ...], caller: str,
+            extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``given`` completed with the table's defaults for ``roles`` (and the names in ``extra``), text values read
+    by :func:`coerce_parameter`, each value checked by :func:`parameter_error`; an unknown name, text that does
+    not parse or a value that cannot be meant is a ValueError naming the parameter."""
+    valid = [n for n in parameter_names(*roles) if n != "preset"] + [n for n in extra if n != "preset"]
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ValueError(f"{caller}({figure!r}): unknown parameter(s) {unknown}; valid: {', '.join(valid)}")
+    given, unreadable = dict(given), []
+    for n in list(given):
+        try:
+            given[n] = coerce_parameter(n, given[n])
+        except ValueError as exc:
+            unreadable.append(str(exc))
+    if unreadable:
+        raise ValueError(f"{caller}({figure!r}): " + "; ".join(unreadable))
     values = {n: given.get(n, PARAMETERS[n].default) for n in valid}
     errors = [e for n, v in values.items() if n in given and (e := parameter_error(n, v))]
     if errors:
@@ -125,8 +191,12 @@ def parameter_error(name: str, value: Any) -> str | None:
         ok = (_is_int(value) and value > 0) or (many(value) is not None and many(value)
                                                and all(_is_int(x) and x > 0 for x in value))
         return None if ok else f"sizes must be a positive integer or a list of them, got {value!r}"
-    if name in ("generations", "fid_samples", "workers", "n_pairs", "per_digit", "max_generations", "grid"):
+    if name in ("generations", "fid_samples", "workers", "n_pairs", "per_digit", "max_generations", "grid",
+                "pair_size", "svd_size"):
         return None if _is_int(value) and value > 0 else f"{name} must be a positive integer, got {value!r}"
+    if name in ("pair_generations", "svd_generations", "grid_generations"):
+        ok = many(value) is not None and many(value) and all(_is_int(x) and x >= 0 for x in value)
+        return None if ok else f"{name} must be a list of generation numbers, got {value!r}"
     if name == "seeds":
         ok = many(value) is not None and many(value) and all(_is_int(x) and x >= 0 for x in value)
         return None if ok else f"seeds must be a list of non-negative integers, got {value!r}"
@@ -299,7 +369,10 @@ class FigureRuns:
 def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRuns:
     """The finished runs of ``figure`` with the metrics it plots, training and measuring only what is missing.
 
-    ``overrides`` are the ``config`` and ``runs`` parameters of :data:`PARAMETERS` (what the notebooks pass).
+    ``overrides`` are the ``config`` and ``runs`` parameters of :data:`PARAMETERS` and the figure's own ``plot``
+    options (what the notebooks pass); text values are read as :func:`coerce_parameter` says, so papermill's
+    ``-p sizes "[16,32]"`` reaches the runs as ``[16, 32]``. The plot options come back, read and checked, in
+    ``plot_options`` (with what the plotting function needs from the runs).
     """
     from .presets import scale
     from .run_metrics import ensure_figure_metrics, ensure_last_generation_fid, resolve_fd_metric
@@ -308,14 +381,15 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     if figure not in SPECS:
         raise ValueError(f"unknown figure {figure!r}; choose one of {sorted(SPECS)}")
     spec = SPECS[figure]
-    v = _values(figure, overrides, ("config", "runs"), "figure_runs")
+    plot_names = [n for n in spec.options if PARAMETERS[n].role == "plot"]
+    v = _values(figure, overrides, ("config", "runs"), "figure_runs", extra=plot_names)
     run_root = Path(v["run_root"]) if v["run_root"] else default_run_root()
     fig_dir = Path(v["fig_dir"]) if v["fig_dir"] else default_fig_dir(preset)
     configs = figure_configs(figure, preset, **{k: v[k] for k in parameter_names("config") if k in v})
     runs = ensure_runs(configs, run_root, workers=v["workers"] or default_workers(preset))
     fs = v["feature_space"] or scale(preset).feature_space
     device = v["device"]
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {n: v[n] for n in plot_names}
     fd_metric = "fd_dinov2"
     if "{fd}" in spec.metrics:
         fd_metric, note = resolve_fd_metric(v["fd_fallback"], device)

@@ -53,13 +53,14 @@ def parameters_source(params: dict[str, Any]) -> str:
 
 
 def runs_source(spec: FigureSpec, params: dict[str, Any]) -> str:
-    names = [k for k in params if PARAMETERS[k].role != "plot" and k != "preset"]
+    names = [k for k in params if k != "preset"]
     args = textwrap.fill(", ".join(f"{k}={k}" for k in names), width=100, initial_indent=" " * 4,
                          subsequent_indent=" " * 4)
     return (
         "from IPython.display import Image, display\n\n"
         "from collapse_utils import figures, plotting\n\n"
         "# The figure's runs from the run store: trained only if missing, shared with the other figures.\n"
+        "# Text values (papermill -p) are read as meant: sizes=\"[16,32]\", \"16,32\" or \"16\"; \"None\".\n"
         f'fr = figures.figure_runs(\n    "{spec.id}", preset,\n{args},\n)\n'
         'print(f"{len(fr.runs)} run(s) from {fr.run_root}; figure -> {fr.fig_dir}")'
     )
@@ -67,9 +68,10 @@ def runs_source(spec: FigureSpec, params: dict[str, Any]) -> str:
 
 def plot_source(spec: FigureSpec) -> str:
     opts = [k for k in spec.options if PARAMETERS[k].role == "plot"]
-    extra = "".join(f", {k}={k}" for k in opts)
+    comment = f"# fr.plot_options: {', '.join(opts)} as read and checked above, and what the plot needs.\n"
     return (
-        f"out = plotting.plot_{spec.id.lower()}(fr.runs, fr.fig_dir{extra}, **fr.plot_options)\n"
+        (comment if opts else "")
+        + f"out = plotting.plot_{spec.id.lower()}(fr.runs, fr.fig_dir, **fr.plot_options)\n"
         "display(Image(filename=str(out.png)))\n"
         'print("written:", *sorted(str(p) for p in out.files.values()), sep="\\n  ")\n'
         "out.data"
