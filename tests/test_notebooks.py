@@ -248,3 +248,16 @@ def test_papermill_text_parameters_reach_the_figure(tmp_path):
     injected = [c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "sizes = \"16,32\"" in injected[0]
     assert set(pd.read_csv(tmp_path / "cli_figs" / "F2.csv")["run"]) == set(data["run"])
+
+
+def test_every_figure_says_what_it_plots_finds_expects_and_costs():
+    import dataclasses
+
+    assert set(figures.NOTES) == set(figures.SPECS)
+    for fig, notes in figures.NOTES.items():
+        for f in dataclasses.fields(notes):
+            assert getattr(notes, f.name).strip(), (fig, f.name)
+        assert "PAPER.md" in notes.paper_finding, fig  # the finding cites the digest's section
+        nb = nbformat.read(NOTEBOOKS[fig], as_version=4)
+        about = [c.source for c in nb.cells if c.cell_type == "markdown" and "## About this figure" in c.source]
+        assert len(about) == 1 and notes.paper_finding in about[0] and figures.SMOKE_RUNTIME in about[0], fig
