@@ -5,10 +5,13 @@
   notebook options. :data:`PARAMETERS` is the one table of notebook parameters (name, default, meaning, and who
   takes it); the notebooks' parameters cells (``notebooks/make_notebooks.py``), :func:`figure_configs`,
   :func:`figure_runs` and the batch command (:mod:`collapse_utils.batch`) all read it.
+* :data:`NOTES` (beside :data:`SPECS`) holds each figure's text for its notebook: what it plots, the paper's
+  finding with the numbers docs/PAPER.md gives, what to expect at demo and paper scale, and each preset's runtime.
 * :func:`figure_runs` is what every notebook calls: it turns the notebook's parameters into the figure's run
   configurations, gets them from the run store (training only what is missing,
   :func:`collapse_utils.store.ensure_runs`) and computes the metrics the figure plots but the runs lack
-  (:mod:`collapse_utils.run_metrics`). Identical configurations are shared between figures: F2, F3, F4, F14 and
+  (:mod:`collapse_utils.run_metrics`); parameters that arrive as text (papermill's ``-p``) are read as meant
+  first (:func:`coerce_parameter`). Identical configurations are shared between figures: F2, F3, F4, F14 and
   F17 use the same replace runs; F7–F10, F12, F13 and F15 the same selection runs.
 """
 
