@@ -3,12 +3,14 @@
 Every notebook has the same shape, so they stay consistent:
 
 1. a title cell;
-2. a cell that installs the package on Google Colab only (elsewhere it does nothing);
-3. the ``parameters`` cell (papermill) — preset, dataset, sizes, generations, paradigms, methods, feature space,
+2. the figure's notes: what it plots, the paper's finding (docs/PAPER.md), what to expect at demo and paper
+   scale and the runtime of each preset (``collapse_utils.figures.NOTES``);
+3. a cell that installs the package on Google Colab only (elsewhere it does nothing);
+4. the ``parameters`` cell (papermill) — preset, dataset, sizes, generations, paradigms, methods, feature space,
    seeds, device, run root, figure directory, workers, plus the figure's own options, with their defaults and
    comments from ``collapse_utils.figures.PARAMETERS`` (the one table of notebook parameters);
-4. one call into the package that returns (or trains, then reuses) the figure's runs with their metrics;
-5. one plotting call, which writes ``<fig_dir>/<FIG>.png/.pdf/.csv``, then displays the figure and its numbers.
+5. one call into the package that returns (or trains, then reuses) the figure's runs with their metrics;
+6. one plotting call, which writes ``<fig_dir>/<FIG>.png/.pdf/.csv``, then displays the figure and its numbers.
 
 Run ``python notebooks/make_notebooks.py`` after changing ``SPECS`` or this file (tests check the notebooks are
 up to date). A figure that needs other calls can follow the same pattern: copy ``notebook_for`` with its own calls.
@@ -28,7 +30,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from collapse_utils.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
+from collapse_utils.figures import (  # noqa: E402
+    NOTES, PARAMETERS, RUNTIME_SOURCES, SMOKE_RUNTIME, SPECS, FigureSpec,
+)
 
 COLAB_CELL = '''\
 # On Google Colab only: install this package from a clone of the repository (see notebooks/README.md).
@@ -53,13 +57,14 @@ def parameters_source(params: dict[str, Any]) -> str:
 
 
 def runs_source(spec: FigureSpec, params: dict[str, Any]) -> str:
-    names = [k for k in params if PARAMETERS[k].role != "plot" and k != "preset"]
+    names = [k for k in params if k != "preset"]
     args = textwrap.fill(", ".join(f"{k}={k}" for k in names), width=100, initial_indent=" " * 4,
                          subsequent_indent=" " * 4)
     return (
         "from IPython.display import Image, display\n\n"
         "from collapse_utils import figures, plotting\n\n"
         "# The figure's runs from the run store: trained only if missing, shared with the other figures.\n"
+        "# Text values (papermill -p) are read as meant: sizes=\"[16,32]\", \"16,32\" or \"16\"; \"None\".\n"
         f'fr = figures.figure_runs(\n    "{spec.id}", preset,\n{args},\n)\n'
         'print(f"{len(fr.runs)} run(s) from {fr.run_root}; figure -> {fr.fig_dir}")'
     )
@@ -67,12 +72,33 @@ def runs_source(spec: FigureSpec, params: dict[str, Any]) -> str:
 
 def plot_source(spec: FigureSpec) -> str:
     opts = [k for k in spec.options if PARAMETERS[k].role == "plot"]
-    extra = "".join(f", {k}={k}" for k in opts)
+    comment = f"# fr.plot_options: {', '.join(opts)} as read and checked above, and what the plot needs.\n"
     return (
-        f"out = plotting.plot_{spec.id.lower()}(fr.runs, fr.fig_dir{extra}, **fr.plot_options)\n"
+        (comment if opts else "")
+        + f"out = plotting.plot_{spec.id.lower()}(fr.runs, fr.fig_dir, **fr.plot_options)\n"
         "display(Image(filename=str(out.png)))\n"
         'print("written:", *sorted(str(p) for p in out.files.values()), sep="\\n  ")\n'
         "out.data"
+    )
+
+
+def notes_source(spec: FigureSpec) -> str:
+    """The figure's notes cell: what it plots, the paper's finding, what to expect, runtime per preset
+    (``collapse_utils.figures.NOTES``, the one place this text lives)."""
+    n = NOTES[spec.id]
+    return (
+        "## About this figure\n\n"
+        f"**What it plots.** {n.plots}\n\n"
+        f"**What the paper found.** {n.paper_finding}\n\n"
+        "**What to expect.**\n\n"
+        f"- *demo* (CPU): {n.expect_demo}\n"
+        f"- *paper* (GPU): {n.expect_paper}\n\n"
+        "**Runtime per preset.**\n\n"
+        f"- *smoke*: {SMOKE_RUNTIME}.\n"
+        f"- *demo*: {n.runtime_demo}\n"
+        f"- *paper*: {n.runtime_paper}\n\n"
+        f"<small>{RUNTIME_SOURCES} [read-off]: read by eye from the paper's figure (about ±2% of the axis); [PN], "
+        "[CARD]: third-party summaries of the paper (docs/PAPER.md §0).</small>"
     )
 
 
@@ -86,10 +112,13 @@ def notebook_for(spec: FigureSpec) -> nbformat.NotebookNode:
         "Set the parameters below and run all cells. Runs come from the shared run store, so a figure never "
         "retrains what another figure already trained. Batch: "
         f"`python -m collapse_utils figures --preset demo --only {spec.id}`. "
-        "Below paper scale the figure's title says so."
+        "Below paper scale the figure's title says so. Plain papermill works too: "
+        f"`papermill notebooks/{spec.id}.ipynb out.ipynb -p preset smoke -p sizes \"[16,32]\"` (text values such as "
+        "`\"[16,32]\"`, `16,32`, `0.9` or `None` are read as meant; see `notebooks/README.md`)."
     )
     cells = [
         new_markdown_cell(title),
+        new_markdown_cell(notes_source(spec)),
         new_code_cell(COLAB_CELL),
         new_code_cell(parameters_source(params), metadata={"tags": ["parameters"]}),
         new_code_cell(runs_source(spec, params)),

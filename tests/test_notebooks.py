@@ -195,3 +195,69 @@ def test_paths_inside_the_repository_are_passed_and_recorded_relative(tmp_path, 
     assert (tmp_path / "figs" / "F99.png").exists()
     assert str(tmp_path) not in (tmp_path / "figs" / "executed" / "F99.ipynb").read_text()
     assert figure_batch.repo_relative(Path("/elsewhere/runs")) == "/elsewhere/runs"
+
+
+@pytest.mark.parametrize("name, text, meant", [
+    ("sizes", "[16,32]", [16, 32]), ("sizes", "16,32", [16, 32]), ("sizes", "16", 16), ("sizes", "None", None),
+    ("sizes", "(16, 32)", [16, 32]), ("generations", "3", 3), ("guidance_scale", "0.9", 0.9),
+    ("decays", "0.9", [0.9]), ("decays", "0.8,0.95", [0.8, 0.95]), ("seeds", "0,1", [0, 1]), ("seeds", 1, [1]),
+    ("paradigms", "replace", ["replace"]), ("paradigms", "replace,accumulate_subsample",
+                                            ["replace", "accumulate_subsample"]),
+    ("paradigms", "[replace, accumulate_subsample]", ["replace", "accumulate_subsample"]),
+    ("methods", "none", ["none"]), ("dataset", "mnist", "mnist"), ("dataset", "ffhq32,cifar10", ["ffhq32", "cifar10"]),
+    ("dataset", "['ffhq32', 'cifar10']", ["ffhq32", "cifar10"]), ("run_root", "/tmp/runs", "/tmp/runs"),
+    ("device", "None", None), ("pair_generations", "1,3", [1, 3]), ("sizes", [16, 32], [16, 32]),
+])
+def test_text_parameters_are_read_as_meant(name, text, meant):
+    assert figures.coerce_parameter(name, text) == meant
+
+
+def test_text_that_does_not_parse_names_the_parameter():
+    with pytest.raises(ValueError, match=r"parameter sizes: cannot read '\[16,'"):
+        figures.figure_configs("F2", "smoke", sizes="[16,")
+    with pytest.raises(ValueError, match="parameter n_pairs: cannot read 'six'"):
+        figures.figure_runs("F2", "smoke", n_pairs="six")
+    with pytest.raises(ValueError, match="sizes must be a positive integer"):  # parsed, then checked as before
+        figures.figure_configs("F2", "smoke", sizes="-3")
+    assert [c.n for c in figures.figure_configs("F2", "smoke", sizes="16,32", generations="2", seeds="0")] == [16, 32]
+
+
+@pytest.mark.slow
+def test_papermill_text_parameters_reach_the_figure(tmp_path):
+    """Plain papermill, as users call it: the Python API with text values as ``-p`` gives them, then the CLI."""
+    import subprocess
+    import sys
+
+    import papermill
+
+    nb = str(figure_batch.notebooks_dir() / "F2.ipynb")
+    text = {"preset": "smoke", "sizes": "[16,32]", "generations": "2", "seeds": "0", "n_pairs": "2",
+            "workers": "1", "pair_generations": "1,2", "run_root": str(tmp_path / "runs"), "fig_dir": str(tmp_path / "figs")}
+    papermill.execute_notebook(nb, str(tmp_path / "api.ipynb"), parameters=text, kernel_name="python3",
+                               cwd=str(figure_batch.repo_root()), progress_bar=False)
+    data = pd.read_csv(tmp_path / "figs" / "F2.csv")
+    assert sorted({json.loads((tmp_path / "runs" / r / "config.json").read_text())["n"] for r in data["run"]}) == [16, 32]
+    assert _check_against_runs(data, tmp_path / "runs") > 0
+    # The CLI: -p gives "16,32" as text and "None" as None; the runs above are reused from the store.
+    cli = [sys.executable, "-m", "papermill", nb, str(tmp_path / "cli.ipynb"), "-k", "python3", "--cwd",
+           str(figure_batch.repo_root()), "-p", "preset", "smoke", "-p", "sizes", "16,32", "-p", "generations", "2",
+           "-p", "workers", "None", "-p", "run_root", str(tmp_path / "runs"), "-p", "fig_dir", str(tmp_path / "cli_figs")]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = nbformat.read(tmp_path / "cli.ipynb", as_version=4)
+    injected = [c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "sizes = \"16,32\"" in injected[0]
+    assert set(pd.read_csv(tmp_path / "cli_figs" / "F2.csv")["run"]) == set(data["run"])
+
+
+def test_every_figure_says_what_it_plots_finds_expects_and_costs():
+    import dataclasses
+
+    assert set(figures.NOTES) == set(figures.SPECS)
+    for fig, notes in figures.NOTES.items():
+        for f in dataclasses.fields(notes):
+            assert getattr(notes, f.name).strip(), (fig, f.name)
+        assert "PAPER.md" in notes.paper_finding, fig  # the finding cites the digest's section
+        nb = nbformat.read(NOTEBOOKS[fig], as_version=4)
+        about = [c.source for c in nb.cells if c.cell_type == "markdown" and "## About this figure" in c.source]
+        assert len(about) == 1 and notes.paper_finding in about[0] and figures.SMOKE_RUNTIME in about[0], fig
