@@ -137,7 +137,11 @@ def add_run_cli(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .loop import run_self_consuming
+    """Run the loop; each generation's metrics row goes to stdout (one JSON line) as soon as it finishes, its time
+    and the time left to stderr, so stdout stays one JSON row per generation."""
+    from . import rundir
+    from .loop import GenerationClock, run_self_consuming
+    from .rundir import RunResult
 
     overrides = {f.name: getattr(args, f.name) for f in config_fields()}
     if args.reference_recipe:
@@ -145,10 +149,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides["progress"] = False
     cfg = make_config(args.preset, **overrides)
-    result = run_self_consuming(cfg, Path(args.out), allow_config_change=args.allow_config_change)
-    for row in result.metrics_table():
+    out = Path(args.out)
+    clock = GenerationClock(cfg.generations, [g for g in range(1, cfg.generations + 1) if rundir.is_done(out, g)])
+
+    def report(gen: Any) -> None:
+        row = RunResult(cfg, out, [gen]).metrics_table()[0]
         row.pop("timings", None)
-        print(json.dumps(row, default=str))
+        print(json.dumps(row, default=str), flush=True)
+        print(clock.finished(gen.generation), file=sys.stderr, flush=True)
+
+    run_self_consuming(cfg, out, allow_config_change=args.allow_config_change, on_generation=report)
     return 0
 
 

@@ -152,8 +152,12 @@ class ProgressMonitor:
             nums = f"GS {m['gs_pixel']:.1f}, entropy {m['entropy_pixel']:.1f}"
         except (KeyError, TypeError, ValueError):
             nums = "metrics unreadable"
+        from .loop import format_duration
+
+        computed, left = self.finished - self.reused, self.total - self.finished
+        eta = f" · about {format_duration(elapsed / computed * left)} left" if computed > 0 and left > 0 else ""
         return (f"[{_mmss(elapsed)}] {self.finished:2d}/{self.total} generations · "
-                f"{describe_arm(cfg)} generation {g}/{cfg.generations}: {nums}")
+                f"{describe_arm(cfg)} generation {g}/{cfg.generations}: {nums}{eta}")
 
     def _sample_load(self) -> None:
         while not self._stop.wait(self.interval):
