@@ -169,8 +169,10 @@ def progress_label(run_dir: Path, g: int, generations: int) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``42 s``, ``3 min 05 s``, ``2 h 07 min``, ``3 d 04 h``."""
+    """``under 1 s``, ``42 s``, ``3 min 05 s``, ``2 h 07 min``, ``3 d 04 h``."""
     s = max(0, int(round(seconds)))
+    if s < 1:
+        return "under 1 s"
     if s < 60:
         return f"{s} s"
     if s < 3600:

@@ -136,7 +136,7 @@ def test_generation_clock_estimates_from_measured_times():
     assert lines[1] == "generation 2/4 done in 1 min 00 s; about 2 min 00 s left (2 to go)"
     assert lines[2] == "generation 3/4 done in 1 min 20 s; about 1 min 10 s left (1 to go)"
     assert lines[3].startswith("generation 4/4 done in 1 min 10 s; run finished (3 min 30 s")
-    assert (format_duration(5), format_duration(7300), format_duration(90000)) == ("5 s", "2 h 01 min", "1 d 01 h")
+    assert [format_duration(s) for s in (0.2, 5, 7300, 90000)] == ["under 1 s", "5 s", "2 h 01 min", "1 d 01 h"]
 
 
 def test_run_prints_each_generation_as_it_finishes(tmp_path, capsys, monkeypatch):
