@@ -258,10 +258,30 @@ def _tuples_to_lists(value: Any) -> Any:
     return value
 
 
+FIGURES_DESCRIPTION = """\
+Make the paper's figures: first train every run the chosen figures need that is not in the run
+store yet (in parallel, --workers at a time), then execute the figure notebooks notebooks/F*.ipynb
+and check that each wrote its PNG, PDF and data file.
+
+The executed notebooks and batch_summary.json are kept in <fig-dir>/executed/. A notebook that
+fails is reported with its failing cell; the others still run, finished runs stay in the store,
+and the command exits with status 1 at the end. Rerunning reuses every finished run.
+
+examples:
+  every figure at demo scale, into figures/:
+    python -m collapse_utils figures --preset demo
+  some of them:
+    python -m collapse_utils figures --preset demo --only F2,F4
+  a notebook parameter (a python literal) for every notebook:
+    python -m collapse_utils figures --preset smoke --only F2 --param "sizes=[16,32]"
+"""
+
+
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("figures", help="execute the figure notebooks with papermill and write the figures",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESETS, default="demo")
+                       description=FIGURES_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=PRESETS, default="demo",
+                   help="the scale of the runs and figures (run --help describes the presets) [default: demo]")
     p.add_argument("--only", help="comma-separated figure ids, e.g. F2,F4 (default: every notebooks/F*.ipynb)")
     p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
     p.add_argument("--fig-dir", help="where figures go (default: figures/ for demo, figures/<preset> otherwise)")

@@ -23,8 +23,8 @@ import numpy as np
 
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
-from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, MIXED_PRECISION, PARADIGMS,
-                    RECIPES, RESIZE_METHODS, SELECTION_METHODS)
+from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, METRIC_NAMES, MIXED_PRECISION,
+                    PARADIGMS, RECIPES, RESIZE_METHODS, SELECTION_METHODS)
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -48,7 +48,7 @@ class RunConfig:
 
     # data
     dataset: str = _opt("mnist", "dataset name (mnist, cifar10, cifar10_catdog, ffhq32, fashion_mnist, digits) or "
-                                 "folder:PATH / npy:PATH (collapse_utils.data)")
+                                 "folder:PATH / npy:PATH (README.md 'Data without internet')")
     n: int = _opt(12000, "images per training set (the paper's dataset size)")
     resolution: int | None = _opt(None, "image side in pixels (default: the dataset's own)")
     channels: int | None = _opt(None, "1 (grayscale) or 3 (RGB) (default: the dataset's own)")
@@ -57,24 +57,26 @@ class RunConfig:
     data_root: str | None = _opt(None, "folder with downloaded datasets (FFHQ thumbnails, torchvision caches)")
 
     # loop
-    paradigm: str = _opt("replace", "how each later generation's training set is built (PAPER.md §4.4)",
+    paradigm: str = _opt("replace", "how each later generation's training set is built from the real data and "
+                                    "earlier samples (README.md 'One run from the command line', docs/PAPER.md §4.4)",
                          choices=PARADIGMS)
-    generations: int = _opt(8, "train-sample iterations; generation 1 trains on real data")
+    generations: int = _opt(8, "number of generations (train-sample rounds); generation 1 trains on real data")
     selection: str = _opt("none", "how n images are picked from the candidate pool: none, random, greedy "
                                   "(Greedy Selection) or threshold (Threshold Decay Filter)", choices=SELECTION_METHODS)
     feature_space: str = _opt("pixel", "space in which selection compares images", choices=FEATURE_SPACES)
     pool_factor: int | None = _opt(None, "samples per model = pool_factor x n (default: 2 with selection under "
                                          "replace, as the authors; else 1)")
-    fresh_fraction: float = _opt(0.0, "paradigm fresh: share of each later training set that is new real data")
-    threshold: float | None = _opt(None, "Threshold Decay Filter: starting threshold (default: the authors' value "
-                                         "for the feature space and paradigm)")
-    decay: float | None = _opt(None, "Threshold Decay Filter: factor in (0, 1) the threshold is multiplied by "
-                                     "(default: the authors')")
+    fresh_fraction: float = _opt(0.0, "paradigm fresh: fraction in [0, 1] of each later training set that is new real data")
+    threshold: float | None = _opt(None, "Threshold Decay Filter: starting distance, in the feature space's units "
+                                         "(pixel: L2 on 0-255 values; default: the authors' value for the feature "
+                                         "space and paradigm)")
+    decay: float | None = _opt(None, "Threshold Decay Filter: factor in (0, 1) that the threshold is multiplied "
+                                     "by each time it is lowered (default: the authors')")
     filter_schedule: str = _opt("every_pass", "Threshold Decay Filter: lower the threshold after every pass (the "
                                               "authors' code) or when_stalled (the paper's pseudo-code)",
                                 choices=FILTER_SCHEDULES)
-    metrics: tuple[str, ...] = _opt(DEFAULT_METRICS, "comma-separated per-generation metrics (collapse_utils.vocab."
-                                                     "METRIC_NAMES)", flag="--metrics")
+    metrics: tuple[str, ...] = _opt(DEFAULT_METRICS, "comma-separated metrics measured every generation, any "
+                                                     f"of {', '.join(METRIC_NAMES)}", flag="--metrics")
 
     # model
     model: str = _opt("unet48", "network: unet32/48/64/128 (the authors' UNets), demo or tiny (small CPU UNets)")
@@ -94,36 +96,37 @@ class RunConfig:
     #   whose images lie far apart in pixel space) and so change what guidance is asked to produce.
     conditional: bool = _opt(False, "class-conditional model with classifier-free guidance")
     num_classes: int = _opt(10, "classes of a conditional run (the null class is one more embedding)")
-    label_dropout: float = _opt(0.1, "share of training labels replaced by the null class; default 0.1")
-    guidance_scale: float = _opt(2.0, "CFG scale w: eps_u + w (eps_c - eps_u); default 2")
+    label_dropout: float = _opt(0.1, "fraction in [0, 1) of training labels replaced by the null class")
+    guidance_scale: float = _opt(2.0, "classifier-free guidance scale w (unitless): eps_u + w (eps_c - eps_u)")
     class_selection: str = _opt("per_class", "conditional runs: select within each class (default, keeps class "
                                              "balance) or over the pool", choices=CLASS_SELECTIONS)
 
     # diffusion
-    num_train_timesteps: int = _opt(1000, "DDPM diffusion steps T")
+    num_train_timesteps: int = _opt(1000, "diffusion timesteps T of the DDPM noise schedule")
     beta_schedule: str = _opt("linear", "DDPM noise schedule (diffusers beta_schedule)")
-    num_inference_steps: int = _opt(1000, "DDPM steps when sampling (the paper: all 1000)", flag="--sample-steps")
+    num_inference_steps: int = _opt(1000, "DDPM denoising steps per sample, out of the T timesteps (the paper: all 1000)", flag="--sample-steps")
 
     # optimisation
-    train_steps: int = _opt(128_256, "optimizer steps per generation (the authors' 501 epochs x 256, PAPER.md §5)")
-    batch_size: int = _opt(128, "training batch size (over all processes)")
+    train_steps: int = _opt(128_256, "optimizer steps per generation (the authors' 501 epochs x 256, "
+                                               "docs/PAPER.md §5)")
+    batch_size: int = _opt(128, "training batch size in images (summed over all processes)")
     lr: float = _opt(1e-4, "AdamW learning rate (peak of the cosine schedule)")
     adam_betas: tuple[float, float] = _opt((0.95, 0.999), "AdamW betas, two comma-separated numbers")
     weight_decay: float = _opt(1e-6, "AdamW weight decay")
     adam_eps: float = _opt(1e-8, "AdamW epsilon")
-    warmup_steps: int = _opt(500, "linear LR warm-up steps before the cosine decay")
-    grad_clip: float = _opt(1.0, "gradient-norm clip")
+    warmup_steps: int = _opt(500, "optimizer steps of linear LR warm-up before the cosine decay")
+    grad_clip: float = _opt(1.0, "maximum gradient L2 norm (0: no clipping)")
     mixed_precision: str = _opt("fp16", "training precision (the reference recipe autocasts on a GPU only)",
                                 choices=MIXED_PRECISION)
     recipe: str = _opt("auto", "auto: the fast path on CUDA, the reference recipe elsewhere; reference: the "
                                "authors' recipe", skip=True)  # the CLI's --reference-recipe
 
     # seed (in the run key) and execution (left out of the key, see EXECUTION_FIELDS)
-    seed: int = _opt(0, "the run's seed; every random choice derives from it (derive_seed)")
+    seed: int = _opt(0, "the run's seed (an integer >= 0); every random choice derives from it")
     device: str | None = _opt(None, "torch device (default: CUDA when available, else CPU)")
     sample_batch_size: int = _opt(1024, "images per sampling batch (part of the run key: each batch has its own "
                                         "noise stream)")
-    checkpoint_every: int = _opt(2000, "training steps between checkpoints (a kill loses at most this many)")
+    checkpoint_every: int = _opt(2000, "optimizer steps between training checkpoints (a kill loses at most this many)")
     num_workers: int = _opt(0, "data-loader worker processes of the reference recipe")
     progress: bool = _opt(True, "progress bars", skip=True)  # the CLI's --no-progress
 

@@ -35,7 +35,8 @@ from .config import RunConfig
 @dataclass(frozen=True)
 class TrainJob:
     """One training run: the images (uint8 N×H×W×C) and labels, the run's settings, its seed and device, and
-    where it checkpoints (``ckpt_dir``); ``on_step(step, loss)`` is called after every step, in order."""
+    where it checkpoints (``ckpt_dir``); ``on_step(step, loss)`` is called after every step, in order;
+    ``desc`` labels the progress bar (e.g. ``"runs/a gen 2/5 train"``), nothing else."""
 
     images: np.ndarray
     labels: np.ndarray | None
@@ -44,6 +45,7 @@ class TrainJob:
     device: torch.device
     ckpt_dir: Path | None = None
     on_step: Callable[[int, float], None] | None = None
+    desc: str = "train"
 
 
 @dataclass
@@ -71,6 +73,7 @@ class SampleSettings:
     device: torch.device | str = "cpu"
     recipe: str = "auto"
     progress: bool = True
+    desc: str = "sample"  # the progress bar's label, nothing else
 
     @classmethod
     def from_config(cls, cfg: RunConfig, device: torch.device | str) -> "SampleSettings":

@@ -79,17 +79,38 @@ class DemoPlan:
         return self.selection[0].n
 
 
-def demo_plan(preset: str = "demo") -> DemoPlan:
-    """The runs of the demo at ``preset``: ``size_sweep`` plus the :data:`SELECTION_ARMS` of ``selection_grid``."""
+def demo_plan(preset: str = "demo", *, seed: int | None = None, generations: int | None = None,
+              sizes: Sequence[int] | None = None, selection_n: int | None = None) -> DemoPlan:
+    """The runs of the demo at ``preset``: ``size_sweep`` plus the :data:`SELECTION_ARMS` of ``selection_grid``.
+
+    ``seed``, ``generations``, ``sizes`` (of the sweep) and ``selection_n`` (the size of the selection
+    comparison, one of the sweep sizes) replace the preset's values; left out (None), the plan is the preset's.
+    """
     from . import experiments as E
 
-    sweep = E.size_sweep(preset, progress=False)
-    vanilla = E.selection_grid(preset, paradigms=("replace",), methods=("none",), progress=False)
+    common: dict[str, Any] = {"progress": False}
+    if seed is not None:
+        common["seeds"] = (seed,)
+    if generations is not None:
+        common["generations"] = generations
+    sweep_sizes: dict[str, Any] = {}
+    if sizes is not None:
+        sizes = tuple(sorted(set(int(x) for x in sizes)))
+        if not sizes or min(sizes) <= 0:
+            raise ValueError(f"the demo's sizes must be positive integers, got {sizes}")
+        sweep_sizes["sizes"] = sizes
+        scale_of = E.scale(preset)
+        if selection_n is None and scale_of.selection_n[scale_of.selection_datasets[0]] not in sizes:
+            selection_n = sizes[len(sizes) // 2]  # the middle size (the upper one of an even count)
+    at_n = {"n": selection_n} if selection_n is not None else {}
+    sweep = E.size_sweep(preset, **sweep_sizes, **common)
+    vanilla = E.selection_grid(preset, paradigms=("replace",), methods=("none",), **at_n, **common)
     arms = [c for p, m in SELECTION_ARMS
-            for c in E.selection_grid(preset, paradigms=(p,), methods=(m,), progress=False)]
+            for c in E.selection_grid(preset, paradigms=(p,), methods=(m,), **at_n, **common)]
     if vanilla[0].run_key() not in {c.run_key() for c in sweep}:
         raise ValueError(f"the selection size n={vanilla[0].n} of preset {preset!r} is not one of the sweep sizes "
-                         f"{[c.n for c in sweep]}; vanilla replace would be trained twice")
+                         f"{[c.n for c in sweep]}; vanilla replace would be trained twice (choose the selection "
+                         "size among the sizes)")
     return DemoPlan(preset, sweep, vanilla + arms)
 
 
@@ -131,8 +152,12 @@ class ProgressMonitor:
             nums = f"GS {m['gs_pixel']:.1f}, entropy {m['entropy_pixel']:.1f}"
         except (KeyError, TypeError, ValueError):
             nums = "metrics unreadable"
+        from .loop import format_duration
+
+        computed, left = self.finished - self.reused, self.total - self.finished
+        eta = f" · about {format_duration(elapsed / computed * left)} left" if computed > 0 and left > 0 else ""
         return (f"[{_mmss(elapsed)}] {self.finished:2d}/{self.total} generations · "
-                f"{describe_arm(cfg)} generation {g}/{cfg.generations}: {nums}")
+                f"{describe_arm(cfg)} generation {g}/{cfg.generations}: {nums}{eta}")
 
     def _sample_load(self) -> None:
         while not self._stop.wait(self.interval):
@@ -364,6 +389,14 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- the command
+def plan_folder(changes: dict[str, Any]) -> str:
+    """``demo`` for the preset's plan, ``demo-seed3-gen2-n64_256`` for a changed one (the figure folder's name)."""
+    short = {"seed": "seed", "generations": "gen", "sizes": "n", "selection_n": "sel"}
+    parts = [short[k] + ("_".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v))
+             for k, v in changes.items() if v is not None]
+    return "-".join(["demo", *parts])
+
+
 def scale_lines(plan: DemoPlan, workers: int) -> list[str]:
     """What the demo runs, in words (printed first and kept in the summary)."""
     from .models import build_unet, count_parameters
@@ -376,7 +409,8 @@ def scale_lines(plan: DemoPlan, workers: int) -> list[str]:
         f"UNet {c.model!r} ({params / 1e6:.2f} M parameters)",
         f"{c.train_steps} training steps per generation (batch {c.batch_size}, lr {c.lr:g}); "
         f"DDPM sampling with {c.num_inference_steps} of {c.num_train_timesteps} steps (the paper uses all 1000)",
-        f"replace, vanilla: n = {', '.join(str(x.n) for x in plan.sweep)}, {c.generations} generations",
+        f"replace, vanilla: n = {', '.join(str(x.n) for x in plan.sweep)}, {c.generations} generations"
+        + (f", seed {c.seed}" if c.seed else ""),
         f"selection comparison at n = {plan.selection_n}: {arms} (selection picks n of "
         f"{plan.selection[1].effective_pool_factor}n samples, pixel space)",
         f"{len(plan.configs)} runs, {sum(x.generations for x in plan.configs)} generations, {workers} worker process(es)",
@@ -384,18 +418,25 @@ def scale_lines(plan: DemoPlan, workers: int) -> list[str]:
 
 
 def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir: str | os.PathLike | None = None,
-             workers: int = 2, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or reuse) the demo's runs, judge the findings, draw the figures; returns the summary dict."""
+             workers: int = 2, echo: Callable[[str], None] = print, *, seed: int | None = None,
+             generations: int | None = None, sizes: Sequence[int] | None = None,
+             selection_n: int | None = None) -> dict[str, Any]:
+    """Run (or reuse) the demo's runs, judge the findings, draw the figures; returns the summary dict.
+
+    ``seed``, ``generations``, ``sizes`` and ``selection_n`` change the plan (:func:`demo_plan`); with any of them
+    the figures go to a folder of their own by default (``figures/demo-seed3-gen2``), beside the preset's."""
     from .figures import default_fig_dir
     from .run_metrics import ensure_metrics
     from .store import default_run_root, ensure_runs
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
-    plan = demo_plan(preset)
+    changes = {"seed": seed, "generations": generations, "sizes": sizes, "selection_n": selection_n}
+    plan = demo_plan(preset, **changes)
     out = Path(out) if out is not None else default_run_root()
-    # figures/demo, or figures/smoke/demo: a smoke demo must not overwrite the real demo's figures
-    fig_dir = Path(fig_dir) if fig_dir is not None else default_fig_dir(preset) / "demo"
+    # figures/demo, or figures/smoke/demo: a smoke demo must not overwrite the real demo's figures;
+    # a changed plan must not overwrite the preset's
+    fig_dir = Path(fig_dir) if fig_dir is not None else default_fig_dir(preset) / plan_folder(changes)
     head = scale_lines(plan, workers)
     echo("Model collapse, CPU demo: " + head[0])
     for line in head[1:]:
@@ -460,21 +501,77 @@ def _fmt_load(load: dict[str, Any]) -> str:
     return f"mean {load['mean']:.1f}, max {load['max']:.1f}"
 
 
+DEMO_DESCRIPTION = """\
+Show the paper's findings, with numbers, in about 10 minutes on a 2-core CPU: train diffusion models
+on the bundled MNIST (8x8) again and again on their own samples, at three dataset sizes and with
+data selection, then judge each finding by a rule fixed in advance, print the verdicts and draw
+the figures. A finding that does not appear at this scale is printed as "does not hold".
+
+Runs go to the run store (--out) and are reused by later demos and by the figures command; the
+summary (summary.txt, summary.json) and figures go to --fig-dir.
+
+examples:
+  python -m collapse_utils demo                                  the demo (6 runs x 5 generations)
+  python -m collapse_utils demo --preset smoke                   the code path in seconds
+  python -m collapse_utils demo --seed 1 --generations 8         another seed, longer runs
+  python -m collapse_utils demo --sizes 64,256,1024 --selection-n 256
+"""
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 32,128,1024; got {text!r}") from exc
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive dataset sizes, got {text!r}")
+    return sizes
+
+
 def add_cli(sub: argparse._SubParsersAction) -> None:
     """Register ``python -m collapse_utils demo``."""
-    p = sub.add_parser("demo", help="the paper's findings on bundled MNIST in minutes on a CPU")
-    p.add_argument("--preset", choices=("demo", "smoke"), default="demo")
+    from .presets import scale
+
+    def shown(get: Callable[[Any], Any]) -> str:
+        return " · ".join(f"{p} {get(scale(p))}" for p in ("demo", "smoke"))
+
+    p = sub.add_parser("demo", help="the paper's findings on bundled MNIST in minutes on a CPU",
+                       description=DEMO_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=("demo", "smoke"), default="demo",
+                   help="demo: the findings in minutes; smoke: the code path in seconds, numbers meaningless "
+                        "[default: demo]")
+    p.add_argument("--seed", type=int, metavar="SEED",
+                   help="the seed of every run (an integer >= 0; another seed gives other runs) [default: 0]")
+    p.add_argument("--generations", type=int, metavar="G",
+                   help="generations per run, at least 2 for the findings to mean something "
+                        f"[{shown(lambda s: s.sweep_generations)}]")
+    p.add_argument("--sizes", type=_sizes, metavar="N1,N2,...",
+                   help="comma-separated training-set sizes in images for the size sweep "
+                        f"[{shown(lambda s: ','.join(map(str, s.sweep_sizes)))}]")
+    p.add_argument("--selection-n", type=int, metavar="N",
+                   help="training-set size in images of the selection comparison, one of --sizes "
+                        f"[{shown(lambda s: s.selection_n[s.selection_datasets[0]])}; with --sizes that "
+                        "lack it: the middle size]")
     p.add_argument("--out", help="the run store, shared with the figure notebooks (default: runs/ in the repository, "
                                  "or $COLLAPSE_RUNS)")
     p.add_argument("--fig-dir", help="where the figures and summary.txt/json go (default: figures/demo in the "
-                                     "repository; figures/smoke/demo for --preset smoke)")
-    p.add_argument("--workers", type=int, default=2, help="parallel single-thread worker processes (2 on 2 cores)")
+                                     "repository; figures/smoke/demo for --preset smoke; a folder of its own, e.g. "
+                                     "figures/demo-seed1-gen8, when --seed, --generations, --sizes or "
+                                     "--selection-n is given)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="parallel single-thread worker processes (2 on 2 cores) [default: 2]")
     p.set_defaults(func=_cmd_demo)
+
+
+def plan_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan changes a ``demo`` command line asks for (None: the preset's value)."""
+    return {"seed": args.seed, "generations": args.generations, "sizes": args.sizes, "selection_n": args.selection_n}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    run_demo(args.preset, args.out, args.fig_dir, args.workers, echo=lambda s: print(s, flush=True))
+    run_demo(args.preset, args.out, args.fig_dir, args.workers, echo=lambda s: print(s, flush=True),
+             **plan_options(args))
     return 0
 
 

@@ -423,7 +423,7 @@ def train_fast(job: TrainJob) -> TrainResult:
         resumed = load_checkpoint(p, ckpt_dir) if ckpt_dir is not None else None
         step, losses = resumed if resumed is not None else (0, [])
         one_step = _graph_step(cuda_graph, static_loss) if mode == "graph" else _eager_step(p)
-        losses = _run_steps(p, one_step, step, losses, seed, ckpt_dir, on_step)
+        losses = _run_steps(p, one_step, step, losses, seed, ckpt_dir, on_step, desc=f"{job.desc} (fast)")
     model = p.raw
     if p.channels_last:
         model = model.to(memory_format=torch.contiguous_format)
@@ -433,8 +433,8 @@ def train_fast(job: TrainJob) -> TrainResult:
                        info=info)
 
 
-def _progress_bar(p: TrainParts, initial: int):
-    return tqdm(total=p.cfg.train_steps, initial=initial, desc="train (fast)", dynamic_ncols=True, leave=False,
+def _progress_bar(p: TrainParts, initial: int, desc: str = "train (fast)"):
+    return tqdm(total=p.cfg.train_steps, initial=initial, desc=desc, dynamic_ncols=True, leave=True,
                 disable=not (p.cfg.progress and p.rank == 0))
 
 
@@ -486,13 +486,14 @@ def _graph_step(cuda_graph: torch.cuda.CUDAGraph, static_loss: torch.Tensor) -> 
 
 
 def _run_steps(p: TrainParts, one_step: Callable[[], torch.Tensor], step: int, losses: list[float], seed: int,
-               ckpt_dir: Path | None, on_step: Callable[[int, float], None] | None) -> list[float]:
+               ckpt_dir: Path | None, on_step: Callable[[int, float], None] | None,
+               desc: str = "train (fast)") -> list[float]:
     """Steps ``step`` … train_steps−1: indices uploaded and losses read back once per chunk of steps."""
     cfg = p.cfg
     stream = EpochStream(len(p.data), cfg.batch_size, seed)
     local = slice(p.rank * cfg.batch_size // p.world, (p.rank + 1) * cfg.batch_size // p.world)
     chunk = 1 if p.device.type == "cpu" else FLUSH_EVERY
-    bar = _progress_bar(p, step)
+    bar = _progress_bar(p, step, desc)
     while step < cfg.train_steps:
         stop = _chunk_end(p, step, chunk, ckpt_dir is not None)
         idx = torch.from_numpy(_host_indices(stream, step, stop, local)).to(p.device)

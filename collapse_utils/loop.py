@@ -16,7 +16,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     """Train, sample and measure generation ``g``; every step reuses what a previous attempt finished."""
     gen = rundir.gen_dir(run_dir, g)
     gen.mkdir(parents=True, exist_ok=True)
+    label = progress_label(run_dir, g, cfg.generations)
     timings: dict[str, float] = {}
     if state.is_main_process:
         rundir.clean_interrupted(gen)
@@ -98,7 +99,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         if os.environ.get(KILL_ENV, "").startswith("train_step:"):  # test hook, off by default
             on_step = lambda step, _loss: kill_point(f"train_step:{g}:{step}")  # noqa: E731
         result = train_model(train.images, train.labels, cfg, seed=derive_seed(cfg.seed, g, "train"), device=device,
-                             ckpt_dir=rundir.ckpt_path(gen), on_step=on_step)
+                             ckpt_dir=rundir.ckpt_path(gen), on_step=on_step, desc=f"{label} train")
         model = result.model
         _check_finite(model, g)
         if state.is_main_process:
@@ -131,7 +132,8 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         state.wait_for_everyone()
         images = sample_images(model, scheduler, num, seed=derive_seed(cfg.seed, g, "sample"),
                                settings=SampleSettings.from_config(cfg, device), labels=sample_labels,
-                               parts_dir=parts, rank=state.process_index, world_size=state.num_processes)
+                               parts_dir=parts, rank=state.process_index, world_size=state.num_processes,
+                               desc=f"{label} sample")
         state.wait_for_everyone()
         if state.is_main_process:
             if images is None:
@@ -161,6 +163,53 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     if not state.is_main_process:
         metrics = rundir.read_metrics(gen)
     return GenerationResult(g, gen, metrics)
+
+
+def progress_label(run_dir: Path, g: int, generations: int) -> str:
+    """What a generation's progress bars are labelled with: the run's folder and the generation, ``a gen 2/5``."""
+    return f"{Path(run_dir).name} gen {g}/{generations}"
+
+
+def format_duration(seconds: float) -> str:
+    """``under 1 s``, ``42 s``, ``3 min 05 s``, ``2 h 07 min``, ``3 d 04 h``."""
+    s = max(0, int(round(seconds)))
+    if s < 1:
+        return "under 1 s"
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600:02d} h"
+
+
+class GenerationClock:
+    """How long each generation of a run took and, from those measured times, about how long the rest will take.
+
+    ``reused``: generations finished before this call (their time is not measured; they take no time now).
+    """
+
+    def __init__(self, generations: int, reused: Iterable[int] = (), clock: Callable[[], float] = time.perf_counter):
+        self.generations, self.reused, self.clock = generations, set(reused), clock
+        self.start = self.last = clock()
+        self.durations: list[float] = []
+
+    def finished(self, g: int) -> str:
+        """The line for generation ``g`` just finished: ``generation 2/5 done in 1 min 03 s; about 3 min 09 s left``."""
+        now = self.clock()
+        took, self.last = now - self.last, now
+        head = f"generation {g}/{self.generations}"
+        if g in self.reused:
+            return f"{head} finished earlier (reused)"
+        self.durations.append(took)
+        left = sum(1 for k in range(g + 1, self.generations + 1) if k not in self.reused)
+        if not left:
+            computed = len(self.durations)
+            return (f"{head} done in {format_duration(took)}; run finished ({format_duration(now - self.start)} for the "
+                    f"{computed} generation{'s' if computed > 1 else ''} computed now)")
+        eta = float(np.mean(self.durations)) * left
+        return f"{head} done in {format_duration(took)}; about {format_duration(eta)} left ({left} to go)"
 
 
 def _on_main(state: Any, fn: Callable[[], None]) -> None:

@@ -180,7 +180,7 @@ def sample_images(
     mine = list(range(rank, num_batches, world_size))
     out: list[np.ndarray] = []
     sampler: BatchSampler | None = None  # built on first use: every batch may already be on disk
-    bar = tqdm(mine, desc="sample", disable=not settings.progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(mine, desc=settings.desc, disable=not settings.progress, dynamic_ncols=True, leave=True)
     for b in bar:
         lo, hi = b * batch_size, min(num_images, (b + 1) * batch_size)
         part_path = parts_dir / f"part_{b:06d}.npy" if parts_dir is not None else None

@@ -133,8 +133,8 @@ def train_reference(job: TrainJob) -> TrainResult:
     local = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
 
     model.train()
-    bar = tqdm(total=cfg.train_steps, initial=progress.step, desc="train", disable=not (cfg.progress and accelerator.is_main_process),
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(total=cfg.train_steps, initial=progress.step, desc=job.desc,
+               disable=not (cfg.progress and accelerator.is_main_process), dynamic_ncols=True, leave=True)
     while progress.step < cfg.train_steps:
         idx = torch.from_numpy(stream.batch(progress.step)[local]).to(dev)
         clean = scale_to_model(data[idx])
@@ -178,15 +178,18 @@ def train_model(
     device: torch.device | str,
     ckpt_dir: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    desc: str = "train",
 ) -> TrainResult:
     """Train one generation's model, dispatching to the reference or the fast recipe (devices.resolve_recipe).
 
-    ``on_step(step, loss)`` is called after every step, in order (the fast path's graph calls it in bursts).
+    ``on_step(step, loss)`` is called after every step, in order (the fast path's graph calls it in bursts);
+    ``desc`` labels the progress bar.
     """
     check_labels(labels, len(images), cfg)
     device = torch.device(device)
     recipe = resolve_recipe(cfg.recipe, device)
-    job = TrainJob(images=images, labels=labels, cfg=cfg, seed=seed, device=device, ckpt_dir=ckpt_dir, on_step=on_step)
+    job = TrainJob(images=images, labels=labels, cfg=cfg, seed=seed, device=device, ckpt_dir=ckpt_dir, on_step=on_step,
+                   desc=desc)
     return TRAINERS[recipe](job)
 
 
