@@ -11,7 +11,7 @@ import re
 import pytest
 
 from collapse_utils import demo
-from collapse_utils.__main__ import build_parser, config_fields, main
+from collapse_utils.__main__ import _shown, build_parser, config_fields, main
 from collapse_utils.presets import PRESET_SUMMARIES, preset_overrides
 from collapse_utils.vocab import PRESETS
 
@@ -22,16 +22,6 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
     return {"": parser, **sub.choices}
 
 
-def _shown(value) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, (tuple, list)):
-        return ",".join(_shown(v) for v in value)
-    if isinstance(value, float):
-        return format(value, "g")
-    return str(value)
 
 
 def _default(f: dataclasses.Field):
