@@ -52,17 +52,19 @@ class FigureOutput:
 
 # ---------------------------------------------------------------------------------------------- labels
 def metric_label(metric: str) -> str:
-    """An axis label naming the metric and the space it is measured in."""
+    """An axis label naming the quantity, its unit and the space it is measured in (PAPER.md §3)."""
     if metric.startswith("gs_"):
-        return f"Generalization score ({SPACE_LABELS.get(metric[3:], metric[3:])})"
+        space = metric[3:]
+        unit = "L2 distance, pixel values 0–255" if space == "pixel" else f"L2 distance, {SPACE_LABELS.get(space, space)}"
+        return f"Generalization score ↑\n(to nearest training image; {unit})"
     if metric.startswith("entropy_"):
-        return f"Training-set entropy, KL k=1 ({SPACE_LABELS.get(metric[8:], metric[8:])})"
+        return f"Training-set entropy, nats\n(KL estimator k=1; {SPACE_LABELS.get(metric[8:], metric[8:])})"
     labels = {
         "fid": "FID ↓ (Inception pool3)",
         "fd_dinov2": "FD_DINO ↓ (DINOv2-small CLS)",
-        "cov_trace": "Trace of covariance (pixel space, 0–255)",
-        "mnnd": "MNND (pixel space, 0–255)",
-        "mem_ratio": "Memorized share (NN < ⅓ 2nd NN, pixels)",
+        "cov_trace": "Trace of covariance\n(pixel values 0–255, squared)",
+        "mnnd": "MNND: mean nearest-neighbour L2\n(pixel values 0–255)",
+        "mem_ratio": "Memorized share\n(NN distance < ⅓ of 2nd NN, pixels)",
         "real_share": "Share of real images",
     }
     return labels.get(metric, metric)
