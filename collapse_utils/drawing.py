@@ -55,7 +55,7 @@ def metric_label(metric: str) -> str:
     """An axis label naming the quantity, its unit and the space it is measured in (PAPER.md §3)."""
     if metric.startswith("gs_"):
         space = metric[3:]
-        unit = "L2 distance, pixel values 0–255" if space == "pixel" else f"L2 distance, {SPACE_LABELS.get(space, space)}"
+        unit = "L2 distance in pixel space, values 0–255" if space == "pixel" else f"L2 distance, {SPACE_LABELS.get(space, space)}"
         return f"Generalization score ↑\n(to nearest training image; {unit})"
     if metric.startswith("entropy_"):
         return f"Training-set entropy, nats\n(KL estimator k=1; {SPACE_LABELS.get(metric[8:], metric[8:])})"
