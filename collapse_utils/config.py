@@ -24,14 +24,15 @@ import numpy as np
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
 from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, METRIC_NAMES, MIXED_PRECISION,
-                    PARADIGMS, RECIPES, RESIZE_METHODS, SELECTION_METHODS)
+                    PARADIGMS, RECIPES, RESIZE_METHODS, SELECTION_METHODS, TRACKERS)
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
 # ``metrics`` too: missing metrics are computed afterwards from the stored artifacts (run_metrics.ensure_metrics).
 # ``sample_batch_size`` is *in* the key: each sampling batch draws from its own seeded stream, so the
 # images depend on the batch size.
-EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "metrics")
+# ``tracker`` only mirrors what the run writes to a tracker (collapse_utils.tracking).
+EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "metrics", "tracker")
 
 
 def _opt(default: Any, help: str, **cli: Any) -> Any:
@@ -129,6 +130,8 @@ class RunConfig:
     checkpoint_every: int = _opt(2000, "optimizer steps between training checkpoints (a kill loses at most this many)")
     num_workers: int = _opt(0, "data-loader worker processes of the reference recipe")
     progress: bool = _opt(True, "progress bars", skip=True)  # the CLI's --no-progress
+    tracker: str = _opt("auto", "where each generation's loss curve and metrics are also logged: auto (TensorBoard "
+                                "in RUN_DIR/tb/ when installed), tensorboard, wandb or none", choices=TRACKERS)
 
     extra: dict[str, Any] = _opt({}, "free-form annotations (the preset's name); part of the run key", skip=True)
 
@@ -204,6 +207,8 @@ class RunConfig:
             errors.append(f"feature_space {self.feature_space!r} is unknown; choose pixel, dinov2 or inception")
         if self.mixed_precision not in MIXED_PRECISION:
             errors.append(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        if self.tracker not in TRACKERS:
+            errors.append(f"tracker must be one of {TRACKERS}, got {self.tracker!r}")
         if self.recipe not in RECIPES:
             errors.append(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
         for name in ("train_steps", "batch_size", "num_train_timesteps", "num_inference_steps", "sample_batch_size"):

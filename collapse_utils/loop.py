@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import io as cio
-from . import rundir
+from . import rundir, tracking
 from .config import RunConfig, derive_seed
 from .ddpm import SampleSettings, balanced_labels
 from .devices import resolve_device as checked_device
@@ -289,6 +289,7 @@ def run_self_consuming(
     from accelerate import PartialState
 
     config.validate()
+    tracking.resolve_tracker(config.tracker)  # a chosen tracker that is not installed stops the run here
     # cpu=True lets torchrun/accelerate start several CPU processes (gloo); accelerate ignores the flag otherwise.
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
@@ -351,15 +352,17 @@ def _run(config: RunConfig, run_dir: Path, state: Any, device: torch.device, all
         return cache[g]
 
     result = RunResult(config, run_dir)
-    for g in range(1, config.generations + 1):
-        done, why = rundir.verify_generation(run_dir, g, config.metrics)
-        if done is None:
-            if why != "not finished" and state.is_main_process:
-                log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, why)
-                rundir.unmark_done(run_dir, g)
-            log.info("generation %d/%d of %s", g, config.generations, run_dir)
-            done = run_generation(config, g, run_dir, real, samples_of, device, state)
-        result.generations.append(done)
-        if on_generation is not None and state.is_main_process:
-            on_generation(done)
+    with tracking.RunTracker(config, run_dir, state.is_main_process) as tracker:
+        for g in range(1, config.generations + 1):
+            done, why = rundir.verify_generation(run_dir, g, config.metrics)
+            if done is None:
+                if why != "not finished" and state.is_main_process:
+                    log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, why)
+                    rundir.unmark_done(run_dir, g)
+                log.info("generation %d/%d of %s", g, config.generations, run_dir)
+                done = run_generation(config, g, run_dir, real, samples_of, device, state)
+                tracker.log_generation(g)  # from the files just written; only generations computed now
+            result.generations.append(done)
+            if on_generation is not None and state.is_main_process:
+                on_generation(done)
     return result

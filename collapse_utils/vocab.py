@@ -45,6 +45,9 @@ DEFAULT_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio"
 # Execution: numeric precision of training, and which implementation trains and samples.
 MIXED_PRECISION = ("no", "fp16", "bf16")
 RECIPES = ("auto", "reference", "fast")
+# Where each generation's loss curve and metrics are also logged (collapse_utils.tracking): auto is TensorBoard
+# when it is installed, else nothing.
+TRACKERS = ("auto", "tensorboard", "wandb", "none")
 
 
 def metric_feature_spaces(names) -> set[str]:

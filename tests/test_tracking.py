@@ -1,0 +1,103 @@
+"""Tracking: each generation's loss curve and metrics go to TensorBoard (default, <run_dir>/tb/), wandb or nowhere;
+a chosen tracker that is not installed stops the run before anything is written; the tracker choice is left
+out of the run key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collapse_utils import rundir, tracking
+from collapse_utils.config import EXECUTION_FIELDS, RunConfig, make_config
+from collapse_utils.loop import run_self_consuming
+
+STEPS = 4
+
+
+def smoke(**kw) -> RunConfig:
+    values = dict(n=16, generations=2, train_steps=STEPS, num_inference_steps=3, progress=False)
+    return make_config("smoke", **{**values, **kw})
+
+
+def _scalars(tb_dir) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_holds_every_generations_loss_and_metrics(tmp_path):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    result = run_self_consuming(smoke(), run)
+    scalars = _scalars(run / "tb")
+    losses = [json.loads((rundir.gen_dir(run, g) / "train_log.json").read_text())["losses"] for g in (1, 2)]
+    assert [s for s, _ in scalars["train/loss"]] == list(range(1, 2 * STEPS + 1))  # (g-1)*train_steps + step
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx(losses[0] + losses[1], rel=1e-6)
+    gs = scalars["metrics/gs_pixel"]
+    assert [s for s, _ in gs] == [1, 2]
+    assert [v for _, v in gs] == pytest.approx([g.metrics["gs_pixel"] for g in result.generations], rel=1e-6)
+    assert "metrics/recipe" not in scalars and not any(t.startswith("metrics/timings") for t in scalars)
+
+    # a finished run logs nothing again (no new event file)
+    before = sorted(p.name for p in (run / "tb").iterdir())
+    run_self_consuming(smoke(), run)
+    assert sorted(p.name for p in (run / "tb").iterdir()) == before
+
+
+def test_a_resumed_run_logs_only_the_generations_it_computes(tmp_path):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop(gen):
+        raise Stop  # the run stops after generation 1 was finished and logged
+
+    with pytest.raises(Stop):
+        run_self_consuming(smoke(), run, on_generation=stop)
+    assert not rundir.is_done(run, 2)
+    run_self_consuming(smoke(), run)  # resumes: computes and logs generation 2 only
+    scalars = _scalars(run / "tb")
+    assert [s for s, _ in scalars["train/loss"]] == list(range(1, 2 * STEPS + 1))  # each step once
+    assert [s for s, _ in scalars["metrics/gs_pixel"]] == [1, 2]
+
+
+def test_tracker_none_writes_no_tb(tmp_path):
+    run = tmp_path / "run"
+    run_self_consuming(smoke(tracker="none"), run)
+    assert (rundir.gen_dir(run, 2) / "DONE").exists() and not (run / "tb").exists()
+
+
+def test_auto_without_tensorboard_is_no_tracking(tmp_path, monkeypatch):
+    monkeypatch.setitem(tracking.INSTALLED, "tensorboard", lambda: False)
+    assert tracking.resolve_tracker("auto") is None
+    with pytest.raises(tracking.TrackerMissingError, match="tensorboard"):
+        tracking.resolve_tracker("tensorboard")
+
+
+def test_a_chosen_tracker_that_is_missing_fails_at_start_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(tracking.INSTALLED, "wandb", lambda: False)
+    run = tmp_path / "run"
+    with pytest.raises(tracking.TrackerMissingError, match=r"package wandb.*pip install wandb"):
+        run_self_consuming(smoke(tracker="wandb"), run)
+    assert not run.exists()
+
+
+def test_an_unknown_tracker_is_refused():
+    with pytest.raises(ValueError, match="tracker"):
+        smoke(tracker="mlflow")
+
+
+def test_tracker_is_an_execution_field_left_out_of_the_run_key():
+    assert "tracker" in EXECUTION_FIELDS
+    assert make_config("demo").run_key() == "94b0468b5483"
+    assert make_config("paper").run_key() == "6a92831ffd3c"
+    assert make_config("demo", tracker="none").run_key() == make_config("demo").run_key()
+    old = make_config("demo").to_dict()
+    del old["tracker"]  # a config.json written before the field existed
+    loaded = RunConfig.from_dict(old)
+    assert loaded.tracker == "auto" and loaded.run_key() == "94b0468b5483"
