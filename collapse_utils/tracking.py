@@ -33,7 +33,6 @@ from .config import RunConfig
 # The package each tracker needs, and how to tell whether it is installed.
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 INSTALLED = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
-TB_DIR = "tb"  # <run_dir>/tb/: TensorBoard's event files
 
 
 class TrackerMissingError(RuntimeError):
@@ -81,7 +80,8 @@ class RunTracker:
             if self.kind == "tensorboard":
                 from accelerate.tracking import TensorBoardTracker
 
-                tracker = TensorBoardTracker(TB_DIR, self.run_dir)
+                tb = rundir.tb_dir(self.run_dir)
+                tracker = TensorBoardTracker(tb.name, tb.parent)
                 tracker.start()
             else:
                 from accelerate.tracking import WandBTracker
