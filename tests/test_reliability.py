@@ -63,6 +63,8 @@ def artifacts(run_dir: Path) -> dict[str, object]:
         rel = p.relative_to(run_dir).as_posix()
         if p.is_dir():
             continue
+        if rel.startswith("tb/"):  # TensorBoard's mirror of the logs: wall times and host names, never read back
+            continue
         if p.suffix in (".npy", ".safetensors") or p.name in ("train_log.json", "COMPLETE") \
                 or p.name in ("README.md", "sampling.json", "samples.png"):  # the docs are deterministic too
             out[rel] = p.read_bytes()
