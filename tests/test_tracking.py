@@ -101,3 +101,42 @@ def test_tracker_is_an_execution_field_left_out_of_the_run_key():
     del old["tracker"]  # a config.json written before the field existed
     loaded = RunConfig.from_dict(old)
     assert loaded.tracker == "auto" and loaded.run_key() == "94b0468b5483"
+
+
+def test_wandb_gets_each_series_against_its_own_step(tmp_path, monkeypatch):
+    """wandb (a stand-in module here): losses against train/global_step, metrics against generation, one run
+    per run directory resumed by id, its files in the run directory."""
+    import sys
+    import types
+
+    calls: dict = {"log": [], "define": [], "finished": 0}
+
+    class FakeRun:
+        def log(self, values, step=None, **kw):
+            assert step is None  # wandb's own step only grows: the series carry their own steps
+            calls["log"].append(dict(values))
+
+        def define_metric(self, name, step_metric=None, **kw):
+            calls["define"].append((name, step_metric))
+
+        def finish(self):
+            calls["finished"] += 1
+
+    def init(**kw):
+        calls["init"] = kw
+        return FakeRun()
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
+    monkeypatch.setitem(tracking.INSTALLED, "wandb", lambda: True)
+    run = tmp_path / "run"
+    cfg = smoke(tracker="wandb")
+    result = run_self_consuming(cfg, run)
+    assert calls["init"]["dir"] == str(run) and calls["init"]["resume"] == "allow"
+    assert calls["init"]["id"].startswith(cfg.run_key())
+    assert ("train/*", "train/global_step") in calls["define"] and ("metrics/*", "generation") in calls["define"]
+    losses = [c for c in calls["log"] if "train/loss" in c]
+    assert [c["train/global_step"] for c in losses] == list(range(1, 2 * STEPS + 1))
+    rows = [c for c in calls["log"] if "generation" in c]
+    assert [r["generation"] for r in rows] == [1, 2]
+    assert [r["metrics/gs_pixel"] for r in rows] == pytest.approx([g.metrics["gs_pixel"] for g in result.generations])
+    assert calls["finished"] == 1 and not rundir.tb_dir(run).exists()
