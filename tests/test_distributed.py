@@ -103,3 +103,7 @@ def test_smoke_loop_two_processes_shards_sampling_exactly(tmp_path):
                                device="cpu", progress=False)
         np.testing.assert_array_equal(single, samples)
     np.testing.assert_array_equal(result.generations[1].train_images, result.generations[0].samples)
+    from collapse_utils.tracking import installed
+
+    if installed("tensorboard"):  # only the main process logs: one event file
+        assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1
