@@ -226,10 +226,9 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
     def __call__(self, cfg_dict: dict, run_dir: str, slot: str | None = None) -> str:
         from .loop import run_self_consuming
 
-        cfg = RunConfig.from_dict(cfg_dict)
-        root = Path(run_dir).parent
-        err = error_path(root, cfg)
+        err = jobs_dir(Path(run_dir).parent) / f"{Path(run_dir).name}.error"
         try:
+            cfg = RunConfig.from_dict(cfg_dict)
             with _slot(slot):
                 run_self_consuming(cfg, run_dir, wait=True)
         except Exception as exc:
