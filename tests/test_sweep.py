@@ -129,8 +129,8 @@ def test_local_executor_sweep_matches_serial_runs(tmp_path, serial_store, monkey
     for r, j in zip(runs, jobs):
         assert j.result() == str(r.run_dir)
     _same_as_serial(tmp_path, serial_store)
-    logs = list((tmp_path / "_jobs").rglob("*_log.out"))
-    assert logs, "submitit's logs go to <run store>/_jobs/"
+    logs = list((tmp_path / "_jobs").glob("*/*_log.out"))
+    assert len(logs) == 2, "submitit's logs go to <run store>/_jobs/<job id>/"
 
 
 def test_failed_task_records_its_error(tmp_path):
