@@ -309,9 +309,11 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
             idx = list(range(s, len(runs), len(slots)))
             if not idx:
                 continue
-            ex = submitit.AutoExecutor(folder=folder, cluster="local")
-            gpu_params = dict(local_visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
-            ex.update_parameters(name="collapse-sweep", timeout_min=timeout, **gpu_params)
+            # LocalExecutor itself: AutoExecutor does not pass visible_gpus on. Without GPUs asked for, submitit
+            # sets CUDA_VISIBLE_DEVICES="" (a CPU machine loses nothing).
+            ex = submitit.LocalExecutor(folder=folder)
+            gpu_params = dict(visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
+            ex.update_parameters(timeout_min=timeout, **gpu_params)
             slot = str(jobs_dir(root) / f".slot-{name}.lock")
             for i, job in zip(idx, ex.map_array(task, [cfgs[i] for i in idx], [dirs[i] for i in idx],
                                                 [slot] * len(idx))):

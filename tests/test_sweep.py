@@ -114,11 +114,13 @@ def test_debug_executor_sweep_matches_serial_runs(tmp_path, serial_store, capsys
     assert "is finished" in capsys.readouterr().out
 
 
-def test_local_executor_sweep_matches_serial_runs(tmp_path, serial_store, monkeypatch):
+@pytest.mark.parametrize("gpus", [[], [0, 1]], ids=["cpu-slots", "one-run-per-gpu"])
+def test_local_executor_sweep_matches_serial_runs(tmp_path, serial_store, monkeypatch, gpus):
+    """Both local layouts: CPU slots, and one executor per GPU (CUDA_VISIBLE_DEVICES=k; a CPU machine ignores it)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                        os.environ.get("PYTHONPATH", "")]))
     runs = sweep.plan_runs("smoke", ["F2"], F2_PARAMS, tmp_path)
-    jobs = sweep.submit(runs, tmp_path, "local", local_slots=2, gpus=[])
+    jobs = sweep.submit(runs, tmp_path, "local", local_slots=2, gpus=gpus)
     assert len(jobs) == 2
     deadline = time.time() + 300
     while not all(j.done() for j in jobs) and time.time() < deadline:
@@ -129,6 +131,8 @@ def test_local_executor_sweep_matches_serial_runs(tmp_path, serial_store, monkey
     for r, j in zip(runs, jobs):
         assert j.result() == str(r.run_dir)
     _same_as_serial(tmp_path, serial_store)
+    slots = sorted(p.name for p in (tmp_path / "_jobs").glob(".slot-*.lock"))  # one run per slot at a time
+    assert slots == ([".slot-gpu0.lock", ".slot-gpu1.lock"] if gpus else [".slot-cpu0.lock", ".slot-cpu1.lock"])
     logs = list((tmp_path / "_jobs").glob("*/*_log.out"))
     assert len(logs) == 2, "submitit's logs go to <run store>/_jobs/<job id>/"
 
@@ -178,3 +182,13 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch, capsys):
         assert f"#SBATCH {line}" in script, line
     assert str(root / "_jobs") in script
     assert sys.executable in script
+
+
+def test_figures_prefetch_trains_the_runs_the_plan_lists(tmp_path):
+    from collapse_utils import batch
+
+    plan = sweep.plan_runs("smoke", ["F2"], {"sizes": 16}, tmp_path)
+    assert [r.state for r in plan] == ["never started"]
+    notebooks = batch.discover_notebooks(["F2"])
+    assert batch.prefetch_runs(notebooks, {"preset": "smoke", "sizes": 16}, tmp_path, workers=1) is None
+    assert [r.state for r in sweep.plan_runs("smoke", ["F2"], {"sizes": 16}, tmp_path)] == ["done"]
