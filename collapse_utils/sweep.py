@@ -251,6 +251,8 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
 # ---------------------------------------------------------------------------------------------- submission
 EXECUTORS = ("slurm", "local", "debug")
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would interrupt every run
+SLURM_DEFAULTS = {"timeout_min": 24 * 60, "gpus_per_node": 1}  # submitit's default time is 5 minutes
+MAX_REQUEUES = 100  # timeouts a task may be requeued after (submitit's default, 3, ends a long run early)
 
 
 def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -266,7 +268,11 @@ def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def visible_gpus() -> list[int]:
-    """The GPUs a local sweep spreads its runs over (CUDA_VISIBLE_DEVICES order), none on a CPU machine."""
+    """The GPUs a local sweep spreads its runs over: those CUDA_VISIBLE_DEVICES names (as indices), else every GPU
+    torch sees; none on a CPU machine."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None and all(x.strip().isdigit() for x in env.split(",") if x.strip()):
+        return [int(x) for x in env.split(",") if x.strip()]
     try:
         import torch
 
@@ -297,7 +303,9 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
     dirs = [str(r.run_dir) for r in runs]
     task = RunTask()
     if executor != "local":
-        ex = submitit.AutoExecutor(folder=folder, cluster=executor)
+        ex = submitit.AutoExecutor(folder=folder, cluster=executor, slurm_max_num_timeout=MAX_REQUEUES)
+        if executor == "slurm":
+            parameters = {**SLURM_DEFAULTS, **parameters}
         ex.update_parameters(name="collapse-sweep", **parameters)
         jobs = ex.map_array(task, cfgs, dirs, [None] * len(runs))
     else:
@@ -311,7 +319,7 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
                 continue
             # LocalExecutor itself: AutoExecutor does not pass visible_gpus on. Without GPUs asked for, submitit
             # sets CUDA_VISIBLE_DEVICES="" (a CPU machine loses nothing).
-            ex = submitit.LocalExecutor(folder=folder)
+            ex = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
             gpu_params = dict(visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
             ex.update_parameters(timeout_min=timeout, **gpu_params)
             slot = str(jobs_dir(root) / f".slot-{name}.lock")
@@ -365,9 +373,9 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--partition", help="sbatch --partition")
     s.add_argument("--account", help="sbatch --account")
     s.add_argument("--qos", help="sbatch --qos")
-    s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task (then it is requeued and "
-                   "resumes)")
-    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU)")
+    s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
+                   "resumes [default: 1440]")
+    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1]")
     s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
     s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
     s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")

@@ -183,6 +183,11 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch, capsys):
     assert str(root / "_jobs") in script
     assert sys.executable in script
 
+    # without options: a day per task and one GPU (not submitit's 5 minutes and no GPU)
+    assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm"]) == 0
+    script = (tmp_path / "submitted.sh").read_text()
+    assert "#SBATCH --time=1440" in script and "#SBATCH --gpus-per-node=1" in script
+
 
 def test_figures_prefetch_trains_the_runs_the_plan_lists(tmp_path):
     from collapse_utils import batch
