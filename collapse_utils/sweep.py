@@ -159,6 +159,8 @@ def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, 
 
 
 def _hours(h: float) -> str:
+    if 0 < h < 0.005:
+        return "<0.01"
     return f"{h:.2f}" if h < 10 else f"{h:.1f}"
 
 
