@@ -20,7 +20,7 @@ from .config import RunConfig, make_config
 from .presets import PRESET_SUMMARIES, preset_overrides
 from .vocab import PRESETS
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch")
+COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep")
 
 DESCRIPTION = """\
 A reproduction of "A Closer Look at Model Collapse" (NeurIPS 2025): diffusion models trained
@@ -37,6 +37,8 @@ Commands (each has its own --help):
              python -m collapse_utils run --preset demo --selection greedy --out runs/greedy
   figures  every missing run of the figure notebooks, then the notebooks themselves, into figures/
              python -m collapse_utils figures --preset demo --only F2,F4
+  sweep    every run of the figures on a cluster: plan (GPU-hours), submit (Slurm, local, debug), watch
+             python -m collapse_utils sweep --preset paper --plan
 
 Documentation: README.md (start here), docs/PAPER.md (the paper's methods and numbers).
 """

@@ -92,6 +92,25 @@ def notebook_defaults(path: Path) -> dict[str, Any]:
     return out
 
 
+def notebook_configs(notebooks: dict[str, Path], params: dict[str, Any],
+                     skipped: dict[str, str] | None = None) -> dict[str, list]:
+    """``{figure: run configurations}``: what each notebook asks for, its parameters cell's defaults overridden by
+    ``params`` (a figure the parameters do not fit is left out, logged, and named in ``skipped`` with why)."""
+    out = {}
+    for fig, path in notebooks.items():
+        if fig not in SPECS:
+            continue
+        values = {**notebook_defaults(path), **params}
+        kwargs = {k: values.get(k) for k in parameter_names("config") if values.get(k) is not None}
+        try:
+            out[fig] = figure_configs(fig, **kwargs)
+        except ValueError as exc:
+            log.warning("prefetch: %s skipped (%s)", fig, exc)
+            if skipped is not None:
+                skipped[fig] = str(exc)
+    return out
+
+
 def prefetch_runs(notebooks: dict[str, Path], params: dict[str, Any], run_root: Path, workers: int) -> str | None:
     """Train every run the selected figures need in one parallel pass (notebooks then only reuse them).
 
@@ -99,16 +118,7 @@ def prefetch_runs(notebooks: dict[str, Path], params: dict[str, Any], run_root: 
     """
     from .store import ensure_runs
 
-    configs = []
-    for fig, path in notebooks.items():
-        if fig not in SPECS:
-            continue
-        values = {**notebook_defaults(path), **params}
-        kwargs = {k: values.get(k) for k in parameter_names("config") if values.get(k) is not None}
-        try:
-            configs += figure_configs(fig, **kwargs)
-        except ValueError as exc:
-            log.warning("prefetch: %s skipped (%s)", fig, exc)
+    configs = [c for cs in notebook_configs(notebooks, params).values() for c in cs]
     if not configs:
         return None
     print(f"prefetch: {len({c.run_key() for c in configs})} distinct run(s) for {len(notebooks)} figure(s) "

@@ -1,0 +1,432 @@
+"""The paper on a cluster: plan, submit and watch every run the figures need (``python -m collapse_utils sweep``).
+
+* ``sweep --preset paper --plan`` lists every run the chosen figures need (the configurations the notebooks ask
+  for, deduplicated by run key), its state in the run store, and an estimate of its GPU-hours on one H200 from the
+  measured throughput (:data:`THROUGHPUT`), with the total and the longest chain (generations are sequential, so
+  the longest run bounds the wall time however many GPUs there are).
+* ``sweep --preset paper --executor slurm --partition gpu ...`` submits the runs that are not finished as one
+  submitit job array (one task per run, :class:`RunTask`); ``local`` runs them as processes on this machine (one
+  run per visible GPU at a time), ``debug`` in this process. Job logs go to ``<run store>/_jobs/``; a task that
+  fails records its error in ``_jobs/<run>.error``, which the plan shows.
+* ``sweep ... --status`` prints the same table for the store while the jobs run.
+
+A task only calls :func:`collapse_utils.loop.run_self_consuming`: it resumes a run from its last checkpoint, and
+waits when another process holds the run's lock. When Slurm preempts a task or its time runs out, submitit calls
+:meth:`RunTask.checkpoint`, which requeues the same call; the run then resumes (at most one checkpoint interval,
+``checkpoint_every`` steps, is redone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import rundir
+from .config import RunConfig
+from .store import default_run_root, run_dir_for, run_name
+from .vocab import PRESETS
+
+JOBS_DIR = "_jobs"
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+@dataclass(frozen=True)
+class Throughput:
+    train_img_s: float  # training images per second
+    sample_img_s: float  # sampled images per second at 1000 DDPM steps
+
+
+# Measured on one NVIDIA H200 (benchmarks/gpu_throughput.md): UNet48 on 32×32×3 images, training at batch 128,
+# sampling at batch 1024. "fast" is the default CUDA path (bf16, CUDA graphs, compiled sampler), "reference" the
+# authors' recipe (fp16 + GradScaler, eager; recipe="reference"). The one place these numbers live.
+DEVICE = "one NVIDIA H200"
+THROUGHPUT = {
+    "fast": Throughput(train_img_s=5972.0, sample_img_s=71.91),
+    "reference": Throughput(train_img_s=1229.0, sample_img_s=21.36),
+}
+MEASURED_MODEL = ("unet48", 32)  # model and resolution the numbers were measured with
+
+
+def recipe_path(cfg: RunConfig) -> str:
+    return "reference" if cfg.recipe == "reference" else "fast"
+
+
+def generation_seconds(cfg: RunConfig) -> float:
+    """Estimated GPU-seconds of one generation: training plus sampling (no metrics, no compile time)."""
+    rate = THROUGHPUT[recipe_path(cfg)]
+    train = cfg.train_steps * cfg.batch_size / rate.train_img_s
+    sample = cfg.samples_per_generation * (cfg.num_inference_steps / 1000) / rate.sample_img_s
+    return train + sample
+
+
+def is_measured_shape(cfg: RunConfig) -> bool:
+    return (cfg.model, cfg.resolution) == MEASURED_MODEL
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+@dataclass
+class PlannedRun:
+    config: RunConfig
+    run_dir: Path
+    figures: list[str] = field(default_factory=list)
+    done: int = 0
+    state: str = "never started"
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.config.generations
+
+    @property
+    def hours(self) -> float:
+        return self.config.generations * generation_seconds(self.config) / 3600
+
+    @property
+    def hours_left(self) -> float:
+        return max(0, self.config.generations - self.done) * generation_seconds(self.config) / 3600
+
+
+def jobs_dir(root: Path) -> Path:
+    return Path(root) / JOBS_DIR
+
+
+def error_path(root: Path, cfg: RunConfig) -> Path:
+    return jobs_dir(root) / f"{run_name(cfg)}.error"
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock (it is being written), or None; creates nothing when no lock file exists."""
+    lock = rundir.RunLock(run_dir)
+    if not lock.path.exists():
+        return None
+    try:
+        lock.acquire(wait=False)
+    except rundir.RunBusyError:
+        return lock.holder()
+    lock.release()
+    return None
+
+
+def run_state(cfg: RunConfig, root: Path) -> tuple[int, str, str | None]:
+    """``(generations done, state, error)`` of ``cfg``'s run in the store ``root``; reads only."""
+    d = run_dir_for(cfg, root)
+    done = sum(rundir.is_done(d, g) for g in range(1, cfg.generations + 1))
+    if rundir.is_finished(d, cfg.generations):
+        return cfg.generations, "done", None
+    holder = lock_holder(d)
+    progress = f"{done} of {cfg.generations} generations done"
+    if holder is not None:
+        return done, f"running ({holder}; {progress})", None
+    err = error_path(root, cfg)
+    if err.exists():
+        first = (err.read_text(errors="replace").strip().splitlines() or ["unknown error"])[0]
+        return done, f"failed ({progress})", first
+    if done or d.exists():
+        return done, progress, None
+    return 0, "never started", None
+
+
+def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, Any] | None = None,
+              root: str | os.PathLike | None = None, notebook_dir: Path | None = None,
+              skipped: dict[str, str] | None = None) -> list[PlannedRun]:
+    """Every run the chosen figures' notebooks need, deduplicated by run key, with its state in the store."""
+    from .batch import discover_notebooks, notebook_configs
+    from .figures import parameter_error
+
+    params = dict(params or {})
+    bad = [e for k, v in params.items() if (e := parameter_error(k, v))]
+    if bad:
+        raise ValueError("figure parameter(s) refused: " + "; ".join(bad))
+    root = Path(root if root is not None else default_run_root())
+    notebooks = discover_notebooks(only, notebook_dir)
+    by_key: dict[str, PlannedRun] = {}
+    for fig, configs in notebook_configs(notebooks, {**params, "preset": preset}, skipped).items():
+        for c in configs:
+            run = by_key.setdefault(c.run_key(), PlannedRun(c, run_dir_for(c, root)))
+            if fig not in run.figures:
+                run.figures.append(fig)
+    for run in by_key.values():
+        run.done, run.state, run.error = run_state(run.config, root)
+    return list(by_key.values())
+
+
+def _hours(h: float) -> str:
+    if 0 < h < 0.005:
+        return "<0.01"
+    return f"{h:.2f}" if h < 10 else f"{h:.1f}"
+
+
+def format_plan(runs: list[PlannedRun], root: Path) -> str:
+    """The table of runs, their states and GPU-hour estimates, the total and the longest chain."""
+    rows = [("run", "figures", "gens", "state", "GPU-h", "left")]
+    for r in runs:
+        mark = "" if is_measured_shape(r.config) else "*"
+        state = r.state + (f": {r.error}" if r.error else "")
+        rows.append((r.run_dir.name, ",".join(r.figures), str(r.config.generations), state,
+                     _hours(r.hours) + mark, _hours(r.hours_left)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    total, left = sum(r.hours for r in runs), sum(r.hours_left for r in runs)
+    counts: dict[str, int] = {}
+    for r in runs:
+        kind = r.state.split(" (")[0] if not r.state[0].isdigit() else "partial"
+        counts[kind] = counts.get(kind, 0) + 1
+    lines.append("")
+    lines.append(f"run store: {root}")
+    lines.append(f"{len(runs)} run(s): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    lines.append(f"GPU-hours on {DEVICE} (fast path, benchmarks/gpu_throughput.md; training + sampling, no "
+                 f"metrics or compile time): {_hours(total)} in all, {_hours(left)} left")
+    if runs:
+        longest = max(runs, key=lambda r: r.hours_left)
+        lines.append(f"longest chain (generations run one after another): {_hours(longest.hours_left)} h left, "
+                     f"{longest.run_dir.name} ({longest.config.generations} generations × "
+                     f"{_hours(generation_seconds(longest.config) / 3600)} h)")
+    if any(not is_measured_shape(r.config) for r in runs):
+        lines.append("* not the measured UNet48 at 32×32: the same rates are used, so the estimate says little "
+                     "(smaller models run faster)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- the task
+@contextlib.contextmanager
+def _slot(path: str | None):
+    """Hold the flock of a local executor's GPU (or CPU) slot, so one run at a time uses it."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+        yield
+
+
+try:
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover - submitit is a dependency; plan/status still work without it
+    _Checkpointable = object  # type: ignore[assignment,misc]
+
+
+class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
+    """One array task: run (or resume) one self-consuming run in its run directory.
+
+    A failure is recorded in ``<store>/_jobs/<run>.error`` (first line: the error; then the traceback, host and
+    job) and raised again, so submitit reports it too; success removes the record. ``checkpoint()`` (called by
+    submitit on preemption or timeout) requeues the same call: the run resumes from its last checkpoint.
+    """
+
+    def __call__(self, cfg_dict: dict, run_dir: str, slot: str | None = None) -> str:
+        from .loop import run_self_consuming
+
+        err = jobs_dir(Path(run_dir).parent) / f"{Path(run_dir).name}.error"
+        try:
+            cfg = RunConfig.from_dict(cfg_dict)
+            with _slot(slot):
+                run_self_consuming(cfg, run_dir, wait=True)
+        except Exception as exc:
+            err.parent.mkdir(parents=True, exist_ok=True)
+            job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or "-"
+            err.write_text(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n\n"
+                           f"host {socket.gethostname()}, pid {os.getpid()}, job {job}, "
+                           f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n\n{traceback.format_exc()}")
+            raise
+        err.unlink(missing_ok=True)
+        return run_dir
+
+    def checkpoint(self, cfg_dict: dict, run_dir: str, slot: str | None = None) -> Any:
+        """The same call, requeued (the run resumes from its checkpoint)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, cfg_dict, run_dir, slot)
+
+
+# ---------------------------------------------------------------------------------------------- submission
+EXECUTORS = ("slurm", "local", "debug")
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would interrupt every run
+SLURM_DEFAULTS = {"timeout_min": 24 * 60, "gpus_per_node": 1}  # submitit's default time is 5 minutes
+MAX_REQUEUES = 100  # timeouts a task may be requeued after (submitit's default, 3, ends a long run early)
+
+
+def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``update_parameters`` of the Slurm options given (AutoExecutor names; see README)."""
+    p: dict[str, Any] = {}
+    for opt, key in (("partition", "slurm_partition"), ("account", "slurm_account"), ("qos", "slurm_qos"),
+                     ("slurm_array_parallelism", "slurm_array_parallelism"), ("time", "timeout_min"),
+                     ("gpus_per_node", "gpus_per_node"), ("cpus_per_task", "cpus_per_task"), ("mem_gb", "mem_gb")):
+        value = getattr(args, opt, None)
+        if value is not None:
+            p[key] = value
+    return p
+
+
+def visible_gpus() -> list[int]:
+    """The GPUs a local sweep spreads its runs over: those CUDA_VISIBLE_DEVICES names (as indices), else every GPU
+    torch sees; none on a CPU machine."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None and all(x.strip().isdigit() for x in env.split(",") if x.strip()):
+        return [int(x) for x in env.split(",") if x.strip()]
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    except Exception:  # pragma: no cover
+        return []
+
+
+def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[str, Any] | None = None,
+           local_slots: int | None = None, gpus: list[int] | None = None) -> list[Any]:
+    """Submit the runs as submitit jobs (one task per run); returns the jobs, in the order of ``runs``.
+
+    ``slurm``: one job array. ``local``: on a machine with GPUs, one executor per visible GPU
+    (``visible_gpus=(k,)``, so each task sees only its GPU) and one run at a time per GPU (a slot lock in
+    ``_jobs/``); on a CPU machine ``local_slots`` runs at a time (default: the CPU count). ``debug``: in this
+    process, each run when its result is asked for.
+    """
+    import submitit
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    parameters = dict(parameters or {})
+    folder = jobs_dir(root) / "%j"
+    jobs_dir(root).mkdir(parents=True, exist_ok=True)
+    given = list(runs)
+    runs = sorted(given, key=lambda r: -r.hours_left)  # longest first
+    cfgs = [r.config.to_dict() for r in runs]
+    dirs = [str(r.run_dir) for r in runs]
+    task = RunTask()
+    if executor != "local":
+        ex = submitit.AutoExecutor(folder=folder, cluster=executor, slurm_max_num_timeout=MAX_REQUEUES)
+        if executor == "slurm":
+            parameters = {**SLURM_DEFAULTS, **parameters}
+        ex.update_parameters(name="collapse-sweep", **parameters)
+        jobs = ex.map_array(task, cfgs, dirs, [None] * len(runs))
+    else:
+        gpus = visible_gpus() if gpus is None else gpus
+        slots = [f"gpu{k}" for k in gpus] or [f"cpu{k}" for k in range(local_slots or os.cpu_count() or 1)]
+        timeout = parameters.pop("timeout_min", LOCAL_TIMEOUT_MIN)
+        jobs_by_index: dict[int, Any] = {}
+        for s, name in enumerate(slots):
+            idx = list(range(s, len(runs), len(slots)))
+            if not idx:
+                continue
+            # LocalExecutor itself: AutoExecutor does not pass visible_gpus on. Without GPUs asked for, submitit
+            # sets CUDA_VISIBLE_DEVICES="" (a CPU machine loses nothing).
+            ex = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+            gpu_params = dict(visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
+            ex.update_parameters(timeout_min=timeout, **gpu_params)
+            slot = str(jobs_dir(root) / f".slot-{name}.lock")
+            for i, job in zip(idx, ex.map_array(task, [cfgs[i] for i in idx], [dirs[i] for i in idx],
+                                                [slot] * len(idx))):
+                jobs_by_index[i] = job
+        jobs = [jobs_by_index[i] for i in range(len(runs))]
+    order = {id(r): i for i, r in enumerate(runs)}
+    return [jobs[order[id(r)]] for r in given]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+SWEEP_DESCRIPTION = """\
+Plan, submit and watch every run the chosen figures need (the configurations their notebooks ask
+for, each run once however many figures share it).
+
+  --plan      list the runs, their state in the run store and their estimated GPU-hours on one H200
+              (fast path, benchmarks/gpu_throughput.md), the total and the longest chain
+  --status    the same table while jobs run (done / k of G generations done / running: who holds
+              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error)
+  --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
+              on this machine, one run per visible GPU at a time) or debug (in this process)
+
+Then make the figures from the finished store: python -m collapse_utils figures --preset P --only ...
+
+examples:
+  python -m collapse_utils sweep --preset paper --plan
+  python -m collapse_utils sweep --preset paper --only F2,F7 --executor slurm --partition gpu \\
+      --account myproj --time 2880 --gpus-per-node 1 --cpus-per-task 8 --mem-gb 64 \\
+      --slurm-array-parallelism 16
+  python -m collapse_utils sweep --preset paper --status
+"""
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    from .batch import _parse_param
+
+    p = sub.add_parser("sweep", help="plan, submit (Slurm / local / debug) and watch every run of the figures",
+                       description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=PRESETS, default="paper", help="the scale of the runs [default: paper]")
+    p.add_argument("--only", help="comma-separated figure ids, e.g. F7,F8 (default: every notebooks/F*.ipynb)")
+    p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
+                   help="a notebook parameter for every figure, as a python literal (e.g. generations=2)")
+    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
+    p.add_argument("--notebook-dir", type=Path, help=argparse.SUPPRESS)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--plan", action="store_true", help="list the runs, their states and GPU-hours; submit nothing")
+    what.add_argument("--status", action="store_true", help="the same table, for watching a sweep")
+    what.add_argument("--executor", choices=EXECUTORS, help="submit the runs not finished")
+    s = p.add_argument_group("submission (slurm; --time also bounds local tasks)")
+    s.add_argument("--partition", help="sbatch --partition")
+    s.add_argument("--account", help="sbatch --account")
+    s.add_argument("--qos", help="sbatch --qos")
+    s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
+                   "resumes [default: 1440]")
+    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1]")
+    s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
+    s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
+    s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")
+    s.add_argument("--local-slots", type=int, help="local on a CPU machine: runs at a time (default: CPU count)")
+    s.add_argument("--wait", action="store_true", help="wait for every task and report failures (debug always "
+                   "waits)")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _status_command(args: argparse.Namespace, root: Path) -> str:
+    parts = ["python -m collapse_utils sweep", f"--preset {args.preset}"]
+    if args.only:
+        parts.append(f"--only {args.only}")
+    parts += [f"--param '{k}={v!r}'" for k, v in args.param]
+    parts += [f"--run-root {root}", "--status"]
+    return " ".join(parts)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    root = Path(args.run_root or default_run_root()).resolve()
+    skipped: dict[str, str] = {}
+    runs = plan_runs(args.preset, args.only.split(",") if args.only else None, dict(args.param), root,
+                     args.notebook_dir, skipped)
+    for fig, why in skipped.items():
+        print(f"{fig}: skipped ({why})", flush=True)
+    if args.plan or args.status:
+        print(format_plan(runs, root))
+        if args.plan:
+            todo = [r for r in runs if not r.finished]
+            print(f"to submit: {len(todo)} run(s) (--executor slurm|local|debug)")
+        return 0
+    todo = [r for r in runs if not r.finished]
+    if not todo:
+        print(f"every one of the {len(runs)} run(s) is finished in {root}")
+        return 0
+    jobs = submit(todo, root, args.executor, slurm_parameters(args), local_slots=args.local_slots)
+    print(f"submitted {len(jobs)} run(s) with the {args.executor} executor; logs in {jobs_dir(root)}")
+    for r, j in zip(todo, jobs):
+        print(f"  job {j.job_id}: {r.run_dir.name}")
+    print(f"watch: {_status_command(args, root)}")
+    if args.executor == "debug" or args.wait:
+        failed = 0
+        for r, j in zip(todo, jobs):
+            try:
+                j.result()
+            except Exception as exc:
+                failed += 1
+                print(f"  FAILED {r.run_dir.name}: {type(exc).__name__}: {str(exc).splitlines()[-1:]}",
+                      file=sys.stderr)
+        print(f"{len(jobs) - failed}/{len(jobs)} run(s) finished")
+        return 1 if failed else 0
+    return 0
