@@ -197,3 +197,35 @@ def test_figures_prefetch_trains_the_runs_the_plan_lists(tmp_path):
     notebooks = batch.discover_notebooks(["F2"])
     assert batch.prefetch_runs(notebooks, {"preset": "smoke", "sizes": 16}, tmp_path, workers=1) is None
     assert [r.state for r in sweep.plan_runs("smoke", ["F2"], {"sizes": 16}, tmp_path)] == ["done"]
+
+
+_TASK = """
+import json, sys
+from collapse_utils import sweep
+sweep.RunTask()(json.loads(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_an_interrupted_task_requeued_finishes_with_the_same_artifacts(tmp_path):
+    """SIGTERM (as Slurm sends at a time limit or preemption) mid-run, then the requeued call: the run resumes and
+    ends with the bytes of an uninterrupted run."""
+    import json
+    import signal
+    import subprocess
+
+    cfg = _configs()[0].replace(train_steps=120, checkpoint_every=20)
+    serial = tmp_path / "serial"
+    run_self_consuming(cfg, serial)
+    run_dir = tmp_path / "store" / "run"
+    proc = subprocess.Popen([sys.executable, "-c", _TASK, json.dumps(cfg.to_dict()), str(run_dir)],
+                            cwd=Path(__file__).resolve().parents[1])
+    deadline = time.time() + 300
+    while not (run_dir / "gen_01" / "ckpt" / "COMPLETE").exists():
+        assert time.time() < deadline and proc.poll() is None, "the task never wrote a checkpoint"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) != 0
+    assert not rundir.is_finished(run_dir, cfg.generations)
+    requeued = sweep.RunTask().checkpoint(cfg.to_dict(), str(run_dir), None)
+    requeued.function(*requeued.args, **requeued.kwargs)
+    assert _artifacts(run_dir, cfg.generations) == _artifacts(serial, cfg.generations)
