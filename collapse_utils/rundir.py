@@ -48,7 +48,6 @@ from .paradigms import Pool, real_images_needed
 log = logging.getLogger(__name__)
 
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
-HASHES = cio.HASHES
 
 
 # ---------------------------------------------------------------------- one writer per run directory
@@ -174,9 +173,9 @@ def read_metrics(gen: Path) -> dict[str, Any]:
 _LEGACY_LOGGED: set[str] = set()
 
 
-def record_hashes(gen: Path, *names: str | Path) -> None:
-    """Record the sha256 of the artifacts ``names`` (relative to ``gen``), just written, in ``hashes.json``."""
-    cio.record_hashes(gen, *names)
+def _record_present(folder: Path, *names: str) -> None:
+    """Record the hashes of those of ``names`` that were written (labels exist only for conditional runs)."""
+    cio.record_hashes(folder, *(n for n in names if (folder / n).exists()))
 
 
 def verify_hashes(gen: Path, *names: str | Path) -> None:
@@ -188,10 +187,6 @@ def verify_hashes(gen: Path, *names: str | Path) -> None:
         _LEGACY_LOGGED.add(str(gen.parent))
         log.info("%s has no content hashes (made by an earlier version); checking headers and sizes only", gen.parent)
     cio.verify_hashes(gen, *names, unrecorded_ok=legacy)
-
-
-def _read_hashes(gen: Path) -> dict[str, str] | None:
-    return cio.read_hashes(gen)
 
 
 # ---------------------------------------------------------------------- results
@@ -226,11 +221,6 @@ class GenerationResult:
     def sample_labels(self) -> np.ndarray:
         """The class labels the samples were drawn for (conditional runs)."""
         return self.load("sample_labels")
-
-    def load_optional(self, name: str) -> np.ndarray | None:
-        """An array that only some runs have (``sample_labels``, ``train_labels``), else ``None``."""
-        path = self.dir / f"{name}.npy"
-        return cio.load_npy(path) if path.exists() else None
 
     def write_metrics(self) -> None:
         """Store :attr:`metrics` (after adding a metric computed later)."""
@@ -349,12 +339,6 @@ def check_labels(cfg: RunConfig, labels: np.ndarray | None, count: int) -> None:
 REAL_FILES = ("images.npy", "indices.npy", "labels.npy")
 
 
-def _verify_real_hashes(real: Path) -> None:
-    """``real/`` files against their hashes; a folder without any record (an earlier version) is read whole."""
-    if _read_hashes(real) is not None:
-        verify_hashes(real, *REAL_FILES)
-
-
 def verify_real(cfg: RunConfig, run_dir: Path) -> None:
     """Raise unless ``real/`` holds the images drawn for ``cfg``, whole (request, shape, hashes); reads only."""
     real = real_dir(run_dir)
@@ -363,9 +347,7 @@ def verify_real(cfg: RunConfig, run_dir: Path) -> None:
         raise cio.CorruptArtifactError(f"{real} was drawn for another request")
     if cio.check_npy(real / "images.npy", dtype=np.uint8, ndim=4)[0] != real_images_needed(cfg):
         raise cio.CorruptArtifactError(f"{real / 'images.npy'} holds the wrong number of images")
-    _verify_real_hashes(real)
-    if _read_hashes(real) is None:
-        raise cio.CorruptArtifactError(f"{real} has no recorded hashes")
+    cio.verify_hashes(real, *REAL_FILES)
 
 
 def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None] | None = None) -> Pool:
@@ -380,15 +362,16 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
     real = real_dir(run_dir)
     try:
         stored = cio.read_json(real / "source.json")
-        _verify_real_hashes(real)
+        # a folder without any record (drawn by an earlier version) is read whole below instead
+        cio.verify_hashes(real, *REAL_FILES, unrecorded_ok=True)
         images = cio.load_npy(real / "images.npy", dtype=np.uint8, ndim=4)
         labels = cio.load_npy(real / "labels.npy", ndim=1) if cfg.conditional else None
         if stored.get("request") == real_request(cfg) and len(images) == real_images_needed(cfg):
             check_labels(cfg, labels, len(images))
             if check is not None:
                 check(images)
-            if _read_hashes(real) is None:  # drawn by an earlier version: vouch for what was just read whole
-                record_hashes(real, *(n for n in REAL_FILES if (real / n).exists()))
+            if cio.read_hashes(real) is None:  # drawn by an earlier version: vouch for what was just read whole
+                _record_present(real, *REAL_FILES)
             return Pool(images, np.zeros(len(images), np.int16), labels)
     except (cio.CorruptArtifactError, FileNotFoundError, AttributeError):
         pass
@@ -406,7 +389,7 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
     cio.atomic_write_json(real / "source.json", {"name": ds.name, "source": ds.source, "shape": list(ds.images.shape),
                                                      "request": real_request(cfg)})
     cio.atomic_save_npy(real / "images.npy", ds.images)
-    record_hashes(real, *(n for n in REAL_FILES if (real / n).exists()))
+    _record_present(real, *REAL_FILES)
     return Pool(ds.images, np.zeros(len(ds.images), np.int16), labels)
 
 
@@ -432,14 +415,14 @@ def save_samples(gen: Path, images: np.ndarray, labels: np.ndarray | None) -> No
     if labels is not None:
         cio.atomic_save_npy(gen / "sample_labels.npy", labels)
     cio.atomic_save_npy(gen / "samples.npy", images)
-    record_hashes(gen, *(n for n in SAMPLE_FILES if (gen / n).exists()))
+    _record_present(gen, *SAMPLE_FILES)
 
 
 def write_train_log(gen: Path, losses: list[float], mixed_precision: str, recipe: str, steps: int) -> None:
     """The training log; written before the model, which counts only with a whole log beside it."""
     cio.atomic_write_json(gen / "train_log.json", {"losses": losses, "mixed_precision": mixed_precision,
                                                    "recipe": recipe, "steps": steps})
-    record_hashes(gen, "train_log.json")
+    cio.record_hashes(gen, "train_log.json")
 
 
 def read_train_log(gen: Path) -> dict[str, Any] | None:
@@ -478,7 +461,7 @@ def save_training_set(gen: Path, pool: Pool) -> None:
     if pool.labels is not None:
         cio.atomic_save_npy(gen / "train_labels.npy", pool.labels.astype(np.int64))
     cio.atomic_save_npy(gen / "train.npy", pool.images)
-    record_hashes(gen, *(n for n in TRAIN_FILES if (gen / n).exists()))
+    _record_present(gen, *TRAIN_FILES)
 
 
 def check_model_files(path: Path) -> None:
@@ -545,7 +528,7 @@ def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, gener
         write_model_docs(tmp, cfg, generation)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, path)
-    record_hashes(path.parent, Path(path.name) / UNET_WEIGHTS)
+    cio.record_hashes(path.parent, Path(path.name) / UNET_WEIGHTS)
 
 
 PAPER_REFERENCE = ("A Closer Look at Model Collapse: From a Generalization-to-Memorization Perspective "

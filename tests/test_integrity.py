@@ -53,12 +53,12 @@ def _overwrite_inside(path: Path, count: int = 64) -> None:
 def test_every_artifact_has_a_recorded_hash(finished):
     for g in (1, 2):
         gen = rundir.gen_dir(finished, g)
-        hashes = json.loads((gen / rundir.HASHES).read_text())
+        hashes = json.loads((gen / cio.HASHES).read_text())
         assert {"train.npy", "train_sources.npy", "samples.npy", "train_log.json",
                 f"model/{UNET_WEIGHTS.as_posix()}"} <= set(hashes)
         for name, digest in hashes.items():
             assert cio.file_sha256(gen / name) == digest
-    assert set(json.loads((rundir.real_dir(finished) / rundir.HASHES).read_text())) >= {"images.npy", "indices.npy"}
+    assert set(json.loads((rundir.real_dir(finished) / cio.HASHES).read_text())) >= {"images.npy", "indices.npy"}
 
 
 def test_samples_damaged_in_place_are_redone_not_trained_on(finished, tmp_path):
