@@ -239,20 +239,10 @@ def test_a_sample_part_damaged_in_place_is_drawn_again(tmp_path):
 def test_a_checkpoint_damaged_in_place_costs_its_steps(tmp_path, caplog):
     import logging
 
-    from collapse_utils.train import train_model
+    from _interrupt import train_until
 
     images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
-    cfg = _cfg(train_steps=6, checkpoint_every=2)
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_3(step, _loss):
-        if step == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_model(images, None, cfg, seed=0, device="cpu", ckpt_dir=tmp_path / "ckpt", on_step=stop_at_3)
+    train_until(images, None, _cfg(train_steps=6, checkpoint_every=2), tmp_path / "ckpt", step=3)
     ckpt = tmp_path / "ckpt"
     assert (ckpt / "COMPLETE").exists() and (ckpt / cio.HASHES).exists()
     rundir.verify_checkpoint(ckpt)

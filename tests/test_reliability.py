@@ -408,6 +408,8 @@ def test_diverged_training_is_reported_and_nothing_saved(tmp_path):
 @pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
 def test_resumed_training_is_bit_identical(conditional, digits8, tmp_path):
     """Optimizer, LR schedule, noise/label-dropout generator and data order all come back from the checkpoint."""
+    from _interrupt import train_until
+
     from collapse_utils.train import train_model
 
     images, labels = digits8[0][:48], digits8[1][:48]
@@ -415,15 +417,7 @@ def test_resumed_training_is_bit_identical(conditional, digits8, tmp_path):
                       progress=False)
     straight = train_model(images, labels, cfg, seed=5, device="cpu")
 
-    class Killed(Exception):
-        pass
-
-    def die(step, _loss):
-        if step == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_model(images, labels, cfg, seed=5, device="cpu", ckpt_dir=tmp_path / "ckpt", on_step=die)
+    train_until(images, labels, cfg, tmp_path / "ckpt", step=5, seed=5)
     assert _ckpt_step(tmp_path / "ckpt") == 3
     resumed = train_model(images, labels, cfg, seed=5, device="cpu", ckpt_dir=tmp_path / "ckpt")
     assert resumed.losses == straight.losses
