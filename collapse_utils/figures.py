@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import experiments as E
-from .figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME, FigureNotes  # noqa: F401  (the notebooks' text)
 from .store import default_run_root, repo_root
 from .vocab import PARADIGMS, SELECTION_METHODS
 
@@ -183,37 +182,39 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# The names a ``names`` parameter may list.
+_NAME_VOCABULARIES = {"paradigms": PARADIGMS, "methods": SELECTION_METHODS}
+
+
 def parameter_error(name: str, value: Any) -> str | None:
-    """A message naming the parameter when ``value`` cannot be what ``name`` means, else None (checked before a
-    notebook kernel starts, and again by the notebook's call)."""
+    """A message naming the parameter when ``value`` cannot be what ``name`` means (by its :attr:`Parameter.kind`),
+    else None (checked before a notebook kernel starts, and again by the notebook's call)."""
     def many(v: Any) -> list | None:
         return list(v) if isinstance(v, (list, tuple)) else None
 
-    if value is None and name not in ("seeds",):
+    if value is None and name != "seeds":
         return None
-    if name == "sizes":
+    kind = PARAMETERS[name].kind if name in PARAMETERS else "str"
+    if kind == "int_or_ints":
         ok = (_is_int(value) and value > 0) or (many(value) is not None and many(value)
                                                and all(_is_int(x) and x > 0 for x in value))
-        return None if ok else f"sizes must be a positive integer or a list of them, got {value!r}"
-    if name in ("generations", "fid_samples", "workers", "n_pairs", "per_digit", "max_generations", "grid",
-                "pair_size", "svd_size"):
+        return None if ok else f"{name} must be a positive integer or a list of them, got {value!r}"
+    if kind == "int":
         return None if _is_int(value) and value > 0 else f"{name} must be a positive integer, got {value!r}"
-    if name in ("pair_generations", "svd_generations", "grid_generations"):
+    if kind == "ints":
         ok = many(value) is not None and many(value) and all(_is_int(x) and x >= 0 for x in value)
-        return None if ok else f"{name} must be a list of generation numbers, got {value!r}"
-    if name == "seeds":
-        ok = many(value) is not None and many(value) and all(_is_int(x) and x >= 0 for x in value)
-        return None if ok else f"seeds must be a list of non-negative integers, got {value!r}"
-    if name in ("paradigms", "methods"):
-        vocab = {"paradigms": PARADIGMS, "methods": SELECTION_METHODS}[name]
+        what = "generation numbers" if name.endswith("_generations") else "non-negative integers"
+        return None if ok else f"{name} must be a list of {what}, got {value!r}"
+    if kind == "names" and name in _NAME_VOCABULARIES:
+        vocab = _NAME_VOCABULARIES[name]
         ok = many(value) is not None and all(isinstance(x, str) and x in vocab for x in value)
         return None if ok else f"{name} must be a list of names from {', '.join(vocab)}, got {value!r}"
-    if name == "decays":
+    if kind == "numbers":
         ok = many(value) is not None and all(isinstance(x, (int, float)) and 0 < x < 1 for x in value)
-        return None if ok else f"decays must be a list of numbers in (0, 1), got {value!r}"
-    if name == "guidance_scale":
+        return None if ok else f"{name} must be a list of numbers in (0, 1), got {value!r}"
+    if kind == "number":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-        return None if ok else f"guidance_scale must be a number >= 0, got {value!r}"
+        return None if ok else f"{name} must be a number >= 0, got {value!r}"
     return None
 
 

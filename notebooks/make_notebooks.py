@@ -4,7 +4,7 @@ Every notebook has the same shape, so they stay consistent:
 
 1. a title cell;
 2. the figure's notes: what it plots, the paper's finding (docs/PAPER.md), what to expect at demo and paper
-   scale and the runtime of each preset (``collapse_utils.figures.NOTES``);
+   scale and the runtime of each preset (``collapse_utils.figure_notes.NOTES``);
 3. a cell that installs the package on Google Colab only (elsewhere it does nothing);
 4. the ``parameters`` cell (papermill) — preset, dataset, sizes, generations, paradigms, methods, feature space,
    seeds, device, run root, figure directory, workers, plus the figure's own options, with their defaults and
@@ -30,9 +30,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from collapse_utils.figures import (  # noqa: E402
-    NOTES, PARAMETERS, RUNTIME_SOURCES, SMOKE_RUNTIME, SPECS, FigureSpec,
-)
+from collapse_utils.figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME  # noqa: E402
+from collapse_utils.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
 
 COLAB_CELL = '''\
 # On Google Colab only: install this package from a clone of the repository (see notebooks/README.md).
@@ -84,7 +83,7 @@ def plot_source(spec: FigureSpec) -> str:
 
 def notes_source(spec: FigureSpec) -> str:
     """The figure's notes cell: what it plots, the paper's finding, what to expect, runtime per preset
-    (``collapse_utils.figures.NOTES``, the one place this text lives)."""
+    (``collapse_utils.figure_notes.NOTES``, the one place this text lives)."""
     n = NOTES[spec.id]
     return (
         "## About this figure\n\n"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from collapse_utils import batch as figure_batch
-from collapse_utils import figures, run_metrics
+from collapse_utils import figure_notes, figures, run_metrics
 from collapse_utils.__main__ import main as cli_main
 
 NOTEBOOKS = figure_batch.discover_notebooks()
@@ -253,11 +253,11 @@ def test_papermill_text_parameters_reach_the_figure(tmp_path):
 def test_every_figure_says_what_it_plots_finds_expects_and_costs():
     import dataclasses
 
-    assert set(figures.NOTES) == set(figures.SPECS)
-    for fig, notes in figures.NOTES.items():
+    assert set(figure_notes.NOTES) == set(figures.SPECS)
+    for fig, notes in figure_notes.NOTES.items():
         for f in dataclasses.fields(notes):
             assert getattr(notes, f.name).strip(), (fig, f.name)
         assert "PAPER.md" in notes.paper_finding, fig  # the finding cites the digest's section
         nb = nbformat.read(NOTEBOOKS[fig], as_version=4)
         about = [c.source for c in nb.cells if c.cell_type == "markdown" and "## About this figure" in c.source]
-        assert len(about) == 1 and notes.paper_finding in about[0] and figures.SMOKE_RUNTIME in about[0], fig
+        assert len(about) == 1 and notes.paper_finding in about[0] and figure_notes.SMOKE_RUNTIME in about[0], fig
