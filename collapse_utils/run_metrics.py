@@ -57,11 +57,6 @@ def resolve_fd_metric(fd_fallback: str | None, device: str | None = None) -> tup
 
 
 # ---------------------------------------------------------------------------------------------- the one FD path
-def _record(g: "GenerationResult") -> None:
-    """Write a generation's metrics back to its ``metrics.json`` (through the run directory's one writer)."""
-    g.write_metrics()
-
-
 def _fd_sample_count(g: Any, cap: int | None) -> int:
     total = int(g.metrics.get("num_samples") or len(g.samples))
     return total if cap is None else min(cap, total)
@@ -104,7 +99,7 @@ def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: i
     k = _fd_sample_count(g, cap)
     g.metrics[metric] = _fd(g.samples[:k], real(r, cap, space), space, real.device, method)
     g.metrics[f"{metric}_samples"] = k
-    _record(g)
+    g.write_metrics()  # through the run directory's one writer of metrics.json
 
 
 # ---------------------------------------------------------------------------------------------- figure metrics
@@ -160,7 +155,7 @@ def ensure_metrics(run: "RunResult", names: Iterable[str], device: str | None = 
             real = run.real_images()[: run.config.n]
         g.metrics.update(generation_metrics(g.train_images, g.samples, real_images=real, names=tuple(missing),
                                             device=device))
-        _record(g)
+        g.write_metrics()
     return run
 
 
