@@ -23,8 +23,8 @@ import numpy as np
 
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
-from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, METRIC_NAMES, MIXED_PRECISION,
-                    PARADIGMS, RECIPES, RESIZE_METHODS, SELECTION_METHODS, TRACKERS)
+from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, HELDOUT_METRICS, METRIC_NAMES,
+                    MIXED_PRECISION, PARADIGMS, RECIPES, RESIZE_METHODS, SELECTION_METHODS, TRACKERS)
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -205,6 +205,14 @@ class RunConfig:
             errors.append(f"selection {self.selection!r} is unknown; choose none, random, greedy or threshold")
         if self.feature_space not in FEATURE_SPACES:
             errors.append(f"feature_space {self.feature_space!r} is unknown; choose pixel, dinov2 or inception")
+        unknown = [m for m in self.metrics if m not in METRIC_NAMES]
+        if unknown:
+            errors.append(f"unknown metric(s) {unknown}; valid: {', '.join(METRIC_NAMES)}")
+        after = [m for m in self.metrics if m in HELDOUT_METRICS]
+        if after:
+            errors.append(f"metric(s) {after} are measured against held-out images after the run, not by the loop: "
+                          "leave them out of metrics (figures and collapse_utils.run_metrics.ensure_figure_metrics "
+                          "compute them from the stored run)")
         if self.mixed_precision not in MIXED_PRECISION:
             errors.append(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         if self.tracker not in TRACKERS:

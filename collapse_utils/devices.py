@@ -7,6 +7,8 @@ Resolved here once for training, sampling, features and metrics alike:
   recipe elsewhere; ``reference`` / ``fast`` force one (RunConfig.recipe).
 * precision: the reference recipe autocasts fp16/bf16 on a GPU only (fp32 on a CPU, recorded in train_log.json);
   the fast path autocasts bf16 on CUDA for any mixed precision (:func:`fast_precision`).
+* the CPU thread count of recorded computations (:func:`fixed_cpu_threads`) and worker processes that exit
+  with the process that started them (:func:`die_with_parent`).
 * the fast path's switches (:class:`FastOptions`), read once from the environment (``COLLAPSE_FAST_*``) into
   :data:`OPTIONS`, which both fast modules (and the GPU benchmark, to try variants) read.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +27,36 @@ from typing import Any, Iterator
 import torch
 
 from .vocab import RECIPES
+
+
+# Torch threads of every CPU computation whose bytes are recorded (training, sampling): conv kernels reduce in an
+# order that depends on the thread count, so a fixed count makes the same run key give the same bytes anywhere.
+CPU_THREADS = 1
+
+
+@contextmanager
+def fixed_cpu_threads(device: torch.device) -> Iterator[None]:
+    """Run the block with :data:`CPU_THREADS` torch threads when ``device`` is a CPU (nothing changes on CUDA)."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker-process initializer: exit as soon as the process that started us is gone (a SIGKILLed ``figures``
+    or notebook leaves no worker training into the store)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -66,6 +66,9 @@ def metric_label(metric: str) -> str:
         "mnnd": "MNND: mean nearest-neighbour L2\n(pixel values 0–255)",
         "mem_ratio": "Memorized share\n(NN distance < ⅓ of 2nd NN, pixels)",
         "real_share": "Share of real images",
+        "mem_index_pixel": "Memorization index\n(median NN distance to D_t: samples ÷ held-out; 1 novel, 0 copies)",
+        "copy_rate_pixel": "Copy rate\n(share of samples closer to D_t than 95% of held-out draws)",
+        "fd_lenet": "FD_LeNet ↓ (LeNet-5 MNIST features, 84-d)",
     }
     return labels.get(metric, metric)
 

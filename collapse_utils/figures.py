@@ -71,8 +71,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               "greedy | random", True, kind="names"),
     Parameter("feature_space", None, "config", "None: that of the preset (dinov2 at paper scale, pixel at "
               "demo/smoke); or pixel | dinov2 | inception", True),
-    Parameter("seeds", [0], "config", "one run per seed; lines show the mean and a ±1 sd band when there are "
-              "several", True, kind="ints"),
+    Parameter("seeds", None, "config", "one run per seed; None: the preset's (3 at demo, 1 at smoke and paper); "
+              "lines show the mean and a ±1 sd band over seeds, CSVs keep every seed", True, kind="ints"),
     Parameter("device", None, "config", "None: CUDA if available, else CPU", True),
     Parameter("run_root", None, "runs", "None: $COLLAPSE_RUNS or <repo>/runs (the run store shared by every "
               "figure)", True),
@@ -192,7 +192,7 @@ def parameter_error(name: str, value: Any) -> str | None:
     def many(v: Any) -> list | None:
         return list(v) if isinstance(v, (list, tuple)) else None
 
-    if value is None and name != "seeds":
+    if value is None:
         return None
     kind = PARAMETERS[name].kind if name in PARAMETERS else "str"
     if kind == "int_or_ints":
@@ -279,7 +279,8 @@ def guidance_figure_configs(preset: str, *, datasets: Sequence[str] | None = Non
 
 SPECS: dict[str, FigureSpec] = {s.id: s for s in (
     FigureSpec("F2", "Generalization score vs generation per dataset size, with generated/nearest-training pairs",
-               E.size_sweep, ("gs_pixel",), options=("pair_size", "pair_generations", "n_pairs")),
+               E.size_sweep, ("gs_pixel", "mem_index_pixel", "copy_rate_pixel"),
+               options=("pair_size", "pair_generations", "n_pairs")),
     FigureSpec("F3", "Training-set entropy vs generation, and 2-D SVD projections of real vs generated images",
                E.size_sweep, ("entropy_pixel",), options=("svd_size", "svd_generations")),
     FigureSpec("F4", "Generalization score (log) vs entropy and vs covariance trace, with Pearson r",
@@ -346,7 +347,10 @@ def figure_configs(figure: str, preset: str = "demo", **overrides: Any) -> list[
     kw = {k: val for k, val in named.items() if k in takes}
     if "n" in takes:
         kw["n"] = _single_size(sizes)
-    kw.update(generations=v["generations"], seeds=tuple(v["seeds"]), device=v["device"])
+    from .presets import scale
+
+    seeds = v["seeds"] if v["seeds"] is not None else scale(preset).seeds
+    kw.update(generations=v["generations"], seeds=tuple(seeds), device=v["device"])
     out: list[RunConfig] = []
     for ds in _datasets(dataset) if "dataset" in takes else [None]:
         for p in paradigms if "paradigm" in takes else [None]:
@@ -401,7 +405,8 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
         options.update(metric=fd_metric, fallback_note=note)
     if any("{fs}" in m for m in spec.metrics):
         options["feature_space"] = fs
-    ensure_figure_metrics(runs, figure_metrics(figure, fs, fd_metric), device=device, fid_samples=v["fid_samples"])
+    ensure_figure_metrics(runs, figure_metrics(figure, fs, fd_metric), device=device, fid_samples=v["fid_samples"],
+                          workers=v["workers"] or default_workers(preset))
     if spec.last_generation_fid:  # FID at the last generation only (Inception on a CPU costs ~0.1 s per image)
         options["fid_reference"] = ensure_last_generation_fid(runs, max_samples=v["fid_samples"], device=device)
     return FigureRuns(figure, runs, fig_dir, run_root, options)

@@ -9,7 +9,6 @@ metrics run on the main process.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -26,7 +25,7 @@ from . import rundir, tracking
 from .config import RunConfig, derive_seed
 from .ddpm import SampleSettings, balanced_labels
 from .devices import resolve_device as checked_device
-from .devices import resolve_recipe
+from .devices import fixed_cpu_threads, resolve_recipe
 from .models import build_scheduler
 from .paradigms import Pool, build_training_set
 from .preflight import paper_scale_on_cpu, preflight
@@ -252,22 +251,6 @@ def _finished_run(config: RunConfig, run_dir: Path, allow_config_change: bool) -
 
 # torch threads of a run on a CPU: fixed by the run, not by who launched it (`run`, a `figures` worker, a
 # resume), since the thread count changes the bytes a CPU computes; recorded in the manifest's device line.
-CPU_THREADS = 1
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device):
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(CPU_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_self_consuming(
     config: RunConfig,
     run_dir: str | os.PathLike,
@@ -280,7 +263,7 @@ def run_self_consuming(
 
     Finished generations (``DONE`` marker, artifacts whole) are skipped; an interrupted one resumes from
     its last training checkpoint and its finished sample batches. On a CPU the run computes with
-    :data:`CPU_THREADS` torch threads whoever launched it, so the same run key gives the same bytes.
+    :data:`~collapse_utils.devices.CPU_THREADS` torch threads whoever launched it, so the same run key gives the same bytes.
 
     One process writes a run directory at a time (:class:`~collapse_utils.rundir.RunLock`): another one that
     wants the same run waits for it and then finds it finished, or with ``wait=False`` raises
@@ -315,7 +298,7 @@ def run_self_consuming(
                 if on_generation is not None and state.is_main_process:
                     on_generation(gen)
             return finished
-        with _cpu_threads(device):
+        with fixed_cpu_threads(device):
             return _run(config, run_dir, state, device, allow_config_change, on_generation)
     finally:
         lock.release()

@@ -42,7 +42,7 @@ def as_features(x, *, device: str | torch.device | None = None, name: str = "fea
     if t.ndim == 1:
         raise ValueError(f"{name} must be N x D (one row per sample); got a 1-d array of shape {tuple(t.shape)}")
     if t.ndim > 2:
-        t = t.reshape(t.shape[0], -1)
+        t = t.reshape(t.shape[0], math.prod(t.shape[1:]))
     if t.ndim != 2:
         raise ValueError(f"{name} must be N x D; got shape {tuple(t.shape)}")
     if t.shape[0] == 0 and not allow_empty:
@@ -306,6 +306,38 @@ def memorization_ratio(generated, training, ratio: float = 1 / 3, *,
     d, _ = nearest_neighbors(generated, training, k=2, device=device)
     d1, d2 = d[:, 0].astype(np.float64), d[:, 1].astype(np.float64)
     return float(np.mean((d1 < ratio * d2) | (d1 == 0)))
+
+
+def memorization_index(generated, heldout, training, *, quantile: float = 0.05,
+                       device: str | torch.device | None = None) -> dict[str, float]:
+    """The memorization index and copy rate of samples G against their training set D (PAPER.md §3.7, our design).
+
+    With d(x) the distance from x to its nearest image of D, ``generated`` G_t the model's samples and ``heldout``
+    H_t fresh draws from the same source as D that no model trained on (collapse_utils.heldout):
+
+    * ``mem_index`` = median_{x∈G} d(x) / median_{y∈H} d(y): ≈ 1 when the samples are as novel with respect to D
+      as fresh draws of its source, → 0 when they are copies of D;
+    * ``copy_rate`` = share of G with d(x) < τ, τ = the ``quantile`` (5 %) quantile of {d(y), y ∈ H}: ≈ 0.05
+      when generalizing, → 1 when copying.
+
+    Unlike the 1/3 rule (:func:`memorization_ratio`), neither depends on D's own spacing: once D holds
+    near-duplicates a copy of one has a second neighbour as close as its first, and the 1/3 rule stops counting
+    it. ``mem_index`` is NaN (with ``copy_rate`` still defined) when half of H lies at distance 0 from D.
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1); got {quantile}")
+    sets = {name: as_features(x, device=device, name=name)
+            for name, x in (("generated", generated), ("heldout", heldout), ("training", training))}
+    dims = {name: t.shape[1] for name, t in sets.items()}
+    if len(set(dims.values())) != 1:
+        raise ValueError(f"generated, heldout and training must have the same dimensions; got {dims}")
+    d_gen = nearest_neighbors(sets["generated"], sets["training"], k=1)[0][:, 0].astype(np.float64)
+    d_held = nearest_neighbors(sets["heldout"], sets["training"], k=1)[0][:, 0].astype(np.float64)
+    med_held = float(np.median(d_held))
+    tau = float(np.quantile(d_held, quantile))
+    return {"mem_index": float(np.median(d_gen)) / med_held if med_held > 0 else float("nan"),
+            "copy_rate": float(np.mean(d_gen < tau)),
+            "median_nn_generated": float(np.median(d_gen)), "median_nn_heldout": med_held, "copy_threshold": tau}
 
 
 def svd_projection(real, generated, components: Sequence[int] = (1, 2)) -> tuple[np.ndarray, np.ndarray]:

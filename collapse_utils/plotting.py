@@ -57,18 +57,28 @@ def _pairs_image(run: "RunResult", pairs: pd.DataFrame) -> tuple[np.ndarray, lis
 def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = None,
             pair_generations: Sequence[int] | None = None, n_pairs: int = 6) -> FigureOutput:
     """F2 (paper Fig. 2): generalization score (pixels, log axis) vs generation per dataset size (replace), with
-    generated samples above their nearest training images at early, middle and late generations (smallest n)."""
+    generated samples above their nearest training images at early, middle and late generations (smallest n),
+    and, where the runs have them, the memorization index and copy rate per generation (PAPER.md §3.7)."""
     theme()
     wide = as_frame(runs)
     require_metrics(wide, ["gs_pixel"], "F2")
     with_pairs = not is_table(runs)
-    fig, axes = plt.subplots(1, 2 if with_pairs else 1, figsize=(12 if with_pairs else 6, 4.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.1, 1]} if with_pairs else None)
-    ax = axes[0, -1]
+    memo = [m for m in MEMORIZATION_PANELS if m in wide.columns and wide[m].notna().any()]
+    cols = (2 if with_pairs else 1) + len(memo)
+    ratios = ([1.1] if with_pairs else []) + [1] * (cols - int(with_pairs))
+    fig, axes = plt.subplots(1, cols, figsize=(6 * cols, 4.6), squeeze=False, gridspec_kw={"width_ratios": ratios})
+    ax = axes[0, int(with_pairs)]
     lines_by_size(ax, wide, "gs_pixel")
     ax.set_yscale("log")
     ax.set_ylabel(metric_label("gs_pixel") + ", log scale")
     ax.set_title("Generalization score vs generation (replace)")
+    for ax, metric in zip(axes[0, int(with_pairs) + 1:], memo):
+        lines_by_size(ax, wide, metric)
+        ax.axhline(MEMORIZATION_PANELS[metric], color="0.4", lw=1, ls=":", label="fresh draws (expected)")
+        ax.set_ylabel(metric_label(metric))
+        ax.set_title({"mem_index_pixel": "Memorization index vs generation",
+                      "copy_rate_pixel": "Copy rate vs generation"}[metric])
+        ax.legend(fontsize=8)
     parts = {}
     if with_pairs:
         run = pick_run(runs, pair_size)
@@ -82,7 +92,11 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
         parts["pairs"] = pairs
     figure_title(fig, "F2", "the generalization-to-memorization transition", wide)
     fig.tight_layout()
-    return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel"], "F2"), parts=parts)
+    return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel", *memo], "F2"), parts=parts)
+
+
+# Memorization panels and the value fresh draws of the training set's source give (PAPER.md §3.7).
+MEMORIZATION_PANELS = {"mem_index_pixel": 1.0, "copy_rate_pixel": 0.05}
 
 
 # ---------------------------------------------------------------------------------------------- F3

@@ -16,8 +16,9 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from .heldout import held_out_real
 from .rundir import real_dir
-from .vocab import FD_METRICS
+from .vocab import FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RunConfig
@@ -160,41 +161,168 @@ def ensure_metrics(run: "RunResult", names: Iterable[str], device: str | None = 
 
 
 def ensure_figure_metrics(runs: Sequence["RunResult"], names: Iterable[str], *, device: str | None = None,
-                          fid_samples: int | None = None) -> None:
-    """Make sure every generation of ``runs`` has the metrics ``names`` (computed from stored artifacts)."""
+                          fid_samples: int | None = None, heldout_samples: int | None = None,
+                          fd_samples: int | None = None, workers: int = 1) -> None:
+    """Make sure every generation of ``runs`` has the metrics ``names`` (computed from stored artifacts).
+
+    Held-out metrics (vocab.HELDOUT_METRICS) draw their held-out samples first, in ``workers`` processes;
+    ``heldout_samples`` / ``fd_samples``: their sizes (None: the preset's, presets.Scale).
+    """
     names = list(dict.fromkeys(names))
-    other = [m for m in names if m not in FD_METRICS]
+    other = [m for m in names if m not in FD_METRICS and m not in HELDOUT_FD_METRICS and m not in MEMORIZATION_METRICS]
     if other:
         for r in runs:
             ensure_metrics(r, other, device=device)
     for m in names:
         if m in FD_METRICS:
             ensure_fd(runs, m, max_samples=fid_samples, device=device)
+    held = [m for m in names if m in HELDOUT_FD_METRICS or m in MEMORIZATION_METRICS]
+    if held:
+        ensure_heldout_metrics(runs, held, heldout_samples=heldout_samples, fd_samples=fd_samples, device=device,
+                               workers=workers)
+
+
+# ---------------------------------------------------------------------------------------------- held-out metrics
+def _preset_counts(cfg: "RunConfig", heldout_samples: int | None, fd_samples: int | None) -> tuple[int, int]:
+    from .presets import scale
+
+    s = scale(cfg.preset) if cfg.preset in ("smoke", "demo", "paper") else scale("paper")
+    mem = int(heldout_samples if heldout_samples is not None else s.heldout_samples)
+    fd = fd_samples if fd_samples is not None else (s.fd_samples if s.fd_samples is not None else cfg.n)
+    return mem, int(fd)
+
+
+def _memorization_missing(g: Any, count: int) -> bool:
+    return any(m not in g.metrics for m in MEMORIZATION_METRICS) or g.metrics.get("mem_index_pixel_samples") != count
+
+
+def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *, heldout_samples: int | None = None,
+                           fd_samples: int | None = None, device: str | None = None, workers: int = 1) -> None:
+    """Compute the held-out metrics ``names`` (``mem_index_pixel``, ``copy_rate_pixel``, ``fd_lenet``) missing
+    from every generation of ``runs`` and store them in its metrics.json (collapse_utils.heldout says what is drawn).
+
+    * memorization (PAPER.md §3.7): G_t = the first ``heldout_samples`` held-out samples of generation t, H_t =
+      :func:`~collapse_utils.heldout.heldout_set` of that size; stored with ``mem_index_pixel_samples`` and
+      ``heldout_sources`` (H_t's count per source);
+    * held-out Fréchet distances: the first ``fd_samples`` held-out samples of generation t against
+      :func:`~collapse_utils.heldout.real_reference` of the same size; stored with ``<metric>_samples``.
+
+    Values computed with other counts are recomputed. A run whose dataset has no held-out real images gets a
+    warning and no memorization metrics (its Fréchet distances use the MNIST test set or fail loudly).
+    """
+    import numpy as np
+
+    from .heldout import HeldOutUnavailableError, ensure_heldout_samples, heldout_samples as draw, heldout_set
+    from .metrics import frechet_distance, memorization_index
+
+    names = list(names)
+    fds = [m for m in names if m in HELDOUT_FD_METRICS]
+    mem = any(m in MEMORIZATION_METRICS for m in names)
+    requests: list[tuple[int, int, int]] = []
+    for i, r in enumerate(runs):
+        m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
+        for g in r.generations:
+            need = 0
+            if mem and _memorization_missing(g, m_count):
+                need = m_count  # G_t, and (as a source of later H's) E_t
+                sources = np.unique(g.train_sources)
+                requests += [(i, int(k), m_count) for k in sources if k > 0]
+            if any(m not in g.metrics or g.metrics.get(f"{m}_samples") != f_count for m in fds):
+                need = max(need, f_count)
+            if need:
+                requests.append((i, g.generation, need))
+    ensure_heldout_samples(runs, sorted(set(requests)), device=device, workers=workers)
+    refs: dict[tuple[Any, ...], Any] = {}
+    for r in runs:
+        m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
+        for g in r.generations:
+            changed = False
+            if mem and _memorization_missing(g, m_count):
+                try:
+                    held, shares = heldout_set(r, g.generation, m_count, device)
+                except HeldOutUnavailableError as exc:
+                    log.warning("no memorization index for %s: %s", r.run_dir.name, exc)
+                else:
+                    out = memorization_index(draw(r, g.generation, m_count, device), held, g.train_images,
+                                             device=device)
+                    g.metrics.update(mem_index_pixel=out["mem_index"], copy_rate_pixel=out["copy_rate"],
+                                     mem_index_pixel_samples=m_count, heldout_sources={str(k): v for k, v in shares.items()})
+                    changed = True
+            for m in fds:
+                if m in g.metrics and g.metrics.get(f"{m}_samples") == f_count:
+                    continue
+                space = HELDOUT_FD_METRICS[m]
+                key = (space, f_count, *_reference_key(r.config))
+                if key not in refs:
+                    refs[key] = _features(_reference(r.config, f_count, 0), space, device)
+                g.metrics[m] = frechet_distance(_features(draw(r, g.generation, f_count, device), space, device),
+                                                refs[key], method="eigh")
+                g.metrics[f"{m}_samples"] = f_count
+                changed = True
+            if changed:
+                g.write_metrics()
+
+
+def _reference(cfg: "RunConfig", count: int, part: int) -> Any:
+    from .heldout import real_reference
+
+    return real_reference(cfg, count, part)
+
+
+def _reference_key(cfg: "RunConfig") -> tuple[Any, ...]:
+    from .heldout import reference_key
+
+    return reference_key(cfg)
+
+
+def _features(images: Any, space: str, device: str | None) -> Any:
+    from .features import extract_features
+
+    return extract_features(images, space, device=device)
+
+
+_FLOORS: dict[tuple[Any, ...], float] = {}
+
+
+def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> float:
+    from .data import load_dataset
+    from .heldout import HeldOutUnavailableError
+    from .metrics import frechet_distance
+
+    if metric in HELDOUT_FD_METRICS:
+        space = HELDOUT_FD_METRICS[metric]
+        a, b = _reference(cfg, count, 1), _reference(cfg, count, 0)
+    else:  # the in-run convention: FD of samples against the run's first real images
+        space = FD_METRICS[metric]
+        a = held_out_real(cfg, count)
+        if a is None or len(a) < count:
+            raise HeldOutUnavailableError(f"{cfg.dataset} has no {count} held-out real images for a noise floor")
+        b = load_dataset(cfg.dataset, count, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
+                         root=cfg.data_root, resize_method=cfg.resize_method).images
+    return frechet_distance(_features(a, space, device), _features(b, space, device), method="eigh")
+
+
+def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None = None) -> float:
+    """The noise floor of a Fréchet distance on ``count`` images per side: the same distance between two disjoint
+    real sets of that size (so differences below it are sampling noise).
+
+    Held-out metrics (``fd_lenet``): the two parts of :func:`~collapse_utils.heldout.real_reference`; ``fid`` /
+    ``fd_dinov2`` (samples against the run's first real images): held-out real images against the run's first
+    ``count`` real images. Cached per (metric, reference, count).
+    """
+    from .heldout import reference_key
+
+    if metric not in HELDOUT_FD_METRICS and metric not in FD_METRICS:
+        raise ValueError(f"{metric!r} is not a Fréchet-distance metric; choose one of "
+                         f"{sorted(HELDOUT_FD_METRICS) + sorted(FD_METRICS)}")
+    ref = reference_key(cfg) if metric in HELDOUT_FD_METRICS else (cfg.dataset, cfg.resolution, cfg.seed, cfg.n)
+    key = (metric, ref, int(count), device)
+    if key not in _FLOORS:
+        _FLOORS[key] = _floor(cfg, metric, int(count), device)
+    return _FLOORS[key]
 
 
 # ---------------------------------------------------------------------------------------------- F11's FID
-def held_out_real(cfg: "RunConfig", count: int) -> "Any | None":
-    """``count`` real images the run never saw (the next ones of the same seeded draw), or ``None`` if the dataset
-    has no more (e.g. the bundled 12,000-image MNIST at n = 12,000)."""
-    import numpy as np
-
-    from .data import load_dataset
-    from .paradigms import real_images_needed
-
-    used = real_images_needed(cfg)
-    try:
-        ds = load_dataset(cfg.dataset, used + count, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
-                          root=cfg.data_root, resize_method=cfg.resize_method)
-        ref = load_dataset(cfg.dataset, used, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
-                           root=cfg.data_root, resize_method=cfg.resize_method)
-    except (ValueError, OSError) as exc:
-        log.info("no held-out real images for the FID reference: %s", exc)
-        return None
-    if not np.array_equal(ds.indices[:used], ref.indices):  # a larger draw must extend the run's own
-        return None
-    return ds.images[used:used + count]
-
-
 def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int | None = None,
                                device: str | None = None) -> dict[str, Any] | None:
     """FID of each run's last generation against its first n real images, stored as ``fid`` / ``fid_samples`` in

@@ -15,6 +15,8 @@ Every other module reads and writes a run through the functions here; none spell
               samples.npy    the generation's samples (+ sample_labels.npy)
               samples.png    a grid of the first samples (one row per class for conditional runs)
               metrics.json   that generation's metrics (checked to hold every metric the config asks for)
+              heldout/       extra samples of the generation's model drawn after the run for held-out metrics
+                             (collapse_utils.heldout): part files with sha256 sidecars and their meta.json
               hashes.json    sha256 of each artifact above, recorded as it is written
               DONE           written last: the generation is finished
 
@@ -143,6 +145,16 @@ def ckpt_path(gen: Path) -> Path:
 def parts_path(gen: Path) -> Path:
     """The folder of finished sampling batches (present only while the generation samples)."""
     return gen / "sample_parts"
+
+
+def heldout_path(gen: Path) -> Path:
+    """Where a generation's held-out samples live (drawn after the run; never read by the loop)."""
+    return gen / "heldout"
+
+
+def model_sha256(gen: Path) -> str:
+    """The sha256 of the generation's trained weights: what anything derived from the model is tied to."""
+    return cio.file_sha256(model_path(gen) / UNET_WEIGHTS)
 
 
 def is_done(run_dir: str | os.PathLike, g: int) -> bool:

@@ -13,13 +13,13 @@ import multiprocessing as mp
 import os
 import queue
 import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .config import RunConfig
+from .devices import die_with_parent
 from . import rundir
 from .loop import run_self_consuming
 from .rundir import GenerationResult, RunResult, load_run
@@ -65,17 +65,6 @@ def _new_generations(cfg: RunConfig, run_dir: Path, report: Callable[[Generation
     """The loop's per-generation callback, passing on only generations not already done when the run started."""
     done_before = {g for g in range(1, cfg.generations + 1) if rundir.is_done(run_dir, g)}
     return lambda gen: None if gen.generation in done_before else report(gen)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker-process initializer: exit as soon as the process that started us is gone (a SIGKILLed ``figures``
-    or notebook leaves no worker training into the store)."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 def _worker(cfg_dict: dict, run_dir: str, threads: int | None, events: Any = None) -> str:
@@ -141,14 +130,14 @@ def ensure_runs(
             events, relay, stop = None, None, threading.Event()
             if on_generation is not None:
                 manager = SyncManager(ctx=ctx)
-                manager.start(_die_with_parent, (os.getpid(),))
+                manager.start(die_with_parent, (os.getpid(),))
                 stack.callback(manager.shutdown)
                 events = manager.Queue()
                 relay = threading.Thread(target=_relay, args=(events, {c.run_key(): c for c in todo}, on_generation,
                                                               stop), daemon=True)
                 relay.start()
             try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent,
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
                                          initargs=(os.getpid(),)) as pool:
                     futures = [pool.submit(_worker, c.to_dict(), str(run_dir_for(c, root)), threads, events)
                                for c in todo]

@@ -34,11 +34,18 @@ FEATURE_SPACES = ("pixel", "dinov2", "inception")
 
 # Fréchet-distance metrics and the feature space each is computed in.
 FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
-# Every per-generation metric (metrics.generation_metrics computes them).
+# Metrics measured after a run against held-out images (collapse_utils.heldout), never by the loop: the
+# memorization index and copy rate of the model's samples (PAPER.md §3.7) ...
+MEMORIZATION_METRICS = ("mem_index_pixel", "copy_rate_pixel")
+# ... and Fréchet distances of held-out samples against a held-out real reference, with the feature space of each.
+HELDOUT_FD_METRICS: dict[str, str] = {}
+HELDOUT_METRICS = MEMORIZATION_METRICS + tuple(HELDOUT_FD_METRICS)
+# Every per-generation metric (metrics.generation_metrics computes those not in HELDOUT_METRICS).
 METRIC_NAMES = tuple(
     [f"gs_{s}" for s in FEATURE_SPACES]
     + [f"entropy_{s}" for s in FEATURE_SPACES]
     + list(FD_METRICS) + ["cov_trace", "mnnd", "mem_ratio"]
+    + list(HELDOUT_METRICS)
 )
 DEFAULT_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
 
@@ -58,4 +65,6 @@ def metric_feature_spaces(names) -> set[str]:
             spaces.add(name.split("_", 1)[1])
         elif name in FD_METRICS:
             spaces.add(FD_METRICS[name])
+        elif name in HELDOUT_FD_METRICS:
+            spaces.add(HELDOUT_FD_METRICS[name])
     return spaces
