@@ -31,7 +31,8 @@ METHOD_COLORS = {"none": "tab:blue", "threshold": "tab:green", "greedy": "tab:re
 PARADIGM_ORDER = PARADIGMS
 PARADIGM_LABELS = {"replace": "Replace", "replace_2n": "Replace, 2N images", "accumulate_subsample": "Accumulate",
                    "accumulate": "Accumulate (growing set)", "fresh": "Fresh real data"}
-SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3"}
+SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3",
+                "lenet": "MNIST LeNet fc2"}
 GEN_LABEL = "Generation (train → sample iteration)"
 
 
@@ -62,6 +63,7 @@ def metric_label(metric: str) -> str:
     labels = {
         "fid": "FID ↓ (Inception pool3)",
         "fd_dinov2": "FD_DINO ↓ (DINOv2-small CLS)",
+        "fd_lenet": "FD_LeNet ↓ (MNIST LeNet fc2)",
         "cov_trace": "Trace of covariance\n(pixel values 0–255, squared)",
         "mnnd": "MNND: mean nearest-neighbour L2\n(pixel values 0–255)",
         "mem_ratio": "Memorized share\n(NN distance < ⅓ of 2nd NN, pixels)",

@@ -94,7 +94,8 @@ def _fd(images: Any, real_features: Any, space: str, device: str | None, method:
 
 def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: int, real: _RealFeatures,
                       method: str = "eigh") -> None:
-    """Compute ``metric`` (``fid`` | ``fd_dinov2``) of generation ``g`` of run ``r`` and record it with its count."""
+    """Compute ``metric`` (a key of FD_METRICS: ``fid``, ``fd_dinov2``, ``fd_lenet``) of generation ``g`` of run
+    ``r`` and record it with its count."""
     space = FD_METRICS[metric]
     k = _fd_sample_count(g, cap)
     g.metrics[metric] = _fd(g.samples[:k], real(r, cap, space), space, real.device, method)
@@ -105,7 +106,7 @@ def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: i
 # ---------------------------------------------------------------------------------------------- figure metrics
 def ensure_fd(runs: Sequence["RunResult"], metric: str, *, max_samples: int | None = None,
               device: str | None = None, method: str = "eigh") -> None:
-    """Compute a missing Fréchet-distance metric (``fid`` or ``fd_dinov2``) for every generation and store it.
+    """Compute a missing Fréchet-distance metric (``fid``, ``fd_dinov2``, ``fd_lenet``) for every generation, store it.
 
     Same definition as :func:`collapse_utils.metrics.generation_metrics` (samples G_n vs the run's first n real
     images), but real features are extracted once per distinct real set, and the matrix square root uses

@@ -29,11 +29,12 @@ POOL_KINDS = ("replace", "accumulate")
 # Conditional runs: select within each class, or over the whole pool.
 CLASS_SELECTIONS = ("per_class", "global")
 
-# Where images are compared: raw pixels (0-255), DINOv2-small CLS token, Inception pool3 (FID's network).
-FEATURE_SPACES = ("pixel", "dinov2", "inception")
+# Where images are compared: raw pixels (0-255), DINOv2-small CLS token, Inception pool3 (FID's network), the
+# bundled MNIST LeNet's penultimate layer (grey digits only).
+FEATURE_SPACES = ("pixel", "dinov2", "inception", "lenet")
 
 # Fréchet-distance metrics and the feature space each is computed in.
-FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
+FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2", "fd_lenet": "lenet"}
 # Every per-generation metric (metrics.generation_metrics computes them).
 METRIC_NAMES = tuple(
     [f"gs_{s}" for s in FEATURE_SPACES]
