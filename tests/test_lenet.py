@@ -114,3 +114,12 @@ def test_generation_metrics_computes_fd_lenet(test_digits):
     assert out["fd_lenet"] == pytest.approx(M.fd_lenet(gen, real), rel=1e-9)
     with pytest.raises(ValueError, match="need real_images"):
         M.generation_metrics(gen, gen, names=("fd_lenet",))
+
+
+def test_preflight_refuses_lenet_for_colour_datasets(tmp_path):
+    from collapse_utils.config import make_config
+    from collapse_utils.preflight import preflight
+
+    cfg = make_config("smoke", dataset="cifar10_catdog", metrics=["fd_lenet"])
+    with pytest.raises(ValueError, match="'lenet'.*grey images"):
+        preflight(cfg, np.zeros((cfg.n * 4, 8, 8, 3), np.uint8), tmp_path)
