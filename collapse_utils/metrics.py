@@ -1,5 +1,6 @@
 """The paper's measurements (PAPER.md §3): generalization score, KL entropy, FID / FD_DINO, covariance trace,
-MNND, SVD projection, and the memorization ratio of the diffusion-memorization literature (an extra).
+MNND, SVD projection, and two extras: the memorization ratio of the diffusion-memorization literature and FD_LeNet,
+the Fréchet distance in an MNIST classifier's features (for grey digits).
 
 All distances are Euclidean, computed in torch in chunks on the given device (``None`` -> CUDA if available),
 so that 65,536 x 3,072 float32 inputs fit in the memory of a 24 GiB CPU machine.
@@ -18,7 +19,7 @@ from scipy.special import digamma
 
 from .devices import resolve_device
 from .features import extract_features, inception_features
-from .vocab import DEFAULT_METRICS, METRIC_NAMES
+from .vocab import DEFAULT_METRICS, FD_METRICS, HELDOUT_METRICS, METRIC_NAMES
 
 # Distance blocks are at most this many float32 entries (256 MiB) at a time.
 _BLOCK_ELEMS = 1 << 26
@@ -264,6 +265,19 @@ def fd_dinov2(images_a: np.ndarray, images_b: np.ndarray, *, device: str | torch
     return frechet_distance(fa, fb, method=method)
 
 
+def fd_lenet(images_a: np.ndarray, images_b: np.ndarray, *, device: str | torch.device | None = None,
+             batch_size: int = 1024, method: str = "sqrtm") -> float:
+    """Fréchet distance in the bundled MNIST LeNet's 84-d penultimate space (grey digit images only).
+
+    The FID formula (PAPER.md §3.3) in features trained on the digits themselves, so it separates digit sets with
+    far fewer samples than FID or FD_DINO (see :mod:`collapse_utils.lenet`). The metric ``fd_lenet`` of a run is
+    this distance between held-out samples and the MNIST test set (run_metrics.ensure_heldout_metrics, PAPER.md §3.8).
+    """
+    fa = extract_features(images_a, "lenet", device=device, batch_size=batch_size)
+    fb = extract_features(images_b, "lenet", device=device, batch_size=batch_size)
+    return frechet_distance(fa, fb, method=method)
+
+
 # --------------------------------------------------------------------------------------------- §3.4-3.6
 def covariance_trace(x, *, chunk: int = 8192) -> float:
     """trace(cov(X)) = sum of per-dimension unbiased variances (PAPER.md §3.4; pixels on the 0-255 scale).
@@ -387,8 +401,14 @@ def generation_metrics(training_images: np.ndarray, generated_images: np.ndarray
     unknown = [n for n in names if n not in METRIC_NAMES]
     if unknown:
         raise ValueError(f"unknown metric name(s) {unknown}; valid: {METRIC_NAMES}")
-    if ("fid" in names or "fd_dinov2" in names) and real_images is None:
-        raise ValueError("metrics 'fid' and 'fd_dinov2' need real_images")
+    after = [n for n in names if n in HELDOUT_METRICS]
+    if after:
+        raise ValueError(f"{after} are measured against held-out images (collapse_utils.run_metrics."
+                         "ensure_heldout_metrics), not from a training set and its samples alone")
+    fd_names = [n for n in names if n in FD_METRICS]
+    if fd_names and real_images is None:
+        raise ValueError(f"metrics {', '.join(repr(n) for n in FD_METRICS)} need real_images; "
+                         f"asked for {fd_names}")
     capped = {"gen": generated_images, "real": real_images}
     if max_fid_samples is not None:  # FID-type metrics use only the first max_fid_samples of each set
         capped = {k: v if v is None else v[:max_fid_samples] for k, v in capped.items()}
@@ -415,10 +435,9 @@ def generation_metrics(training_images: np.ndarray, generated_images: np.ndarray
             out[name] = generalization_score(feats("gen", space), feats("train", space), device=device)
         elif name.startswith("entropy_"):
             out[name] = knn_entropy(feats("train", name[8:]), k=1, device=device)
-        elif name == "fid":
-            out[name] = frechet_distance(cap(feats("gen", "inception")), feats("real", "inception"))
-        elif name == "fd_dinov2":
-            out[name] = frechet_distance(cap(feats("gen", "dinov2")), feats("real", "dinov2"))
+        elif name in FD_METRICS:
+            space = FD_METRICS[name]
+            out[name] = frechet_distance(cap(feats("gen", space)), feats("real", space))
         elif name == "cov_trace":
             out[name] = covariance_trace(feats("train", "pixel"))
         elif name == "mnnd":

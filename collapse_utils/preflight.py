@@ -60,6 +60,9 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
     if unknown:
         raise ValueError(f"unknown metric name(s) {unknown}; valid: {METRIC_NAMES}")
     spaces = metric_feature_spaces(cfg.metrics) | ({cfg.feature_space} if cfg.selection != "none" else set())
+    if "lenet" in spaces and c != 1:
+        raise ValueError(f"feature space 'lenet' (an MNIST digit classifier's features) needs grey images, but "
+                         f"dataset {cfg.dataset!r} has {c} channels; use pixel, dinov2 or inception")
     for space in sorted(spaces):
         check_feature_space(space, device=device)
     params = count_parameters(build_unet(cfg.model, resolution=h, channels=c))

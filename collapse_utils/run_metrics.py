@@ -95,7 +95,8 @@ def _fd(images: Any, real_features: Any, space: str, device: str | None, method:
 
 def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: int, real: _RealFeatures,
                       method: str = "eigh") -> None:
-    """Compute ``metric`` (``fid`` | ``fd_dinov2``) of generation ``g`` of run ``r`` and record it with its count."""
+    """Compute ``metric`` (a key of FD_METRICS: ``fid``, ``fd_dinov2``) of generation ``g`` of run ``r`` and record
+    it with its count."""
     space = FD_METRICS[metric]
     k = _fd_sample_count(g, cap)
     g.metrics[metric] = _fd(g.samples[:k], real(r, cap, space), space, real.device, method)

