@@ -94,7 +94,8 @@ def _fd(images: Any, real_features: Any, space: str, device: str | None, method:
 
 def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: int, real: _RealFeatures,
                       method: str = "eigh") -> None:
-    """Compute ``metric`` (``fid`` | ``fd_dinov2``) of generation ``g`` of run ``r`` and record it with its count."""
+    """Compute ``metric`` (a name of ``vocab.FD_METRICS``) of generation ``g`` of run ``r`` and record it with its
+    count."""
     space = FD_METRICS[metric]
     k = _fd_sample_count(g, cap)
     g.metrics[metric] = _fd(g.samples[:k], real(r, cap, space), space, real.device, method)
@@ -105,14 +106,15 @@ def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: i
 # ---------------------------------------------------------------------------------------------- figure metrics
 def ensure_fd(runs: Sequence["RunResult"], metric: str, *, max_samples: int | None = None,
               device: str | None = None, method: str = "eigh") -> None:
-    """Compute a missing Fréchet-distance metric (``fid`` or ``fd_dinov2``) for every generation and store it.
+    """Compute a missing Fréchet-distance metric (``fid``, ``fid_torchvision``, ``fd_dinov2``: ``vocab.FD_METRICS``)
+    for every generation and store it.
 
     Same definition as :func:`collapse_utils.metrics.generation_metrics` (samples G_n vs the run's first n real
     images), but real features are extracted once per distinct real set, and the matrix square root uses
     ``frechet_distance(method="eigh")`` (exact; agrees with scipy's ``sqrtm`` to ~1e-8 relative, seconds instead
-    of ~30 s per value on a 2-core CPU). ``max_samples`` caps both sets (``None``: the run's n, as the authors
-    cap G_n at 32,768 = n); the count used is stored as ``<metric>_samples`` and a value computed with another
-    count is recomputed.
+    of ~30 s per value on a 2-core CPU). ``max_samples`` caps both sets (``None``: the run's n; the figures pass
+    32,768 at paper scale, the authors' cap on G_n in ``FID.py``); the count used is stored as
+    ``<metric>_samples`` and a value computed with another count is recomputed.
     """
     real = _RealFeatures(device)
     for r in runs:
@@ -196,9 +198,10 @@ def held_out_real(cfg: "RunConfig", count: int) -> "Any | None":
 
 
 def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int | None = None,
-                               device: str | None = None) -> dict[str, Any] | None:
-    """FID of each run's last generation against its first n real images, stored as ``fid`` / ``fid_samples`` in
-    that generation's metrics.json (the convention of :func:`ensure_fd`, so F8 reuses it and vice versa).
+                               device: str | None = None, metric: str = "fid") -> dict[str, Any] | None:
+    """FID of each run's last generation against its first n real images, stored as ``<metric>`` /
+    ``<metric>_samples`` in that generation's metrics.json (the convention of :func:`ensure_fd`, so F8 reuses it
+    and vice versa); ``metric`` is ``fid`` or the authors' ``fid_torchvision`` (``vocab.FID_MODES``).
 
     Only the last generation: F11 reports FID there ([PN]: "FID at Iter. 8"). ``max_samples`` caps both sets
     (``None``: the run's n). The Fréchet distance uses the exact ``eigh`` form (seconds instead of ~30 s for 2048-d
@@ -209,22 +212,23 @@ def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int 
     from . import io as cio
 
     real = _RealFeatures(device)
+    space = FD_METRICS[metric]
     reference = None
     for r in runs:
         cap = r.config.n if max_samples is None else int(max_samples)
-        if r.generations and _fd_missing(r.generations[-1], "fid", cap):
-            _fd_of_generation(r, r.generations[-1], "fid", cap, real)
+        if r.generations and _fd_missing(r.generations[-1], metric, cap):
+            _fd_of_generation(r, r.generations[-1], metric, cap, real)
     if runs and runs[0].generations:
         r = runs[0]
         cap = r.config.n if max_samples is None else int(max_samples)
         count = min(cap, r.config.n)
-        path = real_dir(r.run_dir) / f"fid_reference_{count}.json"
+        path = real_dir(r.run_dir) / f"{metric}_reference_{count}.json"
         try:
             reference = cio.read_json(path)
         except (cio.CorruptArtifactError, FileNotFoundError):
             held = held_out_real(r.config, count)
             if held is not None and len(held) == count:
-                reference = {"fid": _fd(held, real(r, cap, "inception"), "inception", device),
+                reference = {"fid": _fd(held, real(r, cap, space), space, device), "metric": metric,
                              "samples": count, "what": "FID of held-out real images against the run's real set"}
                 cio.atomic_write_json(path, reference)
     return reference
