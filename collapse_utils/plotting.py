@@ -198,9 +198,16 @@ def plot_f7(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None
                              title="generalization score (Gen ↑) with data selection")
 
 
-def plot_f8(runs: RunsOrTable, fig_dir: str | Path, **_: Any) -> FigureOutput:
-    """F8 (paper Fig. 6): FID of vanilla / TDF / Greedy, panels dataset × paradigm."""
-    return plot_methods_grid(runs, fig_dir, figure_id="F8", metric="fid", title="FID ↓ with data selection")
+def plot_f8(runs: RunsOrTable, fig_dir: str | Path, *, fid_metric: str = "fid", **_: Any) -> FigureOutput:
+    """F8 (paper Fig. 6): FID of vanilla / TDF / Greedy, panels dataset × paradigm; ``fid_metric`` is ``fid``
+    (clean-fid) or ``fid_torchvision`` (the authors' network), the figure's ``fid_mode``."""
+    return plot_methods_grid(runs, fig_dir, figure_id="F8", metric=fid_metric,
+                             title=f"FID ↓ with data selection{_fid_note(fid_metric)}")
+
+
+def _fid_note(fid_metric: str) -> str:
+    """Title suffix saying which FID network a figure shows (clean-fid's is the default, unsaid)."""
+    return "" if fid_metric == "fid" else " (torchvision Inception, the authors' FID.py)"
 
 
 def plot_f9(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
@@ -278,13 +285,14 @@ def _labelled_lines(ax: plt.Axes, wide: pd.DataFrame, metric: str, styles: dict[
     ax.legend(fontsize=8)
 
 
-def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
+def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None,
+             fid_metric: str = "fid") -> FigureOutput:
     """F12 (appendix C.1): replace with N images, with 2N unselected images, and N selected by TDF / Greedy;
-    FID and generalization score."""
+    FID (``fid_metric``, the figure's ``fid_mode``) and generalization score."""
     theme()
     wide = with_method_labels(as_frame(runs))
     fs = feature_space_of(wide, feature_space)
-    metrics = ["fid", f"gs_{fs}"]
+    metrics = [fid_metric, f"gs_{fs}"]
     require_metrics(wide, metrics, "F12")
     styles = {"Vanilla": ("tab:blue", True), "Vanilla with 2N images": ("tab:purple", True),
               "Threshold Decay Filter": ("tab:green", False), "Greedy Selection": ("tab:red", False)}
@@ -292,26 +300,28 @@ def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | Non
     for ax, m in zip(axes, metrics):
         _labelled_lines(ax, wide, m, styles)
         ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Replace")
-    figure_title(fig, "F12", "ablation: vanilla with 2N images vs selecting N", wide)
+    figure_title(fig, "F12", f"ablation: vanilla with 2N images vs selecting N{_fid_note(fid_metric)}", wide)
     fig.tight_layout()
     return save_figure(fig, fig_dir, "F12", long_table(wide, metrics, "F12", panel=wide["label"]))
 
 
-def plot_f13(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
-    """F13 (appendix C): FID under accumulate for vanilla, Greedy and the Threshold Decay Filter at each decay α."""
+def plot_f13(runs: RunsOrTable, fig_dir: str | Path, *, fid_metric: str = "fid") -> FigureOutput:
+    """F13 (appendix C): FID (``fid_metric``, the figure's ``fid_mode``) under accumulate for vanilla, Greedy and
+    the Threshold Decay Filter at each decay α."""
     theme()
     wide = with_method_labels(as_frame(runs))
-    require_metrics(wide, ["fid"], "F13")
+    require_metrics(wide, [fid_metric], "F13")
     decays = sorted(d for d in wide.loc[wide["selection"] == "threshold", "decay"].dropna().unique())
     greens = sns.color_palette("Greens", len(decays) + 2)[2:]
     styles = {"Vanilla": ("tab:blue", True), "Greedy Selection": ("tab:red", False)}
     styles.update({method_label("threshold", decay=d): (c, False) for d, c in zip(decays, greens)})
     fig, ax = plt.subplots(figsize=(6.5, 4.4))
-    _labelled_lines(ax, wide, "fid", styles)
+    _labelled_lines(ax, wide, fid_metric, styles)
     ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Accumulate")
-    figure_title(fig, "F13", "ablation over the decay factor α of the Threshold Decay Filter", wide)
+    figure_title(fig, "F13", f"ablation over the decay factor α of the Threshold Decay Filter{_fid_note(fid_metric)}",
+                 wide)
     fig.tight_layout()
-    return save_figure(fig, fig_dir, "F13", long_table(wide, ["fid"], "F13", panel=wide["label"]))
+    return save_figure(fig, fig_dir, "F13", long_table(wide, [fid_metric], "F13", panel=wide["label"]))
 
 
 # ---------------------------------------------------------------------------------------------- F14
@@ -388,7 +398,8 @@ def _f11_grid(ax: plt.Axes, run: "RunResult", generation: int, per_digit: int) -
 
 
 def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generations: Sequence[int] | None = None,
-             per_digit: int = 10, fid_reference: dict[str, Any] | None = None) -> FigureOutput:
+             per_digit: int = 10, fid_reference: dict[str, Any] | None = None,
+             fid_metric: str = "fid") -> FigureOutput:
     """F11 (PAPER.md F11, §6 item 8): MNIST with classifier-free guidance under accumulate.
 
     Rows of sample grids (one image row per digit) at ``grid_generations`` (default: first and last) for CFG
@@ -396,6 +407,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     generations, the FID table at the last generation (with [PN]'s unverified numbers and the held-out-real floor
     ``fid_reference`` from :func:`collapse_utils.run_metrics.ensure_last_generation_fid`), and the within-digit
     diversity of the samples (mean nearest-neighbour distance inside each digit, real images for reference).
+    ``fid_metric`` (the figure's ``fid_mode``): ``fid`` (clean-fid) or ``fid_torchvision`` (the authors' network).
     """
     theme()
     runs, wide = f11_runs_frame(runs)
@@ -426,7 +438,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     ax.legend(fontsize=7)
     ax.set_title("training-set entropy (paper: CFG falls, CFG + filter rises)", fontsize=8)
     # FID table at the last generation
-    fid = f11_fid_table(runs, fid_reference)
+    fid = f11_fid_table(runs, fid_reference, fid_metric)
     ax = axes[1, -1]
     ax.axis("off")
     table = f11_fid_summary(fid)
@@ -438,7 +450,8 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     tab.auto_set_font_size(False)
     tab.set_fontsize(7)
     tab.scale(1, 2.6)
-    ax.set_title("FID ↓ at the last generation (Inception pool3, clean-fid)\npaper column: [PN], unverified",
+    network = "Inception pool3, clean-fid" if fid_metric == "fid" else "torchvision Inception, the authors' FID.py"
+    ax.set_title(f"FID ↓ at the last generation ({network})\npaper column: [PN], unverified",
                  fontsize=8)
     # within-digit diversity of the samples
     div = f11_diversity(runs)
@@ -458,7 +471,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     figure_title(fig, "F11", "MNIST with classifier-free guidance (accumulate): per-digit samples, entropy, FID", wide)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     data = pd.concat([long_table(wide, ["entropy_pixel"], "F11", panel=wide["setting"], extra=("setting",)),
-                      fid[fid["metric"] == "fid"].assign(figure="F11", panel="fid")[
+                      fid[fid["metric"] == fid_metric].assign(figure="F11", panel="fid")[
                           ["figure", "panel", "run", "setting", "seed", "generation", "metric", "value"]]],
                      ignore_index=True)
     summary = f11_summary(runs, wide, table, shown)

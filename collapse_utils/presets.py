@@ -90,6 +90,8 @@ class Scale:
     guidance_dataset: str = "mnist"
     guidance_n: int = 12000  # F11: MNIST images per generation (the paper's 12,000)
     guidance_generations: int = 8  # F11: generations (the paper reports FID at iteration 8)
+    # The figures' FID/FD sample cap (their ``fid_samples`` parameter); None: each run's n.
+    fid_samples: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,7 +113,8 @@ SCALES: dict[str, Scale] = {
         sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,
         selection_datasets=("ffhq32", "cifar10"), selection_n={"ffhq32": 8192, "cifar10": 32768},
         selection_generations=8, feature_space="dinov2", guidance_n=12000, guidance_generations=8,
-        overrides={},
+        # The authors' FID.py keeps the first 32,768 generated images (and every real image; ours: the run's n).
+        fid_samples=32768, overrides={},
     ),
 }
 
