@@ -233,7 +233,8 @@ class FigureSpec:
 
     ``experiment(preset, **kw)`` returns run configurations; it receives the figure parameters its signature
     names (see :func:`figure_configs`). Metric names may hold ``{fs}`` (the runs' feature space), ``{fd}``
-    (FD_DINO, or its recorded fallback) or ``{fid}`` (the FID of the ``fid_mode`` parameter, vocab.FID_MODES). ``options`` are the figure's own parameters (:data:`PARAMETERS`);
+    (FD_DINO, or its recorded fallback) or ``{fid}`` (the FID of the ``fid_mode`` parameter, vocab.FID_MODES).
+    ``options`` are the figure's own parameters (:data:`PARAMETERS`);
     ``last_generation_fid``: the figure also reports FID at each run's last generation with its real-vs-real floor.
     """
 
