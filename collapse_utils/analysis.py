@@ -270,18 +270,21 @@ def f11_diversity(runs: Sequence["RunResult"]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def f11_fid_table(runs: Sequence["RunResult"], reference: dict[str, Any] | None) -> pd.DataFrame:
-    """FID at each run's last generation (with the sample count), the paper's value, and the real-vs-real floor."""
+def f11_fid_table(runs: Sequence["RunResult"], reference: dict[str, Any] | None,
+                  metric: str = "fid") -> pd.DataFrame:
+    """FID (``metric``: ``fid`` or ``fid_torchvision``) at each run's last generation (with the sample count), the
+    paper's value, and the real-vs-real floor."""
     rows = []
     for r in runs:
         g = r.generations[-1]
         setting = f11_setting(r.config)
         rows.append(dict(run=r.run_dir.name, setting=setting, label=f11_label(r.config), seed=r.config.seed,
-                         generation=g.generation, metric="fid", value=g.metrics["fid"],
-                         fid_samples=g.metrics.get("fid_samples"), paper_fid_iter8=F11_PAPER["fid_iter8"][setting]))
+                         generation=g.generation, metric=metric, value=g.metrics[metric],
+                         fid_samples=g.metrics.get(f"{metric}_samples"),
+                         paper_fid_iter8=F11_PAPER["fid_iter8"][setting]))
     if reference:
         rows.append(dict(run=None, setting="real_reference", label="held-out real images (floor)", seed=None,
-                         generation=None, metric="fid_reference", value=reference["fid"],
+                         generation=None, metric=f"{metric}_reference", value=reference["fid"],
                          fid_samples=reference["samples"], paper_fid_iter8=None))
     return pd.DataFrame(rows)
 

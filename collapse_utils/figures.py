@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import experiments as E
 from .store import default_run_root, repo_root
-from .vocab import PARADIGMS, SELECTION_METHODS
+from .vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, PARADIGMS, SELECTION_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RunConfig
@@ -47,7 +47,8 @@ class Parameter:
     ``common`` parameters are in every notebook, the others in the figures whose spec lists them.
     ``kind`` says how a string value is read (:func:`coerce_parameter`; papermill's ``-p`` passes strings):
     ``str`` (kept), ``int`` / ``number`` (one number), ``ints`` / ``numbers`` (a list of numbers), ``int_or_ints``
-    (one integer or a list), ``names`` (a list of names), ``name_or_names`` (one name or a list).
+    (one integer or a list), ``names`` (a list of names), ``name_or_names`` (one name or a list), ``name`` (one
+    name from a vocabulary, kept as given).
     """
 
     name: str
@@ -81,10 +82,17 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               kind="int"),
     Parameter("decays", None, "config", "decay factors α of the Threshold Decay Filter; None: those of the preset",
               kind="numbers"),
-    Parameter("fid_samples", None, "runs", "samples per set for FID/FD; None: n of the run (the authors cap G_n at "
-              "their n, 32,768)", kind="int"),
-    Parameter("fd_fallback", "inception", "runs", "'inception': without DINOv2 weights plot FD in Inception space "
-              "(said on the figure); None: fail"),
+    Parameter("fid_samples", None, "runs", "samples per set for FID/FD (the real set never exceeds the run's n); "
+              "None: the preset's, 32,768 at paper scale (the authors' FID.py cap on generated images), the run's n "
+              "at demo/smoke", kind="int"),
+    Parameter("fid_mode", None, "runs", "the Fréchet distance of the FD figures; None: the preset's (lenet at "
+              "demo/smoke, clean at paper) | clean: FID through clean-fid's standard FID Inception (metric fid) | "
+              "torchvision: the authors' FID.py network, torchvision's ImageNet inception_v3 (metric "
+              "fid_torchvision; its weights need internet once) | lenet: FD in the bundled MNIST LeNet's features "
+              "between held-out samples and MNIST test images (metric fd_lenet; grey digits)", kind="name"),
+    Parameter("fd_fallback", "preset", "runs", "without DINOv2 weights, plot FD in another space (said on the figure): "
+              "'inception' (FID's pool3) | 'lenet' (grey digits, held-out samples) | 'preset': lenet at demo/smoke, "
+              "inception at paper | None: fail"),
     Parameter("guidance_scale", 2.0, "config", "F11: classifier-free guidance scale w (eps_u + w (eps_c - eps_u)); "
               "the paper's 2", kind="number"),
     Parameter("class_selection", "per_class", "config", "F11: per_class (selection inside each digit, keeps class "
@@ -135,7 +143,7 @@ def coerce_parameter(name: str, value: Any) -> Any:
         text = value.strip()
         if text == "None":
             return None
-        if kind == "str":
+        if kind in ("str", "name"):
             return value
         if kind in ("names", "name_or_names") and not text.startswith(("[", "(")):
             names = [t.strip().strip("'\"") for t in text.split(",") if t.strip()]
@@ -182,8 +190,8 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-# The names a ``names`` parameter may list.
-_NAME_VOCABULARIES = {"paradigms": PARADIGMS, "methods": SELECTION_METHODS}
+# The names a ``names`` parameter may list, or a ``name`` parameter may be.
+_NAME_VOCABULARIES = {"paradigms": PARADIGMS, "methods": SELECTION_METHODS, "fid_mode": tuple(FID_MODES)}
 
 
 def parameter_error(name: str, value: Any) -> str | None:
@@ -209,6 +217,9 @@ def parameter_error(name: str, value: Any) -> str | None:
         vocab = _NAME_VOCABULARIES[name]
         ok = many(value) is not None and all(isinstance(x, str) and x in vocab for x in value)
         return None if ok else f"{name} must be a list of names from {', '.join(vocab)}, got {value!r}"
+    if kind == "name" and name in _NAME_VOCABULARIES:
+        vocab = _NAME_VOCABULARIES[name]
+        return None if value in vocab else f"{name} must be one of {', '.join(vocab)}, got {value!r}"
     if kind == "numbers":
         ok = many(value) is not None and all(isinstance(x, (int, float)) and 0 < x < 1 for x in value)
         return None if ok else f"{name} must be a list of numbers in (0, 1), got {value!r}"
@@ -224,8 +235,9 @@ class FigureSpec:
     """One paper figure: the experiment that gives its runs, the metrics it plots and its notebook options.
 
     ``experiment(preset, **kw)`` returns run configurations; it receives the figure parameters its signature
-    names (see :func:`figure_configs`). Metric names may hold ``{fs}`` (the runs' feature space) or ``{fd}``
-    (FD_DINO, or its recorded fallback). ``options`` are the figure's own parameters (:data:`PARAMETERS`);
+    names (see :func:`figure_configs`). Metric names may hold ``{fs}`` (the runs' feature space), ``{fd}``
+    (FD_DINO, or its recorded fallback) or ``{fid}`` (the FID of the ``fid_mode`` parameter, vocab.FID_MODES).
+    ``options`` are the figure's own parameters (:data:`PARAMETERS`);
     ``last_generation_fid``: the figure also reports FID at each run's last generation with its real-vs-real floor.
     """
 
@@ -288,20 +300,20 @@ SPECS: dict[str, FigureSpec] = {s.id: s for s in (
     FigureSpec("F7", "Generalization score of vanilla / Threshold Decay Filter / Greedy Selection",
                E.selection_grid, ("gs_{fs}",), SELECTION_PARADIGMS, SELECTION_ARMS),
     FigureSpec("F8", "FID of vanilla / Threshold Decay Filter / Greedy Selection",
-               E.selection_grid, ("fid",), SELECTION_PARADIGMS, SELECTION_ARMS, ("fid_samples",)),
+               E.selection_grid, ("{fid}",), SELECTION_PARADIGMS, SELECTION_ARMS, ("fid_samples", "fid_mode")),
     FigureSpec("F9", "Training-set entropy of vanilla / Threshold Decay Filter / Greedy Selection",
                E.selection_grid, ("entropy_{fs}",), SELECTION_PARADIGMS, SELECTION_ARMS),
     FigureSpec("F10", "Source proportions of the selected training set (accumulate + selection)",
                E.selection_grid, (), ("accumulate_subsample",), ("threshold", "greedy")),
     FigureSpec("F11", "MNIST with classifier-free guidance: samples per digit, training-set entropy, FID",
                guidance_figure_configs, ("entropy_pixel",), ("accumulate_subsample",), ("none", "threshold"),
-               ("guidance_scale", "class_selection", "fid_samples", "grid_generations", "per_digit"),
+               ("guidance_scale", "class_selection", "fid_samples", "fid_mode", "grid_generations", "per_digit"),
                last_generation_fid=True),
     FigureSpec("F12", "Ablation: vanilla with 2N images vs selecting N (replace)",
-               E.ablation_2n, ("fid", "gs_{fs}"), ("replace",), SELECTION_ARMS, ("fid_samples",)),
+               E.ablation_2n, ("{fid}", "gs_{fs}"), ("replace",), SELECTION_ARMS, ("fid_samples", "fid_mode")),
     FigureSpec("F13", "Ablation over the Threshold Decay Filter's decay factor (accumulate)",
-               E.ablation_decay, ("fid",), ("accumulate_subsample",), ("none", "greedy", "threshold"),
-               ("decays", "fid_samples")),
+               E.ablation_decay, ("{fid}",), ("accumulate_subsample",), ("none", "greedy", "threshold"),
+               ("decays", "fid_samples", "fid_mode")),
     FigureSpec("F14", "MNND and covariance trace of the training set vs generation",
                E.size_sweep, ("mnnd", "cov_trace")),
     FigureSpec("F15", "Fréchet distance in DINOv2 space, vanilla vs Greedy Selection",
@@ -359,8 +371,24 @@ def figure_configs(figure: str, preset: str = "demo", **overrides: Any) -> list[
     return out
 
 
-def figure_metrics(figure: str, feature_space: str, fd_metric: str = "fd_dinov2") -> list[str]:
-    return [m.format(fs=feature_space, fd=fd_metric) for m in SPECS[figure].metrics]
+def noise_floor(run: "RunResult", metric: str, fid_samples: int | None, device: str | None) -> dict[str, Any]:
+    """The noise floor printed beside an FD figure: the same distance between two disjoint real sets of the size
+    the figure's values use (run_metrics.fd_noise_floor); ``value`` is None where the data has no such sets."""
+    from .heldout import HeldOutUnavailableError
+    from .run_metrics import fd_noise_floor, fd_sample_size
+
+    count = fd_sample_size(run, metric, fid_samples)
+    try:
+        value = fd_noise_floor(run.config, metric, count, device)
+    except HeldOutUnavailableError as exc:
+        return {"metric": metric, "value": None, "samples": count, "what": f"no noise floor: {exc}"}
+    what = ("FD between two disjoint sets of MNIST test images" if metric in HELDOUT_FD_METRICS
+            else "FD between held-out real images and the run's real images")
+    return {"metric": metric, "value": value, "samples": count, "what": f"{what}, {count:,} per side"}
+
+
+def figure_metrics(figure: str, feature_space: str, fd_metric: str = "fd_dinov2", fid_metric: str = "fid") -> list[str]:
+    return [m.format(fs=feature_space, fd=fd_metric, fid=fid_metric) for m in SPECS[figure].metrics]
 
 
 # ---------------------------------------------------------------------------------------------- the notebooks' call
@@ -392,21 +420,43 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     spec = SPECS[figure]
     plot_names = [n for n in spec.options if PARAMETERS[n].role == "plot"]
     v = _values(figure, overrides, ("config", "runs"), "figure_runs", extra=plot_names)
+    device = v["device"]
+    fid_metric = FID_MODES[v["fid_mode"] or scale(preset).fid_mode]
+    if fid_metric != "fid" and "fid_mode" in spec.options:  # no weights: fail before training anything
+        from .features import check_feature_space
+
+        check_feature_space(FD_METRICS[fid_metric], device=device)
     run_root = Path(v["run_root"]) if v["run_root"] else default_run_root()
     fig_dir = Path(v["fig_dir"]) if v["fig_dir"] else default_fig_dir(preset)
     configs = figure_configs(figure, preset, **{k: v[k] for k in parameter_names("config") if k in v})
     runs = ensure_runs(configs, run_root, workers=v["workers"] or default_workers(preset))
     fs = v["feature_space"] or scale(preset).feature_space
-    device = v["device"]
+    fid_samples = v["fid_samples"] if v["fid_samples"] is not None else scale(preset).fid_samples
     options: dict[str, Any] = {n: v[n] for n in plot_names}
+    if "fid_mode" in spec.options:
+        options["fid_metric"] = fid_metric
     fd_metric = "fd_dinov2"
     if "{fd}" in spec.metrics:
-        fd_metric, note = resolve_fd_metric(v["fd_fallback"], device)
+        fallback = v["fd_fallback"]
+        if fallback == "preset":
+            fallback = "lenet" if scale(preset).fid_mode == "lenet" else "inception"
+        fd_metric, note = resolve_fd_metric(fallback, device)
         options.update(metric=fd_metric, fallback_note=note)
     if any("{fs}" in m for m in spec.metrics):
         options["feature_space"] = fs
-    ensure_figure_metrics(runs, figure_metrics(figure, fs, fd_metric), device=device, fid_samples=v["fid_samples"],
+    held_out_fd = fid_metric in HELDOUT_FD_METRICS
+    names = figure_metrics(figure, fs, fd_metric, fid_metric)
+    if spec.last_generation_fid and held_out_fd:
+        names.append(fid_metric)  # cheap enough for every generation
+    ensure_figure_metrics(runs, names, device=device, fid_samples=fid_samples,
                           workers=v["workers"] or default_workers(preset))
+    if "fid_mode" in spec.options and runs:
+        options["noise_floor"] = noise_floor(runs[0], fid_metric, fid_samples, device)
     if spec.last_generation_fid:  # FID at the last generation only (Inception on a CPU costs ~0.1 s per image)
-        options["fid_reference"] = ensure_last_generation_fid(runs, max_samples=v["fid_samples"], device=device)
+        if held_out_fd:
+            floor = options["noise_floor"]
+            options["fid_reference"] = {"fid": floor["value"], "samples": floor["samples"], "what": floor["what"]}
+        else:
+            options["fid_reference"] = ensure_last_generation_fid(runs, max_samples=fid_samples, device=device,
+                                                                  metric=fid_metric)
     return FigureRuns(figure, runs, fig_dir, run_root, options)

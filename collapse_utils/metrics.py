@@ -1,6 +1,7 @@
 """The paper's measurements (PAPER.md §3): generalization score, KL entropy, FID / FD_DINO, covariance trace,
-MNND, SVD projection, and two extras: the memorization ratio of the diffusion-memorization literature and FD_LeNet,
-the Fréchet distance in an MNIST classifier's features (for grey digits).
+MNND, SVD projection, the authors' DINOv2 token-map score, and extras: the memorization ratio of the
+diffusion-memorization literature, FD_LeNet (the Fréchet distance in an MNIST classifier's features, for grey
+digits) and the memorization index against held-out draws (PAPER.md §3.7).
 
 All distances are Euclidean, computed in torch in chunks on the given device (``None`` -> CUDA if available),
 so that 65,536 x 3,072 float32 inputs fit in the memory of a 24 GiB CPU machine.
@@ -19,7 +20,7 @@ from scipy.special import digamma
 
 from .devices import resolve_device
 from .features import extract_features, inception_features
-from .vocab import DEFAULT_METRICS, FD_METRICS, HELDOUT_METRICS, METRIC_NAMES
+from .vocab import DEFAULT_METRICS, FD_METRICS, HELDOUT_METRICS, METRIC_NAMES, SAMPLES_PREFIX
 
 # Distance blocks are at most this many float32 entries (256 MiB) at a time.
 _BLOCK_ELEMS = 1 << 26
@@ -158,6 +159,46 @@ def generalization_score(generated, training, *, device: str | torch.device | No
     """
     d, _ = nearest_neighbors(generated, training, k=1, device=device)
     return float(d[:, 0].astype(np.float64).mean())
+
+
+# The authors' token-map score reads the first 1,000 generated samples (memorization_score_npy.py, PAPER.md §3.1).
+TOKEN_GS_GENERATED = 1000
+# Training images whose token maps are extracted at a time (about 25 MB each, float32).
+_TOKEN_CHUNK = 64
+
+
+def generalization_score_tokens(generated, training, *, max_generated: int | None = TOKEN_GS_GENERATED,
+                                max_training: int | None = None,
+                                device: str | torch.device | None = None) -> float:
+    """The authors' DINOv2 token-map score (``memorization_score_npy.py``, PAPER.md §3.1):
+
+        (1 / m) * sum over the first m generated x of  min over training z of  mean((T(x) - T(z))^2)
+
+    with T the whole DINOv2-small token map (CLS + patches, 257 x 384), so the distance is the *mean squared*
+    difference over all 98,688 entries, not an L2 norm: it equals ||T(x) - T(z)||^2 / D. ``generated`` and
+    ``training`` are token maps N x 257 x 384 or flattened N x D (:func:`~collapse_utils.features.
+    dinov2_token_features`); ``training`` may also be an iterable of such chunks, streamed so that a training set
+    whose maps do not fit in memory (32,768 x 395 KB) is never held at once. ``max_generated`` = m (the authors'
+    1,000; ``None``: all); ``max_training`` caps the training rows read (``None``: all of D_n; the authors'
+    script, as committed, reads only its first 1,280).
+    """
+    q = as_features(generated, device=device, name="generated")
+    if max_generated is not None:
+        q = q[:max_generated]
+    chunks = [training] if isinstance(training, (np.ndarray, torch.Tensor)) else training
+    best = np.full(len(q), np.inf)
+    seen = 0
+    for chunk in chunks:
+        if max_training is not None:
+            chunk = chunk[:max(0, max_training - seen)]
+        if len(chunk) == 0:
+            continue
+        d, _ = nearest_neighbors(q, chunk, k=1, device=q.device)
+        best = np.minimum(best, d[:, 0].astype(np.float64) ** 2)
+        seen += len(chunk)
+    if seen == 0:
+        raise ValueError("training is empty (0 samples)")
+    return float(np.mean(best / q.shape[1]))
 
 
 def log_unit_ball_volume(d: int) -> float:
@@ -392,8 +433,18 @@ def generation_metrics(training_images: np.ndarray, generated_images: np.ndarray
     * ``gs_<space>``      -- generalization score of G_n against D_n in that feature space;
     * ``entropy_<space>`` -- KL entropy (k=1) of the *training set* D_n (the paper's entropy, F3/F9);
     * ``fid``             -- clean-fid FID of G_n vs ``real_images``; ``fd_dinov2`` the same in DINOv2 space;
+      ``fid_torchvision`` the same through torchvision's ImageNet Inception (the authors' ``FID.py``);
       ``max_fid_samples`` keeps the first that many images of each set (the authors cap G_n at 32,768);
-    * ``cov_trace``, ``mnnd`` -- of D_n in pixels (0-255); ``mem_ratio`` -- G_n vs D_n in pixels.
+    * ``cov_trace``, ``mnnd`` -- of D_n in pixels (0-255); ``mem_ratio`` -- G_n vs D_n in pixels;
+    * ``samples_entropy_<space>``, ``samples_cov_trace``, ``samples_mnnd`` -- the same statistics of the
+      *samples* G_n (all of them: 2n or 5n where the run draws that many). The authors' ``variance.py`` and
+      ``knn_entropy_estimator.py`` read ``iter_i/images.npy``, the samples of their model i, which is our
+      generation i (their iteration 1 trains on the real images, as our generation 1 does); so their curves are
+      our ``samples_*`` metrics, and under replace with n samples G_i is D_{i+1}: ``samples_entropy_pixel`` of
+      generation i equals ``entropy_pixel`` of generation i + 1 (PAPER.md §8);
+    * ``gs_dinov2_tokens`` -- the authors' DINOv2 token-map score (:func:`generalization_score_tokens`: first
+      1,000 samples of G_n, min over D_n of the mean squared token-map difference), not the CLS-token L2 of
+      ``gs_dinov2`` (PAPER.md §3.1).
 
     Each feature space is extracted once per call and shared by the metrics that need it.
     """
@@ -405,15 +456,14 @@ def generation_metrics(training_images: np.ndarray, generated_images: np.ndarray
     if after:
         raise ValueError(f"{after} are measured against held-out images (collapse_utils.run_metrics."
                          "ensure_heldout_metrics), not from a training set and its samples alone")
-    fd_names = [n for n in names if n in FD_METRICS]
-    if fd_names and real_images is None:
-        raise ValueError(f"metrics {', '.join(repr(n) for n in FD_METRICS)} need real_images; "
-                         f"asked for {fd_names}")
+    if any(n in FD_METRICS for n in names) and real_images is None:
+        raise ValueError(f"metrics {', '.join(repr(m) for m in FD_METRICS)} need real_images")
     capped = {"gen": generated_images, "real": real_images}
     if max_fid_samples is not None:  # FID-type metrics use only the first max_fid_samples of each set
         capped = {k: v if v is None else v[:max_fid_samples] for k, v in capped.items()}
     # G_n features are needed in full only where a GS uses that space; otherwise only the capped prefix.
-    full_gen_spaces = {n[3:] for n in names if n.startswith("gs_")} | {"pixel"}
+    full_gen_spaces = ({n[3:] for n in names if n.startswith("gs_")} | {"pixel"}
+                       | {n[len(SAMPLES_PREFIX) + 8:] for n in names if n.startswith(SAMPLES_PREFIX + "entropy_")})
     cache: dict[tuple[str, str], np.ndarray] = {}
 
     def feats(which: str, space: str) -> np.ndarray:
@@ -430,18 +480,25 @@ def generation_metrics(training_images: np.ndarray, generated_images: np.ndarray
 
     out: dict[str, float] = {}
     for name in names:
-        if name.startswith("gs_"):
+        # samples_<metric>: the statistic of G_n instead of D_n
+        which, base = ("gen", name[len(SAMPLES_PREFIX):]) if name.startswith(SAMPLES_PREFIX) else ("train", name)
+        if name == "gs_dinov2_tokens":  # token maps streamed in chunks: ~395 KB per image
+            gen = extract_features(generated_images[:TOKEN_GS_GENERATED], "dinov2_tokens", device=device)
+            train = (extract_features(training_images[s:s + _TOKEN_CHUNK], "dinov2_tokens", device=device)
+                     for s in range(0, len(training_images), _TOKEN_CHUNK))
+            out[name] = generalization_score_tokens(gen, train, device=device)
+        elif name.startswith("gs_"):
             space = name[3:]
             out[name] = generalization_score(feats("gen", space), feats("train", space), device=device)
-        elif name.startswith("entropy_"):
-            out[name] = knn_entropy(feats("train", name[8:]), k=1, device=device)
+        elif base.startswith("entropy_"):
+            out[name] = knn_entropy(feats(which, base[8:]), k=1, device=device)
         elif name in FD_METRICS:
             space = FD_METRICS[name]
             out[name] = frechet_distance(cap(feats("gen", space)), feats("real", space))
-        elif name == "cov_trace":
-            out[name] = covariance_trace(feats("train", "pixel"))
-        elif name == "mnnd":
-            out[name] = mean_nn_distance(feats("train", "pixel"), device=device)
+        elif base == "cov_trace":
+            out[name] = covariance_trace(feats(which, "pixel"))
+        elif base == "mnnd":
+            out[name] = mean_nn_distance(feats(which, "pixel"), device=device)
         elif name == "mem_ratio":
             out[name] = memorization_ratio(feats("gen", "pixel"), feats("train", "pixel"), device=device)
     return out

@@ -177,8 +177,10 @@ def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
 
 
 def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str, metric: str, title: str,
-                      note: str | None = None, ylabel: str | None = None, log_y: bool = False) -> FigureOutput:
-    """Vanilla / Threshold Decay Filter / Greedy lines, one panel per dataset (rows) × paradigm (columns)."""
+                      note: str | None = None, ylabel: str | None = None, log_y: bool = False,
+                      floor: dict[str, Any] | None = None) -> FigureOutput:
+    """Vanilla / Threshold Decay Filter / Greedy lines, one panel per dataset (rows) × paradigm (columns), with a
+    Fréchet distance's noise ``floor`` (figures.noise_floor) as a dotted line when given."""
     theme()
     wide = as_frame(runs)
     require_metrics(wide, [metric], figure_id)
@@ -193,6 +195,7 @@ def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str,
             for m in _ordered(sub["selection"], METHOD_ORDER):
                 method_line(ax, sub[sub["selection"] == m], metric, method_label(m), METHOD_COLORS.get(m),
                              dashed=m == "none")
+            draw_floor(ax, floor)
             ax.set_title(f"{dataset_label(ds)} {PARADIGM_LABELS.get(par, par)}")
             ax.set_xlabel(GEN_LABEL)
             ax.set_ylabel(ylabel or metric_label(metric))
@@ -200,9 +203,11 @@ def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str,
             if log_y:
                 ax.set_yscale("log")
             ax.legend(fontsize=8)
+    note = " ".join(x for x in (note, floor_note(floor)) if x)
     figure_title(fig, figure_id, title, wide, extra=textwrap.fill(note, 110) if note else "")
     fig.tight_layout()
-    return save_figure(fig, fig_dir, figure_id, long_table(wide, [metric], figure_id, panel=panel))
+    return save_figure(fig, fig_dir, figure_id, long_table(wide, [metric], figure_id, panel=panel),
+                       parts=floor_part(floor))
 
 
 def plot_f7(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
@@ -212,9 +217,35 @@ def plot_f7(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None
                              title="generalization score (Gen ↑) with data selection")
 
 
-def plot_f8(runs: RunsOrTable, fig_dir: str | Path, **_: Any) -> FigureOutput:
-    """F8 (paper Fig. 6): FID of vanilla / TDF / Greedy, panels dataset × paradigm."""
-    return plot_methods_grid(runs, fig_dir, figure_id="F8", metric="fid", title="FID ↓ with data selection")
+def plot_f8(runs: RunsOrTable, fig_dir: str | Path, *, fid_metric: str = "fid",
+            noise_floor: dict[str, Any] | None = None, **_: Any) -> FigureOutput:
+    """F8 (paper Fig. 6): FID of vanilla / TDF / Greedy, panels dataset × paradigm; ``fid_metric`` is ``fid``
+    (clean-fid), ``fid_torchvision`` (the authors' network) or ``fd_lenet``, the figure's ``fid_mode``;
+    ``noise_floor`` (figures.noise_floor) is drawn as a dotted line and printed in the title."""
+    name = "FD_LeNet" if fid_metric == "fd_lenet" else "FID"
+    return plot_methods_grid(runs, fig_dir, figure_id="F8", metric=fid_metric, floor=noise_floor,
+                             title=f"{name} ↓ with data selection{_fid_note(fid_metric)}")
+
+
+def _fid_note(fid_metric: str) -> str:
+    """Title suffix saying which Fréchet distance a figure shows (clean-fid's FID is the default, unsaid)."""
+    return {"fid": "", "fid_torchvision": " (torchvision Inception, the authors' FID.py)",
+            "fd_lenet": " (FD_LeNet: held-out samples vs MNIST test images, in place of FID at this scale)"
+            }.get(fid_metric, f" ({fid_metric})")
+
+
+def draw_floor(ax: plt.Axes, floor: dict[str, Any] | None) -> None:
+    """The noise floor of a Fréchet distance as a dotted line (nothing when it could not be measured)."""
+    if floor and floor.get("value") is not None:
+        ax.axhline(floor["value"], color="0.35", lw=1, ls=":", label=f"noise floor ({floor['samples']:,}/side)")
+
+
+def floor_note(floor: dict[str, Any] | None) -> str:
+    if not floor:
+        return ""
+    if floor.get("value") is None:
+        return floor.get("what", "")
+    return f"noise floor {floor['value']:.3g} = {floor['what']}"
 
 
 def plot_f9(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
@@ -232,11 +263,13 @@ def plot_f15(runs: RunsOrTable, fig_dir: str | Path, *, metric: str = "fd_dinov2
     instead; ``fallback_note`` then says so on the axes and in the title.
     """
     dino = metric == "fd_dinov2"
+    space = {"fd_dinov2": "dinov2", "fid": "inception", "fd_lenet": "lenet"}.get(metric, metric)
+    label = {"fid": "Inception pool3 space", "fd_lenet": "MNIST LeNet space"}.get(metric, metric)
     out = plot_methods_grid(runs, fig_dir, figure_id="F15", metric=metric,
                             title="Fréchet distance in DINO space (FD_DINO ↓)" if dino
                             else "Fréchet distance — FALLBACK space, not DINO", note=fallback_note,
-                            ylabel=None if dino else "FD ↓ in Inception pool3 space\n(fallback for FD_DINO)")
-    out.data["fd_space"] = "dinov2" if metric == "fd_dinov2" else "inception (fallback)"
+                            ylabel=None if dino else f"FD ↓ in {label}\n(fallback for FD_DINO)")
+    out.data["fd_space"] = space if dino else f"{space} (fallback)"
     out.data.to_csv(out.files["csv"], index=False)
     return out
 
@@ -292,13 +325,19 @@ def _labelled_lines(ax: plt.Axes, wide: pd.DataFrame, metric: str, styles: dict[
     ax.legend(fontsize=8)
 
 
-def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
+def floor_part(floor: dict[str, Any] | None) -> dict[str, pd.DataFrame]:
+    """The noise floor as its own CSV beside the figure's (``<figure>_floor.csv``)."""
+    return {"floor": pd.DataFrame([floor])} if floor else {}
+
+
+def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None,
+             fid_metric: str = "fid", noise_floor: dict[str, Any] | None = None) -> FigureOutput:
     """F12 (appendix C.1): replace with N images, with 2N unselected images, and N selected by TDF / Greedy;
-    FID and generalization score."""
+    FID (``fid_metric``, the figure's ``fid_mode``) and generalization score."""
     theme()
     wide = with_method_labels(as_frame(runs))
     fs = feature_space_of(wide, feature_space)
-    metrics = ["fid", f"gs_{fs}"]
+    metrics = [fid_metric, f"gs_{fs}"]
     require_metrics(wide, metrics, "F12")
     styles = {"Vanilla": ("tab:blue", True), "Vanilla with 2N images": ("tab:purple", True),
               "Threshold Decay Filter": ("tab:green", False), "Greedy Selection": ("tab:red", False)}
@@ -306,26 +345,36 @@ def plot_f12(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | Non
     for ax, m in zip(axes, metrics):
         _labelled_lines(ax, wide, m, styles)
         ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Replace")
-    figure_title(fig, "F12", "ablation: vanilla with 2N images vs selecting N", wide)
+    draw_floor(axes[0], noise_floor)
+    axes[0].legend(fontsize=8)
+    figure_title(fig, "F12", f"ablation: vanilla with 2N images vs selecting N{_fid_note(fid_metric)}", wide,
+                 extra=textwrap.fill(floor_note(noise_floor), 110))
     fig.tight_layout()
-    return save_figure(fig, fig_dir, "F12", long_table(wide, metrics, "F12", panel=wide["label"]))
+    return save_figure(fig, fig_dir, "F12", long_table(wide, metrics, "F12", panel=wide["label"]),
+                       parts=floor_part(noise_floor))
 
 
-def plot_f13(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
-    """F13 (appendix C): FID under accumulate for vanilla, Greedy and the Threshold Decay Filter at each decay α."""
+def plot_f13(runs: RunsOrTable, fig_dir: str | Path, *, fid_metric: str = "fid",
+             noise_floor: dict[str, Any] | None = None) -> FigureOutput:
+    """F13 (appendix C): FID (``fid_metric``, the figure's ``fid_mode``) under accumulate for vanilla, Greedy and
+    the Threshold Decay Filter at each decay α."""
     theme()
     wide = with_method_labels(as_frame(runs))
-    require_metrics(wide, ["fid"], "F13")
+    require_metrics(wide, [fid_metric], "F13")
     decays = sorted(d for d in wide.loc[wide["selection"] == "threshold", "decay"].dropna().unique())
     greens = sns.color_palette("Greens", len(decays) + 2)[2:]
     styles = {"Vanilla": ("tab:blue", True), "Greedy Selection": ("tab:red", False)}
     styles.update({method_label("threshold", decay=d): (c, False) for d, c in zip(decays, greens)})
     fig, ax = plt.subplots(figsize=(6.5, 4.4))
-    _labelled_lines(ax, wide, "fid", styles)
+    _labelled_lines(ax, wide, fid_metric, styles)
+    draw_floor(ax, noise_floor)
+    ax.legend(fontsize=8)
     ax.set_title(f"{', '.join(map(dataset_label, wide['dataset'].unique()))} Accumulate")
-    figure_title(fig, "F13", "ablation over the decay factor α of the Threshold Decay Filter", wide)
+    figure_title(fig, "F13", f"ablation over the decay factor α of the Threshold Decay Filter{_fid_note(fid_metric)}",
+                 wide, extra=textwrap.fill(floor_note(noise_floor), 110))
     fig.tight_layout()
-    return save_figure(fig, fig_dir, "F13", long_table(wide, ["fid"], "F13", panel=wide["label"]))
+    return save_figure(fig, fig_dir, "F13", long_table(wide, [fid_metric], "F13", panel=wide["label"]),
+                       parts=floor_part(noise_floor))
 
 
 # ---------------------------------------------------------------------------------------------- F14
@@ -402,7 +451,8 @@ def _f11_grid(ax: plt.Axes, run: "RunResult", generation: int, per_digit: int) -
 
 
 def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generations: Sequence[int] | None = None,
-             per_digit: int = 10, fid_reference: dict[str, Any] | None = None) -> FigureOutput:
+             per_digit: int = 10, fid_reference: dict[str, Any] | None = None,
+             fid_metric: str = "fid", noise_floor: dict[str, Any] | None = None) -> FigureOutput:
     """F11 (PAPER.md F11, §6 item 8): MNIST with classifier-free guidance under accumulate.
 
     Rows of sample grids (one image row per digit) at ``grid_generations`` (default: first and last) for CFG
@@ -410,6 +460,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     generations, the FID table at the last generation (with [PN]'s unverified numbers and the held-out-real floor
     ``fid_reference`` from :func:`collapse_utils.run_metrics.ensure_last_generation_fid`), and the within-digit
     diversity of the samples (mean nearest-neighbour distance inside each digit, real images for reference).
+    ``fid_metric`` (the figure's ``fid_mode``): ``fid`` (clean-fid) or ``fid_torchvision`` (the authors' network).
     """
     theme()
     runs, wide = f11_runs_frame(runs)
@@ -440,7 +491,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     ax.legend(fontsize=7)
     ax.set_title("training-set entropy (paper: CFG falls, CFG + filter rises)", fontsize=8)
     # FID table at the last generation
-    fid = f11_fid_table(runs, fid_reference)
+    fid = f11_fid_table(runs, fid_reference, fid_metric)
     ax = axes[1, -1]
     ax.axis("off")
     table = f11_fid_summary(fid)
@@ -452,7 +503,9 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     tab.auto_set_font_size(False)
     tab.set_fontsize(7)
     tab.scale(1, 2.6)
-    ax.set_title("FID ↓ at the last generation (Inception pool3, clean-fid)\npaper column: [PN], unverified",
+    network = {"fid": "Inception pool3, clean-fid", "fid_torchvision": "torchvision Inception, the authors' FID.py",
+               "fd_lenet": "FD_LeNet, held-out samples vs MNIST test images"}.get(fid_metric, fid_metric)
+    ax.set_title(f"FID ↓ at the last generation ({network})\npaper column: [PN], unverified",
                  fontsize=8)
     # within-digit diversity of the samples
     div = f11_diversity(runs)
@@ -472,7 +525,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     figure_title(fig, "F11", "MNIST with classifier-free guidance (accumulate): per-digit samples, entropy, FID", wide)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     data = pd.concat([long_table(wide, ["entropy_pixel"], "F11", panel=wide["setting"], extra=("setting",)),
-                      fid[fid["metric"] == "fid"].assign(figure="F11", panel="fid")[
+                      fid[fid["metric"] == fid_metric].assign(figure="F11", panel="fid")[
                           ["figure", "panel", "run", "setting", "seed", "generation", "metric", "value"]]],
                      ignore_index=True)
     summary = f11_summary(runs, wide, table, shown)

@@ -92,8 +92,10 @@ class Scale:
     guidance_generations: int = 8  # F11: generations (the paper reports FID at iteration 8)
     seeds: tuple[int, ...] = (0,)  # one run per seed; figures show the mean and the spread over them
     heldout_samples: int = 1000  # samples and held-out images per generation of the memorization index
-    fd_metric: str = "fid"  # the Fréchet distance the FD figures plot (F8, F12, F13, F11's table)
+    fid_mode: str = "clean"  # the Fréchet distance the FD figures plot (F8, F12, F13, F11's table; vocab.FID_MODES)
     fd_samples: int | None = None  # images per side of a held-out Fréchet distance (fd_lenet); None: n
+    # The figures' FID/FD sample cap (their ``fid_samples`` parameter); None: each run's n.
+    fid_samples: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,7 +104,7 @@ SCALES: dict[str, Scale] = {
         sweep_dataset="mnist", sweep_sizes=(16, 32), sweep_generations=2,
         selection_datasets=("mnist",), selection_n={"mnist": 16}, selection_generations=2,
         feature_space="pixel", decays=(0.8, 0.95), guidance_n=16, guidance_generations=2,
-        heldout_samples=64, fd_metric="fd_lenet", fd_samples=64,
+        heldout_samples=64, fid_mode="lenet", fd_samples=64,
     ),
     "demo": Scale(
         # Sizes and selection n chosen by experiment (benchmarks/demo_findings.md): n=32 starts in the memorization
@@ -113,14 +115,15 @@ SCALES: dict[str, Scale] = {
         feature_space="pixel", decays=(0.80, 0.95), guidance_n=128, guidance_generations=5,
         # Statistics (benchmarks/demo_statistics.md): 3 seeds; Fréchet distances in a LeNet's feature space on 2,000
         # held-out samples against 2,000 MNIST test images, where Inception FID on 128 upsampled 8×8 digits is noise.
-        seeds=(0, 1, 2), heldout_samples=1000, fd_metric="fd_lenet", fd_samples=2000,
+        seeds=(0, 1, 2), heldout_samples=1000, fid_mode="lenet", fd_samples=2000,
     ),
     "paper": Scale(
         sweep_dataset="cifar10", sweep_sizes=(1024, 2048, 4096, 8192, 16384, 32768), sweep_generations=10,
         selection_datasets=("ffhq32", "cifar10"), selection_n={"ffhq32": 8192, "cifar10": 32768},
         selection_generations=8, feature_space="dinov2", guidance_n=12000, guidance_generations=8,
-        seeds=(0,), heldout_samples=1000, fd_metric="fid", fd_samples=5000,
-        overrides={},
+        seeds=(0,), heldout_samples=1000, fid_mode="clean", fd_samples=5000,
+        # The authors' FID.py keeps the first 32,768 generated images (and every real image; ours: the run's n).
+        fid_samples=32768, overrides={},
     ),
 }
 

@@ -43,16 +43,20 @@ def dinov2_unavailable_reason(device: str | None = None) -> str | None:
 
 
 def resolve_fd_metric(fd_fallback: str | None, device: str | None = None) -> tuple[str, str | None]:
-    """F15's metric: ``("fd_dinov2", None)``, or ``("fid", note)`` when DINOv2 is unavailable and the caller asked
-    for the Inception fallback (``fd_fallback="inception"``); otherwise the DINOv2 error is raised."""
+    """F15's metric: ``("fd_dinov2", None)``, or, when DINOv2 is unavailable and the caller asked for a fallback,
+    ``("fid", note)`` (``fd_fallback="inception"``: the FID Inception's pool3 space) or ``("fd_lenet", note)``
+    (``"lenet"``: the bundled MNIST LeNet on held-out samples); otherwise the DINOv2 error is raised."""
     reason = dinov2_unavailable_reason(device)
     if reason is None:
         return "fd_dinov2", None
-    if fd_fallback != "inception":
+    if fd_fallback not in ("inception", "lenet"):
         from .features import FeatureSpaceUnavailableError
 
-        raise FeatureSpaceUnavailableError(f"{reason}\nF15: pass fd_fallback='inception' to plot the Fréchet "
-                                           "distance in the FID Inception's pool3 space instead (recorded on the figure).")
+        raise FeatureSpaceUnavailableError(f"{reason}\nF15: pass fd_fallback='inception' (or 'lenet' for grey digits) "
+                                           "to plot the Fréchet distance in that space instead (recorded on the figure).")
+    if fd_fallback == "lenet":
+        return "fd_lenet", ("FALLBACK: DINOv2 weights are unavailable here, so this is the Fréchet distance in the "
+                            "bundled MNIST LeNet's features (held-out samples vs MNIST test images), not FD_DINO")
     return "fid", ("FALLBACK: DINOv2 weights are unavailable here, so this is the Fréchet distance in the FID "
                    "Inception's pool3 space (= FID), not FD_DINO")
 
@@ -95,8 +99,8 @@ def _fd(images: Any, real_features: Any, space: str, device: str | None, method:
 
 def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: int, real: _RealFeatures,
                       method: str = "eigh") -> None:
-    """Compute ``metric`` (a key of FD_METRICS: ``fid``, ``fd_dinov2``) of generation ``g`` of run ``r`` and record
-    it with its count."""
+    """Compute ``metric`` (a name of ``vocab.FD_METRICS``) of generation ``g`` of run ``r`` and record it with its
+    count."""
     space = FD_METRICS[metric]
     k = _fd_sample_count(g, cap)
     g.metrics[metric] = _fd(g.samples[:k], real(r, cap, space), space, real.device, method)
@@ -107,14 +111,15 @@ def _fd_of_generation(r: "RunResult", g: "GenerationResult", metric: str, cap: i
 # ---------------------------------------------------------------------------------------------- figure metrics
 def ensure_fd(runs: Sequence["RunResult"], metric: str, *, max_samples: int | None = None,
               device: str | None = None, method: str = "eigh") -> None:
-    """Compute a missing Fréchet-distance metric (``fid`` or ``fd_dinov2``) for every generation and store it.
+    """Compute a missing Fréchet-distance metric (``fid``, ``fid_torchvision``, ``fd_dinov2``: ``vocab.FD_METRICS``)
+    for every generation and store it.
 
     Same definition as :func:`collapse_utils.metrics.generation_metrics` (samples G_n vs the run's first n real
     images), but real features are extracted once per distinct real set, and the matrix square root uses
     ``frechet_distance(method="eigh")`` (exact; agrees with scipy's ``sqrtm`` to ~1e-8 relative, seconds instead
-    of ~30 s per value on a 2-core CPU). ``max_samples`` caps both sets (``None``: the run's n, as the authors
-    cap G_n at 32,768 = n); the count used is stored as ``<metric>_samples`` and a value computed with another
-    count is recomputed.
+    of ~30 s per value on a 2-core CPU). ``max_samples`` caps both sets (``None``: the run's n; the figures pass
+    32,768 at paper scale, the authors' cap on G_n in ``FID.py``); the count used is stored as
+    ``<metric>_samples`` and a value computed with another count is recomputed.
     """
     real = _RealFeatures(device)
     for r in runs:
@@ -191,6 +196,14 @@ def _preset_counts(cfg: "RunConfig", heldout_samples: int | None, fd_samples: in
     mem = int(heldout_samples if heldout_samples is not None else s.heldout_samples)
     fd = fd_samples if fd_samples is not None else (s.fd_samples if s.fd_samples is not None else cfg.n)
     return mem, int(fd)
+
+
+def fd_sample_size(run: "RunResult", metric: str, fid_samples: int | None = None) -> int:
+    """The images per side a figure's Fréchet distance ``metric`` of ``run`` uses: the preset's held-out count for
+    held-out metrics, else ``fid_samples`` capped at the run's n (the convention of :func:`ensure_fd`)."""
+    if metric in HELDOUT_FD_METRICS:
+        return _preset_counts(run.config, None, None)[1]
+    return run.config.n if fid_samples is None else min(int(fid_samples), run.config.n)
 
 
 def _memorization_missing(g: Any, count: int) -> bool:
@@ -325,9 +338,10 @@ def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None
 
 # ---------------------------------------------------------------------------------------------- F11's FID
 def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int | None = None,
-                               device: str | None = None) -> dict[str, Any] | None:
-    """FID of each run's last generation against its first n real images, stored as ``fid`` / ``fid_samples`` in
-    that generation's metrics.json (the convention of :func:`ensure_fd`, so F8 reuses it and vice versa).
+                               device: str | None = None, metric: str = "fid") -> dict[str, Any] | None:
+    """FID of each run's last generation against its first n real images, stored as ``<metric>`` /
+    ``<metric>_samples`` in that generation's metrics.json (the convention of :func:`ensure_fd`, so F8 reuses it
+    and vice versa); ``metric`` is ``fid`` or the authors' ``fid_torchvision`` (``vocab.FID_MODES``).
 
     Only the last generation: F11 reports FID there ([PN]: "FID at Iter. 8"). ``max_samples`` caps both sets
     (``None``: the run's n). The Fréchet distance uses the exact ``eigh`` form (seconds instead of ~30 s for 2048-d
@@ -338,22 +352,23 @@ def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int 
     from . import io as cio
 
     real = _RealFeatures(device)
+    space = FD_METRICS[metric]
     reference = None
     for r in runs:
         cap = r.config.n if max_samples is None else int(max_samples)
-        if r.generations and _fd_missing(r.generations[-1], "fid", cap):
-            _fd_of_generation(r, r.generations[-1], "fid", cap, real)
+        if r.generations and _fd_missing(r.generations[-1], metric, cap):
+            _fd_of_generation(r, r.generations[-1], metric, cap, real)
     if runs and runs[0].generations:
         r = runs[0]
         cap = r.config.n if max_samples is None else int(max_samples)
         count = min(cap, r.config.n)
-        path = real_dir(r.run_dir) / f"fid_reference_{count}.json"
+        path = real_dir(r.run_dir) / f"{metric}_reference_{count}.json"
         try:
             reference = cio.read_json(path)
         except (cio.CorruptArtifactError, FileNotFoundError):
             held = held_out_real(r.config, count)
             if held is not None and len(held) == count:
-                reference = {"fid": _fd(held, real(r, cap, "inception"), "inception", device),
+                reference = {"fid": _fd(held, real(r, cap, space), space, device), "metric": metric,
                              "samples": count, "what": "FID of held-out real images against the run's real set"}
                 cio.atomic_write_json(path, reference)
     return reference

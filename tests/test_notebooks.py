@@ -125,7 +125,20 @@ def test_fd_fallback_is_recorded(batch):
     if run_metrics.dinov2_unavailable_reason() is None:
         assert set(data["metric"]) == {"fd_dinov2"}
     else:
-        assert set(data["metric"]) == {"fid"} and set(data["fd_space"]) == {"inception (fallback)"}
+        # the smoke preset's fallback is the LeNet space on held-out samples (fd_fallback='preset')
+        assert set(data["metric"]) == {"fd_lenet"} and set(data["fd_space"]) == {"lenet (fallback)"}
+
+
+@pytest.mark.slow
+def test_fd_figures_use_the_preset_metric_and_print_the_noise_floor(batch):
+    _, fig_dir, _ = batch
+    for fig in ("F8", "F12", "F13"):
+        data = pd.read_csv(fig_dir / f"{fig}.csv")
+        assert "fd_lenet" in set(data["metric"]), fig
+        floor = pd.read_csv(fig_dir / f"{fig}_floor.csv")
+        assert floor["value"].iloc[0] > 0 and floor["metric"].iloc[0] == "fd_lenet"
+    f2 = pd.read_csv(fig_dir / "F2.csv")
+    assert {"gs_pixel", "mem_index_pixel", "copy_rate_pixel"} <= set(f2["metric"])
 
 
 @pytest.mark.slow
