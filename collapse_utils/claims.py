@@ -568,6 +568,14 @@ class RunCache:
         self.runs: dict[str, Any] = {}
         self.failed: dict[str, str] = {}  # metric -> why it cannot be computed here
         self.done: set[tuple[str, str]] = set()  # (run key, metric) computed or found
+        self.floors: dict[tuple[str, str, int], tuple[float | None, str | None]] = {}
+
+    def floor(self, cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
+        """:func:`noise_floor`, once per (run, metric, count)."""
+        key = (cfg.run_key(), metric, count)
+        if key not in self.floors:
+            self.floors[key] = noise_floor(cfg, metric, count)
+        return self.floors[key]
 
     def get(self, cfg: Any) -> Any | None:
         """The finished run of ``cfg`` in the store, or None (missing, unfinished or damaged)."""
@@ -599,7 +607,8 @@ class RunCache:
             todo = [r for r in runs if (r.config.run_key(), name) not in self.done]
             try:
                 ensure_figure_metrics(todo, [name], device=self.ctx.device)
-            except (ValueError, KeyError, NotImplementedError, FeatureSpaceUnavailableError, OSError) as exc:
+            except (ValueError, KeyError, NotImplementedError, FeatureSpaceUnavailableError, OSError,
+                    RuntimeError) as exc:
                 self.failed[name] = f"metric {name} not available ({_first_line(str(exc)) or type(exc).__name__})"
                 return self.failed[name]
             self.done.update((r.config.run_key(), name) for r in todo)
@@ -700,7 +709,7 @@ def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
         metric = params["metric"]
         counts = [int(r.generations[-1].metrics.get(f"{metric}_samples") or r.config.n) for r in runs]
         count = max(counts)
-        floor, why = noise_floor(runs[0].config, metric, count)
+        floor, why = cache.floor(runs[0].config, metric, count)
         floor_info = (metric, count, floor, why)
     if claim.kind == "equivalence":
         v = equivalence_verdict({a: list(x.values()) for a, x in eff.arms.items()}, fd=claim.fd, floor=floor)
@@ -726,7 +735,7 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str) 
         floor_text = "; ".join(f"`{m}` at {c} images: f = {_num(f)}" if f is not None else
                                f"`{m}` at {c} images: {why}" for (m, c), (_, _, f, why) in sorted(floors.items()))
     else:
-        floor_text = "not needed (no FD claim had runs)"
+        floor_text = "not computed (no FD claim had both its runs and its metric; see the FD rows)"
     seeds = ", ".join(map(str, ctx.seeds))
     cmd = f"python -m collapse_utils claims --preset {ctx.preset} --seeds {','.join(map(str, ctx.seeds))}"
     if ctx.run_root_given:
@@ -746,6 +755,10 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str) 
         f"- Fréchet distance of the FD claims: `{ctx.fd_metric}` (F15: `fd_dinov2`); noise floor (FD between two "
         f"disjoint held-out real sets of the size used): {floor_text}",
         f"- feature space of GS/entropy in the selection figures: `{ctx.feature_space}`",
+        "- units: `gs_*` mean nearest-training-image L2 distance of the samples (pixel values 0–255 in `pixel`); "
+        "`entropy_*` Kozachenko–Leonenko 1-NN entropy estimate of the training set (nats); `cov_trace` trace of "
+        "its covariance; `real_share` fraction of real images in the training set; Fréchet distances in squared "
+        "feature units; r is Pearson's r; \"ln\" is the natural log; \"last\" is the run's last generation",
         "",
         "## Verdict rule",
         "",
