@@ -20,7 +20,7 @@ from .config import RunConfig, make_config
 from .presets import PRESET_SUMMARIES, preset_overrides
 from .vocab import PRESETS
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep")
+COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep", "collapse_utils.claims")
 
 DESCRIPTION = """\
 A reproduction of "A Closer Look at Model Collapse" (NeurIPS 2025): diffusion models trained
@@ -39,6 +39,9 @@ Commands (each has its own --help):
              python -m collapse_utils figures --preset demo --only F2,F4
   sweep    every run of the figures on a cluster: plan (GPU-hours), submit (Slurm, local, debug), watch
              python -m collapse_utils sweep --preset paper --plan
+  claims   the paper's claims checked against the finished runs (mean ± sd over seeds, a verdict
+           by a rule fixed in advance), written to docs/CLAIMS.md; trains nothing
+             python -m collapse_utils claims --preset demo --seeds 0,1,2
 
 Documentation: README.md (start here), docs/PAPER.md (the paper's methods and numbers).
 """

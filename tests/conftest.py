@@ -24,3 +24,28 @@ def digits8() -> tuple[np.ndarray, np.ndarray]:
     d = load_digits()
     images = np.round(d.images * (255 / 16)).astype(np.uint8)[..., None]
     return images, d.target.astype(np.int64)
+
+
+# The smoke runs the claims tests read: F2's size sweep (n = 16, 32) and the accumulate arms of F7/F10 (vanilla,
+# Threshold Decay Filter, Greedy), seeds 0 and 1, 2 generations each (seconds apiece). Other figures' runs are
+# left out on purpose: their claims must say "not run".
+CLAIMS_STORE_SEEDS = (0, 1)
+
+
+def claims_store_configs() -> list:
+    from collapse_utils import figures
+
+    seeds = list(CLAIMS_STORE_SEEDS)
+    return (figures.figure_configs("F2", "smoke", seeds=seeds)
+            + figures.figure_configs("F10", "smoke", seeds=seeds)
+            + figures.figure_configs("F7", "smoke", seeds=seeds, paradigms=["accumulate_subsample"], methods=["none"]))
+
+
+@pytest.fixture(scope="session")
+def claims_store(tmp_path_factory):
+    """A run store holding :func:`claims_store_configs`' finished smoke runs."""
+    from collapse_utils import store
+
+    root = tmp_path_factory.mktemp("claims_store")
+    store.ensure_runs(claims_store_configs(), root)
+    return root

@@ -1,0 +1,208 @@
+"""The claims report: the verdict rule on chosen per-seed values (each branch, with values a wrong inequality
+would misjudge), the claims registry, and the command end to end on a small smoke run store (one row per claim,
+the rule printed, "not run" where runs are absent, nothing written into the runs but post-hoc metrics)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from collapse_utils import claims as C
+from collapse_utils import figures, run_metrics, vocab
+from collapse_utils.__main__ import build_parser, main
+
+from conftest import CLAIMS_STORE_SEEDS
+
+
+# ---------------------------------------------------------------------------------------------- the rule
+def test_summary_uses_the_sample_sd_and_drops_missing_values():
+    s = C.summarize([1.0, 2.5, float("nan"), None])
+    assert s.k == 2 and s.mean == pytest.approx(1.75)
+    assert s.sd == pytest.approx(math.sqrt(((1 - 1.75) ** 2 + (2.5 - 1.75) ** 2) / 1))  # ddof = 1
+    assert s.se == pytest.approx(s.sd / math.sqrt(2))
+
+
+def test_holds_when_the_mean_exceeds_twice_the_standard_error():
+    # m = 1.75, sd = 1.06, se = 0.75: m > 2·se = 1.5 (holds), though m < 2·sd = 2.12 (an sd-based rule would not)
+    assert C.verdict([1.0, 2.5]) == C.HOLDS
+    # m = 1.5, se = 1.0: m > se but m < 2·se, so not resolved (a 1·se rule would say holds)
+    assert C.verdict([0.5, 2.5]) == C.NOT_RESOLVED
+    assert C.verdict([1.0, 1.2, 0.8]) == C.HOLDS
+
+
+def test_does_not_hold_is_the_mirror_image():
+    assert C.verdict([-1.0, -2.5]) == C.DOES_NOT_HOLD
+    assert C.verdict([-0.5, -2.5]) == C.NOT_RESOLVED
+    # a negative mean never "holds", a positive one never "does not hold", however small the error
+    assert C.verdict([-1.0, -1.0001]) == C.DOES_NOT_HOLD
+    assert C.verdict([1.0, 1.0001]) == C.HOLDS
+
+
+def test_the_noise_floor_bounds_fd_claims_from_below():
+    # m = 1.0, 2·se = 0.23: holds against 2·se alone, and with f = 0.9, but not once f = 1.5 exceeds m
+    values = [1.0, 1.2, 0.8]
+    assert C.verdict(values, fd=True, floor=0.9) == C.HOLDS
+    assert C.verdict(values, fd=True, floor=1.5) == C.NOT_RESOLVED
+    assert C.verdict([-v for v in values], fd=True, floor=0.9) == C.DOES_NOT_HOLD
+    assert C.verdict([-v for v in values], fd=True, floor=1.5) == C.NOT_RESOLVED
+    # the floor is only for FD claims
+    assert C.verdict(values, fd=False, floor=1.5) == C.HOLDS
+    assert C.verdict(values, fd=True, floor=None) == "not resolved: no noise floor"
+    assert C.verdict(values, fd=True, floor=float("nan")) == "not resolved: no noise floor"
+
+
+def test_one_seed():
+    assert C.verdict([5.0]) == C.NOT_RESOLVED_ONE_SEED  # non-FD: never resolved
+    assert C.verdict([5.0], fd=True, floor=2.0) == C.HOLDS  # 5 > 2f = 4
+    assert C.verdict([3.0], fd=True, floor=2.0) == C.NOT_RESOLVED_ONE_SEED  # f < 3 < 2f
+    assert C.verdict([-5.0], fd=True, floor=2.0) == C.DOES_NOT_HOLD
+    assert C.verdict([-3.0], fd=True, floor=2.0) == C.NOT_RESOLVED_ONE_SEED
+    assert C.verdict([5.0], fd=True, floor=0.0) == C.NOT_RESOLVED_ONE_SEED  # 2f > 0 is required
+    assert C.verdict([]).startswith("not resolved")
+
+
+def test_equivalence():
+    se = 0.05  # each arm below: two seeds 0.1 apart, sd = 0.0707, se = 0.05
+    assert C.equivalence_verdict({"a": [1.0, 1.1], "b": [1.05, 1.15]}) == C.HOLDS  # D = 0.05 ≤ N = 0.1
+    assert C.equivalence_verdict({"a": [1.0, 1.1], "b": [1.15, 1.25]}) == C.NOT_RESOLVED  # N < D = 0.15 ≤ 2N
+    assert C.equivalence_verdict({"a": [1.0, 1.1], "b": [1.25, 1.35]}) == C.DOES_NOT_HOLD  # D = 0.25 > 2N
+    d, noise, k = C.spread({"a": [1.0, 1.1], "b": [1.15, 1.25]})
+    assert (d, noise, k) == (pytest.approx(0.15), pytest.approx(2 * se), 2)
+    # the floor widens the noise: N = 2·se + f
+    assert C.equivalence_verdict({"a": [1.0, 1.1], "b": [1.15, 1.25]}, fd=True, floor=0.1) == C.HOLDS
+    assert C.equivalence_verdict({"a": [1.0, 1.1], "b": [1.15, 1.25]}, fd=True, floor=None).endswith("noise floor")
+    # the spread is over the arms' means, whatever the arm order; three arms: max − min
+    assert C.spread({"x": [3.0, 3.0], "y": [1.0, 1.0], "z": [2.0, 2.0]})[0] == pytest.approx(2.0)
+    assert C.equivalence_verdict({"a": [1.0], "b": [1.0]}) == C.NOT_RESOLVED_ONE_SEED
+    assert C.equivalence_verdict({"a": [1.0, 1.1]}).startswith("not resolved")
+
+
+def test_headline_numbers_are_judged_at_paper_scale_only():
+    assert C.headline_verdict([27.4, 27.6], (27.5, 27.5), "demo") == C.NOT_RESOLVED
+    assert C.headline_verdict([27.0, 28.0], (27.5, 27.5), "paper") == C.HOLDS
+    assert C.headline_verdict([31.0], (27.5, 27.5), "paper") == C.DOES_NOT_HOLD  # 31 > 1.1 × 27.5
+    assert C.headline_verdict([24.0], (21.5, 22.0), "paper") == C.HOLDS  # ≤ 1.1 × 22 = 24.2
+    assert C.headline_verdict([19.0], (21.5, 22.0), "paper") == C.DOES_NOT_HOLD  # < 0.9 × 21.5
+
+
+# ---------------------------------------------------------------------------------------------- the registry
+def test_registry():
+    ids = [c.id for c in C.CLAIMS]
+    assert len(ids) == len(set(ids)) == 34
+    for c in C.CLAIMS:
+        assert c.statistic in C.STATISTICS and c.figure in figures.SPECS and c.kind in ("effect", "equivalence",
+                                                                                         "headline")
+        assert all(f in figures.SPECS for f, _ in c.figure_sources())
+        assert "§" in c.paper
+    assert {c.figure for c in C.CLAIMS if c.fd and c.kind != "headline"} == {"F8", "F12", "F13", "F15"}
+    assert C.FD_METRIC == {"smoke": "fd_lenet", "demo": "fd_lenet", "paper": "fid"}
+
+
+def test_the_command_is_registered():
+    parser = build_parser()
+    assert "python -m collapse_utils claims" in parser.format_help()
+    args = parser.parse_args(["claims", "--preset", "demo", "--seeds", "0,1,2", "--out", "x.md"])
+    assert args.func is C._cmd_claims and args.seeds == "0,1,2"
+
+
+def test_noise_floor_and_metric_guards(monkeypatch, claims_store):
+    cfg = figures.figure_configs("F2", "smoke")[0]
+    monkeypatch.delattr(run_metrics, "fd_noise_floor", raising=False)
+    assert C.noise_floor(cfg, "fid", 16) == (None, "no noise floor (run_metrics.fd_noise_floor is not available)")
+
+    def not_yet(cfg, metric, count):
+        raise NotImplementedError("later")
+
+    monkeypatch.setattr(run_metrics, "fd_noise_floor", not_yet, raising=False)
+    f, why = C.noise_floor(cfg, "fid", 16)
+    assert f is None and why.startswith("no noise floor (NotImplementedError")
+    monkeypatch.setattr(run_metrics, "fd_noise_floor", lambda cfg, metric, count: 2.5, raising=False)
+    assert C.noise_floor(cfg, "fid", 16) == (2.5, None)
+    # a metric this package does not know: not resolved, with the reason
+    claim = C.Claim("x", "F2", "a claim", "§6.1", "decline", dict(metric="no_such_metric"))
+    ctx = C.Context("smoke", CLAIMS_STORE_SEEDS, claims_store, "cpu", True)
+    row = C.evaluate(claim, ctx, C.RunCache(ctx))
+    assert row.verdict.startswith("not resolved: metric no_such_metric not available"), row.verdict
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        if re.match(r"^\| \d+ \|", line):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            rows[cells[0]] = cells
+    return rows
+
+
+def _writes_only_metrics(before: dict[str, str], after: dict[str, str]) -> None:
+    assert set(before) <= set(after), "files were removed from the run store"
+    changed = [p for p in after if before.get(p) != after[p]]
+    assert all(re.search(r"gen_\d+/metrics\.json$", p) for p in changed), changed
+
+
+def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
+    # the FD claims read a Fréchet distance in pixel space here (cheap on a CPU; the Inception takes seconds per
+    # batch), computed post-hoc through the one FD path, with a floor from a stand-in
+    monkeypatch.setitem(vocab.FD_METRICS, "fd_pixel", "pixel")
+    monkeypatch.setitem(C.FD_METRIC, "smoke", "fd_pixel")
+    monkeypatch.setattr(run_metrics, "fd_noise_floor", lambda cfg, metric, count: 0.25, raising=False)
+    before = _snapshot(claims_store)
+    out = tmp_path / "CLAIMS.md"
+    assert main(["claims", "--preset", "smoke", "--seeds", ",".join(map(str, CLAIMS_STORE_SEEDS)), "--run-root",
+                 str(claims_store), "--out", str(out), "--device", "cpu"]) == 0
+    after = _snapshot(claims_store)
+    _writes_only_metrics(before, after)
+    assert any(before.get(p) != after[p] for p in after), "the FD was to be computed post-hoc into metrics.json"
+    text = out.read_text()
+    assert C.RULE_TEXT in text
+    for line in ("- preset: `smoke`", f"- run store: `{claims_store}`", "- seeds: 0, 1", "- git commit:", "- date:",
+                 "noise floor", "`fd_pixel` at 16 images: f = 0.25"):
+        assert line in text, line
+    rows = _rows(text)
+    assert list(rows) == [c.id for c in C.CLAIMS]
+    assert all(len(cells) == 7 for cells in rows.values())
+    verdict = {i: cells[5] for i, cells in rows.items()}
+    ours = {i: cells[4] for i, cells in rows.items()}
+    by_id = {c.id: c for c in C.CLAIMS}
+    # absent runs: F11, F12, F13, the replace arms of F7/F8/F9/F15 -> "not run" naming the figure's command
+    for i, c in by_id.items():
+        if c.figure in ("F11", "F12", "F13") or (c.kind != "headline" and c.params.get("a", {}).get("paradigm")
+                                                 in ("replace", "replace_2n")):
+            assert verdict[i].startswith("not run: `python -m collapse_utils figures --preset smoke --only "
+                                         f"{c.figure}"), (i, verdict[i])
+    # present runs: a verdict by the rule, over both seeds
+    judged = (C.HOLDS, C.DOES_NOT_HOLD, C.NOT_RESOLVED)
+    for i in ("1", "2", "3", "4", "5", "8", "9", "12", "13", "15", "18", "19", "20", "21"):
+        assert verdict[i] in judged, (i, verdict[i])
+        assert "(2 seeds)" in ours[i], (i, ours[i])
+    assert "f = 0.25" in ours["18"] and "fd_pixel at the last generation" in ours["18"]
+    assert "real_share" in ours["20"]
+    # FD_DINO: DINOv2 weights are absent offline, or else a verdict
+    assert verdict["28"].startswith("not resolved: DINOv2 unavailable") or verdict["28"] in judged
+    for i in ("31", "32", "33", "34"):
+        assert verdict[i] == C.NOT_RESOLVED and "paper-scale" in ours[i]
+    assert rows["6"][6] == "`python -m collapse_utils figures --preset smoke --only F7 --param 'seeds=[0, 1]' " \
+                           f"--run-root {claims_store}`"
+    # a second report computes nothing more
+    again = tmp_path / "again.md"
+    assert main(["claims", "--preset", "smoke", "--seeds", "0,1", "--run-root", str(claims_store), "--out",
+                 str(again), "--device", "cpu", "--only", "F8,F10"]) == 0
+    assert _snapshot(claims_store) == after
+    assert list(_rows(again.read_text())) == [c.id for c in C.CLAIMS if c.figure in ("F8", "F10")]
+
+
+def test_seeds_missing_from_the_store_are_named(claims_store):
+    rows, _ = C.check_claims("smoke", run_root=claims_store, seeds=(0, 1, 2), device="cpu", only=["F2", "F4"])
+    row = next(r for r in rows if r.claim.id == "1")
+    assert "(2 seeds)" in row.ours and "seed 2: never started" in row.ours
+    assert row.verdict in (C.HOLDS, C.DOES_NOT_HOLD, C.NOT_RESOLVED)
