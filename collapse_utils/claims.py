@@ -16,10 +16,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .vocab import FID_MODES
+
 # ---------------------------------------------------------------------------------------------- the rule
-# The Fréchet distance each preset's FD claims use (the Inception FID needs 299x299 inputs and means little on
-# 8x8 MNIST; a LeNet trained on MNIST is the feature space at the CPU presets).
-FD_METRIC = {"smoke": "fd_lenet", "demo": "fd_lenet", "paper": "fid"}
+# FD claims use the preset's Fréchet distance (presets.Scale.fid_mode: the Inception FID needs 299x299 inputs and
+# means little on 8x8 MNIST, so the CPU presets use fd_lenet, a LeNet trained on MNIST).
 
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
@@ -146,7 +147,7 @@ class Claim:
 
     ``statistic`` names the function of :data:`STATISTICS` that gives the per-seed effects from the claim's runs
     with ``params``; metric names in ``params`` may hold ``{fs}`` (the preset's feature space, GS/entropy of the
-    selection figures), ``{fd}`` (the preset's Fréchet distance, :data:`FD_METRIC`). ``sources`` are the figures
+    selection figures), ``{fd}`` (the preset's Fréchet distance, presets.Scale.fid_mode). ``sources`` are the figures
     (with figure_configs overrides) whose configurations hold the runs; default: ``figure`` alone. ``kind``:
     ``effect`` (:func:`verdict`), ``equivalence`` (:func:`equivalence_verdict`) or ``headline``
     (:func:`headline_verdict`, with ``paper_value``). ``fd``: the claim is on a Fréchet distance (noise floor).
@@ -493,7 +494,9 @@ class Context:
 
     @property
     def fd_metric(self) -> str:
-        return FD_METRIC[self.preset]
+        from .presets import scale
+
+        return FID_MODES[scale(self.preset).fid_mode]
 
 
 @dataclass
@@ -624,13 +627,10 @@ def _first_line(text: str, limit: int = 120) -> str:
 
 def noise_floor(cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
     """The FD noise floor f of ``metric`` at ``count`` images (``run_metrics.fd_noise_floor``), or the reason."""
-    from . import run_metrics
+    from .run_metrics import fd_noise_floor
 
-    fn = getattr(run_metrics, "fd_noise_floor", None)
-    if fn is None:
-        return None, "no noise floor (run_metrics.fd_noise_floor is not available)"
     try:
-        f = float(fn(cfg, metric, count))
+        f = float(fd_noise_floor(cfg, metric, count))
     except (NotImplementedError, AttributeError, ValueError, OSError, RuntimeError) as exc:
         return None, f"no noise floor ({type(exc).__name__}: {_first_line(str(exc))})"
     return (f, None) if math.isfinite(f) else (None, "no noise floor (not finite)")

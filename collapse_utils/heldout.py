@@ -191,7 +191,7 @@ def real_reference(cfg: "RunConfig", count: int, part: int = 0) -> np.ndarray:
             chosen = chosen[..., None]
         if cfg.resolution is not None and cfg.resolution != chosen.shape[1]:
             chosen = resize_images(chosen, cfg.resolution, cfg.resize_method)
-        return convert_channels(chosen, cfg.channels)
+        return chosen if cfg.channels is None else convert_channels(chosen, cfg.channels)
     held = held_out_real(cfg, 2 * count)
     if held is None or len(held) < 2 * count:
         raise HeldOutUnavailableError(f"{cfg.dataset} has no {2 * count} real images beyond the run's {cfg.n} for a "

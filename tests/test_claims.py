@@ -99,7 +99,8 @@ def test_registry():
         assert all(f in figures.SPECS for f, _ in c.figure_sources())
         assert "§" in c.paper
     assert {c.figure for c in C.CLAIMS if c.fd and c.kind != "headline"} == {"F8", "F12", "F13", "F15"}
-    assert C.FD_METRIC == {"smoke": "fd_lenet", "demo": "fd_lenet", "paper": "fid"}
+    assert {p: C.Context(p, (0,), None).fd_metric for p in ("smoke", "demo", "paper")} == {
+        "smoke": "fd_lenet", "demo": "fd_lenet", "paper": "fid"}
 
 
 def test_the_command_is_registered():
@@ -109,19 +110,13 @@ def test_the_command_is_registered():
     assert args.func is C._cmd_claims and args.seeds == "0,1,2"
 
 
-def test_noise_floor_and_metric_guards(monkeypatch, claims_store):
+def test_noise_floor_and_metric_guards(claims_store):
     cfg = figures.figure_configs("F2", "smoke")[0]
-    monkeypatch.delattr(run_metrics, "fd_noise_floor", raising=False)
-    assert C.noise_floor(cfg, "fid", 16) == (None, "no noise floor (run_metrics.fd_noise_floor is not available)")
-
-    def not_yet(cfg, metric, count):
-        raise NotImplementedError("later")
-
-    monkeypatch.setattr(run_metrics, "fd_noise_floor", not_yet, raising=False)
-    f, why = C.noise_floor(cfg, "fid", 16)
-    assert f is None and why.startswith("no noise floor (NotImplementedError")
-    monkeypatch.setattr(run_metrics, "fd_noise_floor", lambda cfg, metric, count: 2.5, raising=False)
-    assert C.noise_floor(cfg, "fid", 16) == (2.5, None)
+    f, why = C.noise_floor(cfg, "fd_lenet", 64)  # two disjoint sets of 64 MNIST test images
+    assert why is None and f == pytest.approx(run_metrics.fd_noise_floor(cfg, "fd_lenet", 64)) and f > 0
+    digits = cfg.replace(dataset="digits", n=1797)  # no held-out real images beyond the whole set
+    f, why = C.noise_floor(digits, "fid", 16)
+    assert f is None and why.startswith("no noise floor (HeldOutUnavailableError")
     # a metric this package does not know: not resolved, with the reason
     claim = C.Claim("x", "F2", "a claim", "§6.1", "decline", dict(metric="no_such_metric"))
     ctx = C.Context("smoke", CLAIMS_STORE_SEEDS, claims_store, "cpu", True)
@@ -147,15 +142,14 @@ def _rows(text: str) -> dict[str, list[str]]:
 def _writes_only_metrics(before: dict[str, str], after: dict[str, str]) -> None:
     assert set(before) <= set(after), "files were removed from the run store"
     changed = [p for p in after if before.get(p) != after[p]]
-    assert all(re.search(r"gen_\d+/metrics\.json$", p) for p in changed), changed
+    # post-hoc metrics, and the held-out samples they draw (collapse_utils.heldout)
+    assert all(re.search(r"gen_\d+/(metrics\.json$|heldout/)", p) for p in changed), changed
+    assert not any(re.search(r"gen_\d+/heldout/", p) for p in before if before[p] != after.get(p)), \
+        "held-out samples already drawn must be kept"
 
 
 def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
-    # the FD claims read a Fréchet distance in pixel space here (cheap on a CPU; the Inception takes seconds per
-    # batch), computed post-hoc through the one FD path, with a floor from a stand-in
-    monkeypatch.setitem(vocab.FD_METRICS, "fd_pixel", "pixel")
-    monkeypatch.setitem(C.FD_METRIC, "smoke", "fd_pixel")
-    monkeypatch.setattr(run_metrics, "fd_noise_floor", lambda cfg, metric, count: 0.25, raising=False)
+    # the smoke preset's FD claims read fd_lenet (held-out samples vs MNIST test images), computed post-hoc
     before = _snapshot(claims_store)
     out = tmp_path / "CLAIMS.md"
     assert main(["claims", "--preset", "smoke", "--seeds", ",".join(map(str, CLAIMS_STORE_SEEDS)), "--run-root",
@@ -166,7 +160,7 @@ def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
     text = out.read_text()
     assert C.RULE_TEXT in text
     for line in ("- preset: `smoke`", f"- run store: `{claims_store}`", "- seeds: 0, 1", "- git commit:", "- date:",
-                 "noise floor", "`fd_pixel` at 16 images: f = 0.25"):
+                 "noise floor", "`fd_lenet` at 64 images: f = "):
         assert line in text, line
     rows = _rows(text)
     assert list(rows) == [c.id for c in C.CLAIMS]
@@ -185,7 +179,9 @@ def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
     for i in ("1", "2", "3", "4", "5", "8", "9", "12", "13", "15", "18", "19", "20", "21"):
         assert verdict[i] in judged, (i, verdict[i])
         assert "(2 seeds)" in ours[i], (i, ours[i])
-    assert "f = 0.25" in ours["18"] and "fd_pixel at the last generation" in ours["18"]
+    assert "f = " in ours["18"] and "fd_lenet at the last generation" in ours["18"]
+    for i in ("29", "30"):  # the memorization index of the F2 runs, over both seeds
+        assert verdict[i] in judged and "(2 seeds)" in ours[i], (i, verdict[i], ours[i])
     assert "real_share" in ours["20"]
     # FD_DINO: DINOv2 weights are absent offline, or else a verdict
     assert verdict["28"].startswith("not resolved: DINOv2 unavailable") or verdict["28"] in judged

@@ -167,7 +167,8 @@ def test_fid_sample_cap_follows_the_authors_at_paper_scale():
     assert scale("paper").fid_samples == 32768  # FID.py keeps the first 32,768 generated images
     assert scale("demo").fid_samples is None and scale("smoke").fid_samples is None  # the run's n
     assert figures.PARAMETERS["fid_samples"].default is None and "32,768" in figures.PARAMETERS["fid_samples"].help
-    assert figures.PARAMETERS["fid_mode"].default == "clean" and figures.PARAMETERS["fid_mode"].role == "runs"
+    assert figures.PARAMETERS["fid_mode"].default is None and figures.PARAMETERS["fid_mode"].role == "runs"
+    assert scale("paper").fid_mode == "clean" and scale("demo").fid_mode == "lenet"  # None: the preset's
     for fig in ("F8", "F11", "F12", "F13"):
         assert "fid_mode" in figures.SPECS[fig].options
 
