@@ -54,6 +54,11 @@ RULES = {
     5: "extra, not one of the paper's four: the share of samples that copy a training image (1/3 rule: NN "
        "distance < 1/3 of the 2nd-NN distance; not the paper's metric). Holds if the smallest size has a "
        "higher memorized share than the largest at generation 1 (memorization regime from the start)",
+    6: "extra, the move to memorization across generations (memorization index, PAPER.md §3.7: median NN distance "
+       "to the training set of 1,000 held-out samples of the model ÷ that of 1,000 fresh draws from the training "
+       "set's source; 1 = as novel as fresh draws, 0 = copies). Holds if, for every size, the index at the last "
+       "generation is below generation 1 and the copy rate (share of samples closer than 95 % of the fresh draws) "
+       "at the last generation is above generation 1",
 }
 
 
@@ -336,10 +341,30 @@ def finding_memorization(sweep: Sequence[Any]) -> Finding:
                    {"mem_ratio": mem, "gs_over_mnnd": ratio, "rises": rises, "mnnd": mnnd})
 
 
+def finding_memorization_index(sweep: Sequence[Any]) -> Finding:
+    """Extra finding 6: the memorization index and copy rate per generation, by size (held-out draws)."""
+    runs = sorted(sweep, key=lambda r: r.config.n)
+    index = {r.config.n: series(r, "mem_index_pixel") for r in runs}
+    copies = {r.config.n: series(r, "copy_rate_pixel") for r in runs}
+    falls = {n: v[-1] < v[0] for n, v in index.items()}
+    rises = {n: v[-1] > v[0] for n, v in copies.items()}
+    holds = all(falls.values()) and all(rises.values())
+    lines = [f"n={n:>5}: memorization index {_fmt_series(index[n], 2)}; copy rate {_fmt_series(copies[n], 2)}"
+             for n in index]
+    lines.append("index falls from generation 1 to the last for: "
+                 + (", ".join(f"n={n}" for n, ok in falls.items() if ok) or "no size")
+                 + "; copy rate rises for: " + (", ".join(f"n={n}" for n, ok in rises.items() if ok) or "no size"))
+    headline = "memorization index, generation 1 → last: " + "; ".join(
+        f"n={n} {v[0]:.2f}→{v[-1]:.2f}" for n, v in index.items())
+    return Finding(6, "Extra: samples move towards copies of their training set across generations", RULES[6],
+                   holds, headline, lines, {"mem_index_pixel": index, "copy_rate_pixel": copies,
+                                            "falls": falls, "rises": rises})
+
+
 def judge_findings(sweep: Sequence[Any], selection_runs: Sequence[Any]) -> list[Finding]:
-    """The paper's four findings (plus the memorization extra), judged by :data:`RULES`."""
+    """The paper's four findings (plus the memorization extras), judged by :data:`RULES`."""
     return [finding_gs_decay(sweep), finding_entropy_decay(sweep), finding_correlation(sweep),
-            finding_selection(selection_runs), finding_memorization(sweep)]
+            finding_selection(selection_runs), finding_memorization(sweep), finding_memorization_index(sweep)]
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -426,8 +451,10 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     ``seed``, ``generations``, ``sizes`` and ``selection_n`` change the plan (:func:`demo_plan`); with any of them
     the figures go to a folder of their own by default (``figures/demo-seed3-gen2``), beside the preset's."""
     from .figures import default_fig_dir
-    from .run_metrics import ensure_metrics
+    from .rundir import load_run
+    from .run_metrics import ensure_figure_metrics, ensure_metrics
     from .store import default_run_root, ensure_runs
+    from .vocab import MEMORIZATION_METRICS
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
@@ -446,6 +473,11 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     t_runs = time.perf_counter() - t0
     sweep = [ensure_metrics(r, DEMO_METRICS) for r in ensure_runs(plan.sweep, out)]
     selection = [ensure_metrics(r, DEMO_METRICS) for r in ensure_runs(plan.selection, out)]
+    t_mem = time.perf_counter()
+    echo("memorization index: drawing held-out samples of each generation of the size sweep …")
+    ensure_figure_metrics(sweep, MEMORIZATION_METRICS, workers=workers)
+    sweep = [load_run(r.run_dir) for r in sweep]
+    t_mem = time.perf_counter() - t_mem
     findings = judge_findings(sweep, selection)
     t1 = time.perf_counter()
     figures = draw_figures({"sweep": sweep, "selection": selection}, fig_dir)
@@ -455,7 +487,7 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     summary = {
         "preset": preset, "scale": head, "run_root": str(out), "fig_dir": str(fig_dir), "workers": workers,
         "findings": [asdict(f) | {"verdict": f.verdict} for f in findings], "figures": figures,
-        "timing": {"wall_s": wall, "runs_wall_s": t_runs, "figures_wall_s": t_fig,
+        "timing": {"wall_s": wall, "runs_wall_s": t_runs, "memorization_index_wall_s": t_mem, "figures_wall_s": t_fig,
                    "cpu_main_s": time.process_time() - cpu0,
                    "cpu_workers_s": children.ru_utime + children.ru_stime,
                    "load_average_start": load0, "load_average_end": os.getloadavg(),
@@ -485,7 +517,8 @@ def summary_text(findings: Sequence[Finding], summary: dict[str, Any]) -> str:
                  + ("" if all(f.holds for f in main) else
                     f"; not holding: {', '.join(str(f.number) for f in main if not f.holds)}") + ".")
     lines.append(f"scale: {'; '.join(summary['scale'])}")
-    lines.append(f"wall time {_mmss(t['wall_s'])} (runs {_mmss(t['runs_wall_s'])}, figures {t['figures_wall_s']:.0f} s); "
+    lines.append(f"wall time {_mmss(t['wall_s'])} (runs {_mmss(t['runs_wall_s'])}, memorization index "
+                 f"{t.get('memorization_index_wall_s', 0):.0f} s, figures {t['figures_wall_s']:.0f} s); "
                  f"CPU time {t['cpu_main_s'] + t['cpu_workers_s']:.0f} s on {t['cpus']} cores; load average at start "
                  f"{t['load_average_start'][0]:.1f}, during the runs {_fmt_load(t['load_average_during_runs'])}")
     if t["cpus"] and (t["load_average_during_runs"]["mean"] or 0) > 1.5 * t["cpus"]:

@@ -425,7 +425,7 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     if fid_metric != "fid" and "fid_mode" in spec.options:  # no weights: fail before training anything
         from .features import check_feature_space
 
-        check_feature_space(FD_METRICS[fid_metric], device=device)
+        check_feature_space({**FD_METRICS, **HELDOUT_FD_METRICS}[fid_metric], device=device)
     run_root = Path(v["run_root"]) if v["run_root"] else default_run_root()
     fig_dir = Path(v["fig_dir"]) if v["fig_dir"] else default_fig_dir(preset)
     configs = figure_configs(figure, preset, **{k: v[k] for k in parameter_names("config") if k in v})

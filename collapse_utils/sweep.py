@@ -283,14 +283,60 @@ def visible_gpus() -> list[int]:
         return []
 
 
+class RunChain(_Checkpointable):  # type: ignore[misc,valid-type]
+    """A local slot's runs, one after another in one process (a waiting run costs no process and no memory).
+
+    Each run goes through :class:`RunTask` (its error recorded, the chain going on); the result lists each run's
+    directory, or ``"ERROR <message>"``. ``checkpoint()`` requeues the whole chain: finished runs are skipped.
+    """
+
+    def __call__(self, cfg_dicts: list[dict], run_dirs: list[str], slot: str | None = None) -> list[str]:
+        out = []
+        for cfg_dict, run_dir in zip(cfg_dicts, run_dirs):
+            try:
+                out.append(RunTask()(cfg_dict, run_dir, slot))
+            except Exception as exc:
+                out.append(f"ERROR {type(exc).__name__}: {exc}")
+        return out
+
+    def checkpoint(self, cfg_dicts: list[dict], run_dirs: list[str], slot: str | None = None) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, cfg_dicts, run_dirs, slot)
+
+
+@dataclass
+class ChainedRun:
+    """One run of a :class:`RunChain` job, with the job interface the CLI uses (``job_id``, ``done``, ``result``)."""
+
+    job: Any
+    index: int
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.job.job_id}[{self.index}]"
+
+    def done(self) -> bool:
+        return self.job.done()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def result(self) -> str:
+        value = self.job.result()[self.index]
+        if value.startswith("ERROR "):
+            raise RuntimeError(value[len("ERROR "):])
+        return value
+
+
 def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[str, Any] | None = None,
            local_slots: int | None = None, gpus: list[int] | None = None) -> list[Any]:
     """Submit the runs as submitit jobs (one task per run); returns the jobs, in the order of ``runs``.
 
     ``slurm``: one job array. ``local``: on a machine with GPUs, one executor per visible GPU
-    (``visible_gpus=(k,)``, so each task sees only its GPU) and one run at a time per GPU (a slot lock in
-    ``_jobs/``); on a CPU machine ``local_slots`` runs at a time (default: the CPU count). ``debug``: in this
-    process, each run when its result is asked for.
+    (``visible_gpus=(k,)``, so each task sees only its GPU), on a CPU machine ``local_slots`` slots (default: the
+    CPU count); each slot is one process running its share of the runs in turn (:class:`RunChain`; a slot lock in
+    ``_jobs/`` keeps two sweeps from sharing it). ``debug``: in this process, each run when its result is asked for.
     """
     import submitit
 
@@ -325,9 +371,9 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
             gpu_params = dict(visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
             ex.update_parameters(timeout_min=timeout, **gpu_params)
             slot = str(jobs_dir(root) / f".slot-{name}.lock")
-            for i, job in zip(idx, ex.map_array(task, [cfgs[i] for i in idx], [dirs[i] for i in idx],
-                                                [slot] * len(idx))):
-                jobs_by_index[i] = job
+            chain = ex.submit(RunChain(), [cfgs[i] for i in idx], [dirs[i] for i in idx], slot)
+            for k, i in enumerate(idx):
+                jobs_by_index[i] = ChainedRun(chain, k)
         jobs = [jobs_by_index[i] for i in range(len(runs))]
     order = {id(r): i for i, r in enumerate(runs)}
     return [jobs[order[id(r)]] for r in given]

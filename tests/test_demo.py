@@ -41,14 +41,17 @@ def test_plan_runs_are_the_figure_experiments():
 
 
 # ---------------------------------------------------------------------------------------------- rules
-def _run(n: int, gs, ent, *, paradigm="replace", selection="none", mem=None, mnnd=None, cov=None):
+def _run(n: int, gs, ent, *, paradigm="replace", selection="none", mem=None, mnnd=None, cov=None, index=None,
+         copies=None):
     cfg = make_config("smoke", n=n, paradigm=paradigm, selection=selection, generations=len(gs))
     mem = mem or [0.0] * len(gs)
     mnnd = mnnd or [100.0] * len(gs)
     cov = cov or list(np.linspace(2e5, 1e5, len(gs)))
+    index = index or list(np.linspace(1.0, 0.5, len(gs)))
+    copies = copies or list(np.linspace(0.05, 0.3, len(gs)))
     gens = [SimpleNamespace(generation=i + 1, metrics=dict(gs_pixel=g, entropy_pixel=e, mem_ratio=m, mnnd=d,
-                                                           cov_trace=c))
-            for i, (g, e, m, d, c) in enumerate(zip(gs, ent, mem, mnnd, cov))]
+                                                           cov_trace=c, mem_index_pixel=x, copy_rate_pixel=y))
+            for i, (g, e, m, d, c, x, y) in enumerate(zip(gs, ent, mem, mnnd, cov, index, copies))]
     return SimpleNamespace(config=cfg, generations=gens)
 
 
@@ -65,7 +68,7 @@ def test_findings_hold_on_collapse_shaped_numbers():
            _run(256, [190, 180, 165, 150, 140], [300, 302, 298, 290, 285], selection="threshold"),
            _run(256, [190, 175, 165, 160, 155], [300, 298, 295, 292, 290], paradigm="accumulate_subsample")]
     found = demo.judge_findings(sweep, sel)
-    assert [f.number for f in found] == [1, 2, 3, 4, 5]
+    assert [f.number for f in found] == [1, 2, 3, 4, 5, 6]
     assert all(f.holds for f in found), [f.text() for f in found if not f.holds]
     assert found[2].numbers["entropy_vs_log_gs"]["pearson_r"] > 0.7
 
@@ -93,6 +96,16 @@ def test_finding_two_and_four_fail_on_contrary_numbers():
     assert f.numbers["arms"]["Greedy"]["gs_above"] is False and f.numbers["arms"]["TDF"]["gs_above"] is True
 
 
+def test_finding_six_fails_when_the_index_does_not_fall():
+    sweep = _sweep()
+    assert demo.finding_memorization_index(sweep).holds
+    sweep[2] = _run(1024, [200, 180, 160, 140, 120], [290, 292, 285, 276, 265], index=[0.9, 0.95, 1.0, 1.0, 1.0])
+    f = demo.finding_memorization_index(sweep)
+    assert not f.holds and f.numbers["falls"] == {32: True, 256: True, 1024: False}
+    sweep[2] = _run(1024, [200, 180, 160, 140, 120], [290, 292, 285, 276, 265], copies=[0.1, 0.05, 0.05, 0.05, 0.05])
+    assert not demo.finding_memorization_index(sweep).holds
+
+
 def test_finding_three_uses_the_stated_threshold():
     sweep = [_run(32, [60, 40, 30], [300, 310, 290]), _run(256, [190, 160, 130], [280, 300, 290])]
     f = demo.finding_correlation(sweep)
@@ -117,7 +130,8 @@ def test_demo_smoke_end_to_end(tmp_path):
     for name in ("F2", "F3", "F4", "selection"):
         assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 0
     saved = json.loads((tmp_path / "fig" / "summary.json").read_text())
-    assert [f["number"] for f in saved["findings"]] == [1, 2, 3, 4, 5]
+    assert [f["number"] for f in saved["findings"]] == [1, 2, 3, 4, 5, 6]
+    assert "memorization index" in text and "(6) " in text
     assert (tmp_path / "fig" / "summary.txt").read_text().startswith("=" * 10)
     again: list[str] = []
     demo.run_demo("smoke", tmp_path / "runs", tmp_path / "fig2", workers=1, echo=again.append)
