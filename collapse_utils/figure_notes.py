@@ -39,10 +39,13 @@ RUNTIME_SOURCES = (
 _GS_PIXEL = ("GS = generalization score (PAPER.md §3.1): mean L2 distance from each generated image to its nearest "
              "image in that model's own training set, on 0–255 pixel values")
 _ENTROPY = "entropy = Kozachenko–Leonenko 1-NN estimator of the training set, in nats (PAPER.md §3.2)"
-_FID = ("FID (PAPER.md §3.3): Inception pool3 features of the run's first samples (`fid_samples`: the run's n at "
-        "demo/smoke, up to 32,768 at paper scale as in the authors' FID.py) vs the run's n real images; `fid_mode` "
-        "picks the network: clean-fid's standard FID Inception (`clean`, metric `fid`) or the authors' torchvision "
-        "ImageNet Inception (`torchvision`, metric `fid_torchvision`)")
+_FID = ("the Fréchet distance of the preset (`fid_mode`): at paper scale FID (PAPER.md §3.3), Inception pool3 "
+        "features of the run's first samples (`fid_samples`: up to 32,768 as in the authors' FID.py) vs the run's n "
+        "real images, through clean-fid's standard FID Inception (`clean`, metric `fid`) or the authors' torchvision "
+        "ImageNet Inception (`torchvision`, metric `fid_torchvision`); at demo/smoke scale FD_LeNet (`lenet`, metric "
+        "`fd_lenet`, PAPER.md §3.8): 2,000 held-out samples of each generation vs 2,000 MNIST test images in a "
+        "LeNet's features, with its noise floor (two disjoint sets of test images) drawn as a dotted line, printed "
+        "in the title and saved as `<figure>_floor.csv`")
 _SIZE_SWEEP_DEMO = ("Runs: the size sweep (3 runs × 5 generations, shared with F2, F3, F4, F14, F17): ≈8 CPU-min, "
                     "about 4–5 min from an empty store")
 _SIZE_SWEEP_PAPER = ("Runs: the size sweep (6 runs × 10 generations, shared with F2, F3, F4, F14, F17): ≈48 H200-hours "
@@ -51,15 +54,21 @@ _GRID_DEMO = ("Runs: the selection grid at n = 128 (6 runs × 5 generations, van
               "sweep; shared with F7–F10, F12, F13, F15): ≈15 CPU-min, about 8–10 min from an empty store")
 _GRID_PAPER = ("Runs: the selection grid (FFHQ 8,192 and CIFAR-10 32,768, replace and accumulate, 3 arms: 12 runs × 8 "
                "generations, selection arms sampling 2n): ≈83 H200-hours (estimate), shared with F7–F10, F12, F13, F15")
-_DEMO_FID = ("At demo scale FID does **not** resolve the paper's claim: 128 samples of 8×8 MNIST against 128 real "
-             "images, whose real-vs-real floor is ≈41 (figures/F11_fid.csv); the arms differ by less than that noise "
-             "(at generation 1, where every arm's model is trained alike on the same real images, FID already "
-             "differs by 6 between arms: 63.1 vs 68.8, from different sample draws).")
+_DEMO_FID = ("Inception FID does not resolve these claims at demo scale (128 samples of 8×8 MNIST against 128 real "
+             "images: the same model gives 63.1 with n and 68.8 with 2n samples), so the demo plots FD_LeNet on "
+             "2,000 held-out samples, whose noise floor is ≈1.7; the mean ± sd over the preset's 3 seeds and the "
+             "verdict of each claim by its fixed rule are in docs/CLAIMS.md (`python -m collapse_utils claims "
+             "--preset demo`).")
+_DEMO_FD_COST = ("; plus 2,000 held-out samples per generation drawn from each saved model (≈10 s per 1,000 on one "
+                 "CPU thread) and their LeNet features (<1 s)")
 
 NOTES: dict[str, FigureNotes] = {
     "F2": FigureNotes(
         plots=f"Left: generated images above their nearest training images (smallest n, first / middle / last "
-              f"generation). Right: {_GS_PIXEL}, log axis, vs generation, one line per dataset size n (replace).",
+              f"generation). Then {_GS_PIXEL}, log axis, vs generation, one line per dataset size n (replace); and "
+              "the memorization index and the copy rate (PAPER.md §3.7, our design: 1,000 held-out samples of each "
+              "model against 1,000 fresh draws from its training set's source; index 1 and copy rate 0.05 = as "
+              "novel as fresh draws, index 0 and copy rate 1 = copies).",
         paper_finding="Finding 1 (PAPER.md §2 F2, §6 item 1): under replace GS decays near-exponentially, faster and "
                       "from lower for smaller datasets; CIFAR-10 n = 32,768 ≈1810 → ≈615 and n = 1,024 ≈105 → ≈35 "
                       "from iteration 1 to 10 [read-off]; \"with 1K samples, memorization begins in the first "
@@ -123,15 +132,13 @@ NOTES: dict[str, FigureNotes] = {
                       "44.7 ([PN] attributes these to CIFAR-10; the project page's panel says FFHQ, §8), TDF ≈57.4; "
                       "CIFAR Accumulate ≈87 / ≈55.5 / ≈53; CIFAR Replace ≈188.5 / ≈112 / ≈113 [read-off]; FFHQ "
                       "Replace shows **no** FID gain (≈94.5 vanilla vs ≈98 / ≈99.5 at iteration 7).",
-        expect_demo="Generation 5 (figures/F8.csv): replace vanilla 118, TDF 108, Greedy 112; accumulate 93 / 93 / "
-                    "90. " + _DEMO_FID,
+        expect_demo="FD_LeNet per generation, mean ± sd over 3 seeds (figures/F8.csv keeps every seed). " + _DEMO_FID,
         expect_paper="FID on up to 32,768 samples per generation (CIFAR-10: 32,768; FFHQ: 8,192, or 16,384 where "
                      "a selection arm draws 2n) against n real images, where the paper's gaps of ≈30–75 points (none "
                      "on FFHQ Replace) are far above sampling noise; the paper's absolute values come from "
                      "torchvision's ImageNet Inception, not the standard FID Inception (PAPER.md §3.3): compare "
                      "them with `fid_mode='torchvision'`.",
-        runtime_demo=_GRID_DEMO + "; plus Inception features for 128 images per generation (≈0.1 s per image on a "
-                     "CPU).",
+        runtime_demo=_GRID_DEMO + _DEMO_FD_COST + ".",
         runtime_paper=_GRID_PAPER + "; FID time not measured."),
     "F9": FigureNotes(
         plots=f"{_ENTROPY}, in the preset's feature space (pixels at demo/smoke, DINOv2-small CLS at paper scale), "
@@ -162,20 +169,20 @@ NOTES: dict[str, FigureNotes] = {
     "F11": FigureNotes(
         plots="MNIST, accumulate-subsample: sample grids (one row per digit) of CFG (w = 2) and CFG + Threshold "
               "Decay Filter at the first and last generation; training-set entropy (pixels, nats) vs generation of "
-              "unconditional, CFG and CFG + filter; within-digit diversity; FID at the last generation with the "
-              "held-out real-vs-real floor.",
+              "unconditional, CFG and CFG + filter; within-digit diversity; the preset's Fréchet distance at the last "
+              "generation (FID at paper scale, FD_LeNet on 2,000 held-out samples at demo/smoke) with its "
+              "real-vs-real noise floor.",
         paper_finding="PAPER.md §2 F11, §6 item 8: with CFG diversity collapses (each digit row one style); the filter "
                       "restores it. Entropy: CFG ≈3.93 → ≈3.67 ×10³, CFG + filter ≈3.93 → ≈3.99–4.00 ×10³ "
                       "[read-off]. FID at iteration 8 ([PN], unverified): unconditional 74.4, CFG 66.2, CFG + TDF "
                       "22.4. The authors' CFG code, architecture and label-drop rate are not released (§5).",
-        expect_demo="8×8 MNIST, n = 128, 5 generations (figures/F11.csv, F11_fid.csv): entropy CFG 310 → 273, CFG + "
-                    "filter 310 → 315, unconditional 310 → 292; FID at generation 5 93.3 / 94.7 / 69.4 against a floor "
-                    "of 40.8 (128 images a set: only the CFG + filter gap is larger than the noise).",
+        expect_demo="8×8 MNIST, n = 128, 5 generations (figures/F11.csv, F11_fid.csv): training-set entropy per "
+                    "generation of unconditional, CFG and CFG + filter, and FD_LeNet at generation 5 against its "
+                    "noise floor (≈1.7 at 2,000 per side); means over seeds and verdicts in docs/CLAIMS.md.",
         expect_paper="12,000 MNIST images at 32×32, 8 generations; our conditional model is our own design, so "
                      "match the direction of the paper's numbers, not their values.",
         runtime_demo="Runs: the selection grid's vanilla accumulate run plus 2 CFG runs (15 generations): ≈8 CPU-min "
-                     "if a CFG generation costs what an unconditional one does (not measured), plus FID at the last "
-                     "generation only.",
+                     "if a CFG generation costs what an unconditional one does (not measured)" + _DEMO_FD_COST + ".",
         runtime_paper="Runs: 3 × 8 generations (n = 12,000): ≈19 H200-hours (estimate)."),
     "F12": FigureNotes(
         plots=f"Replace: {_FID} and GS (preset's space) vs generation for vanilla, vanilla trained on 2N images, "
@@ -183,22 +190,20 @@ NOTES: dict[str, FigureNotes] = {
         paper_finding="Appendix C.1 (PAPER.md §2 F12, §6 item 6): training on 2N unselected images helps less than "
                       "selecting N; CIFAR Replace iteration 6 FID vanilla 155.5, 2N 134, TDF 95.5, Greedy 97 "
                       "[read-off].",
-        expect_demo="Generation 5 (figures/F12.csv): GS vanilla 84.5, 2N 103, TDF 133, Greedy 133: GS shows the "
-                    "paper's order. FID vanilla 118, 2N 104, TDF 108, Greedy 112: " + _DEMO_FID,
+        expect_demo="GS and FD_LeNet per generation, mean ± sd over 3 seeds (figures/F12.csv). " + _DEMO_FID,
         expect_paper="FID in the paper's order (vanilla > 2N > selection), gaps of ≈20–60 points by generation 6.",
         runtime_demo="Runs: 3 of the selection grid plus one 2N run (20 generations): ≈10 CPU-min, about 5–6 min "
-                     "from an empty store; plus Inception features for 128 images per generation.",
+                     "from an empty store" + _DEMO_FD_COST + ".",
         runtime_paper="Runs: 8 × 8 generations (6 shared with the selection grid): ≈58 H200-hours in all (estimate)."),
     "F13": FigureNotes(
         plots=f"Accumulate-subsample: {_FID} vs generation for vanilla, Greedy Selection and the Threshold Decay "
               "Filter at each decay factor α.",
         paper_finding="PAPER.md §2 F13, §6 item 7: α ∈ {0.80, 0.90, 0.95, 0.98} give almost identical FID, all "
                       "≈53–55.5 at iteration 8 on CIFAR Accumulate, vs vanilla ≈87 [read-off]: α barely matters.",
-        expect_demo="α ∈ {0.80, 0.95} at n = 128, generation 5 (figures/F13.csv): 101 and 93, Greedy 90, vanilla 93. "
-                    + _DEMO_FID,
+        expect_demo="α ∈ {0.80, 0.95} at n = 128, FD_LeNet per generation (figures/F13.csv). " + _DEMO_FID,
         expect_paper="Four α lines within a few points of each other, all well below vanilla.",
         runtime_demo="Runs: 3 of the selection grid plus one run per other α (20 generations): ≈10 CPU-min, about "
-                     "5–6 min from an empty store; plus Inception features for 128 images per generation.",
+                     "5–6 min from an empty store" + _DEMO_FD_COST + ".",
         runtime_paper="Runs: 12 × 8 generations (shared with the selection grid where α is the preset's): ≈81 "
                       "H200-hours in all (estimate)."),
     "F14": FigureNotes(
@@ -216,16 +221,17 @@ NOTES: dict[str, FigureNotes] = {
         runtime_paper=_SIZE_SWEEP_PAPER + "."),
     "F15": FigureNotes(
         plots="Fréchet distance between generated and real images in DINOv2 space vs generation, vanilla vs Greedy "
-              "Selection, replace and accumulate. Without DINOv2 weights (offline) the Inception FD (= FID) is "
-              "plotted instead and the title, axis and data file say so (`fd_fallback`).",
+              "Selection, replace and accumulate. Without DINOv2 weights (offline) another space is plotted "
+              "instead and the title, axis and data file say so (`fd_fallback`: FD_LeNet at demo/smoke, the "
+              "Inception FD (= FID) at paper scale).",
         paper_finding="PAPER.md §2 F15, §6 item 9 (dataset not labelled, likely CIFAR-10): at iteration 7 Greedy "
                       "lowers FD_DINO from ≈1800 to ≈1128 (replace) and from ≈1131 to ≈860 (accumulate) [read-off].",
-        expect_demo="The committed demo figure is the Inception fallback (no DINOv2 weights offline), i.e. F8's FID "
-                    "numbers: replace vanilla 118 vs Greedy 112, accumulate 93 vs 90 at generation 5. " + _DEMO_FID,
+        expect_demo="The committed demo figure is the FD_LeNet fallback (no DINOv2 weights offline), i.e. F8's "
+                    "vanilla and Greedy lines. " + _DEMO_FID,
         expect_paper="FD_DINO in the hundreds to ≈2000 with DINOv2 weights available; Greedy's gap grows with the "
                      "generation.",
-        runtime_demo="Runs: 4 of the selection grid (20 generations): ≈10 CPU-min, about 5–6 min from an empty store; "
-                     "plus feature extraction for 128 images per generation.",
+        runtime_demo="Runs: 4 of the selection grid (20 generations): ≈10 CPU-min, about 5–6 min from an empty store"
+                     + _DEMO_FD_COST + ".",
         runtime_paper="Runs: 8 × 8 generations of the selection grid: ≈55 H200-hours (estimate; the paper plots 7)."),
     "F17": FigureNotes(
         plots="Grids of the first grid × grid generated images of each generation (columns), one row per dataset "
