@@ -56,7 +56,7 @@ _GRID_PAPER = ("Runs: the selection grid (FFHQ 8,192 and CIFAR-10 32,768, replac
                "generations, selection arms sampling 2n): ≈83 H200-hours (estimate), shared with F7–F10, F12, F13, F15")
 _DEMO_FID = ("Inception FID does not resolve these claims at demo scale (128 samples of 8×8 MNIST against 128 real "
              "images: the same model gives 63.1 with n and 68.8 with 2n samples), so the demo plots FD_LeNet on "
-             "2,000 held-out samples, whose noise floor is ≈1.7; the mean ± sd over the preset's 3 seeds and the "
+             "2,000 held-out samples, whose noise floor is ≈2.5 (mean of 5 random splits of the MNIST test set); the mean ± sd over the preset's 3 seeds and the "
              "verdict of each claim by its fixed rule are in docs/CLAIMS.md (`python -m collapse_utils claims "
              "--preset demo`).")
 _DEMO_FD_COST = ("; plus 2,000 held-out samples per generation drawn from each saved model (≈10 s per 1,000 on one "
@@ -178,7 +178,7 @@ NOTES: dict[str, FigureNotes] = {
                       "22.4. The authors' CFG code, architecture and label-drop rate are not released (§5).",
         expect_demo="8×8 MNIST, n = 128, 5 generations (figures/F11.csv, F11_fid.csv): training-set entropy per "
                     "generation of unconditional, CFG and CFG + filter, and FD_LeNet at generation 5 against its "
-                    "noise floor (≈1.7 at 2,000 per side); means over seeds and verdicts in docs/CLAIMS.md.",
+                    "noise floor (≈2.5 at 2,000 per side); means over seeds and verdicts in docs/CLAIMS.md.",
         expect_paper="12,000 MNIST images at 32×32, 8 generations; our conditional model is our own design, so "
                      "match the direction of the paper's numbers, not their values.",
         runtime_demo="Runs: the selection grid's vanilla accumulate run plus 2 CFG runs (15 generations): ≈8 CPU-min "

@@ -375,16 +375,20 @@ def noise_floor(run: "RunResult", metric: str, fid_samples: int | None, device: 
     """The noise floor printed beside an FD figure: the same distance between two disjoint real sets of the size
     the figure's values use (run_metrics.fd_noise_floor); ``value`` is None where the data has no such sets."""
     from .heldout import HeldOutUnavailableError
-    from .run_metrics import fd_noise_floor, fd_sample_size
+    from .run_metrics import fd_noise_floor, fd_noise_floor_spread, fd_sample_size
 
     count = fd_sample_size(run, metric, fid_samples)
     try:
         value = fd_noise_floor(run.config, metric, count, device)
+        sd, splits = fd_noise_floor_spread(run.config, metric, count, device)
     except HeldOutUnavailableError as exc:
         return {"metric": metric, "value": None, "samples": count, "what": f"no noise floor: {exc}"}
-    what = ("FD between two disjoint sets of MNIST test images" if metric in HELDOUT_FD_METRICS
-            else "FD between held-out real images and the run's real images")
-    return {"metric": metric, "value": value, "samples": count, "what": f"{what}, {count:,} per side"}
+    if splits > 1:
+        what = (f"FD between two disjoint sets of MNIST test images, {count:,} per side (mean ± sd {sd:.2g} over "
+                f"{splits} random splits)")
+    else:
+        what = f"FD between held-out real images and the run's real images, {count:,} per side"
+    return {"metric": metric, "value": value, "sd": sd, "splits": splits, "samples": count, "what": what}
 
 
 def figure_metrics(figure: str, feature_space: str, fd_metric: str = "fd_dinov2", fid_metric: str = "fid") -> list[str]:

@@ -26,6 +26,7 @@ after the run, from what it saved:
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 # Held-out samples are drawn in batches of this size whatever the run's sample_batch_size, so that the first k
 # batches of a larger request are those of a smaller one.
 HELDOUT_BATCH = 500
+# The seed of the fixed order in which the MNIST test set is split into the FD reference and the noise-floor set.
+REFERENCE_SEED = 0
 
 
 class HeldOutUnavailableError(ValueError):
@@ -170,28 +173,46 @@ def heldout_set(run: "RunResult", g: int, count: int, device: Any = None) -> tup
 
 
 # ---------------------------------------------------------------------- the real reference of a Fréchet distance
-def real_reference(cfg: "RunConfig", count: int, part: int = 0) -> np.ndarray:
+def _mnist_test_pool(cfg: "RunConfig") -> np.ndarray:
+    """The MNIST test set at the run's resolution, channels and resizing."""
+    return _mnist_test_at(cfg.resolution, cfg.resize_method, cfg.channels)
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist_test_at(resolution: int | None, resize_method: str, channels: int | None) -> np.ndarray:
+    from .data import convert_channels, mnist_test_images, resize_images
+
+    images, _ = mnist_test_images()
+    if images.ndim == 3:
+        images = images[..., None]
+    if resolution is not None and resolution != images.shape[1]:
+        images = resize_images(images, resolution, resize_method)
+    images = images if channels is None else convert_channels(images, channels)
+    images.setflags(write=False)  # shared by every caller
+    return images
+
+
+def real_reference(cfg: "RunConfig", count: int, part: int = 0, order_seed: int | None = None) -> np.ndarray:
     """``count`` real images no run trained on, part ``part`` (0: the reference every FD is measured against,
     1: a disjoint set of the same size for the noise floor), at the run's resolution, channels and resizing.
 
-    MNIST: the bundled MNIST test set (10,000 images, disjoint from every training subset), in its order;
-    other datasets: held-out real images of the run's own draw (:func:`held_out_real`).
+    MNIST: the bundled MNIST test set (10,000 images, disjoint from every training subset) in a fixed random order
+    (``order_seed``, default :data:`REFERENCE_SEED`; the test set's first and second 5,000 come from different
+    writer pools, NIST SD-3 and SD-1, so consecutive slices would not be draws from one distribution): part 0 its
+    first ``count``, part 1 the next ``count``. Other datasets: held-out real images of the run's own draw
+    (:func:`held_out_real`).
     """
     if part not in (0, 1):
         raise ValueError(f"part must be 0 (reference) or 1 (noise-floor set); got {part}")
     if cfg.dataset == "mnist":
-        from .data import convert_channels, mnist_test_images, resize_images
-
-        images, _ = mnist_test_images()
+        images = _mnist_test_pool(cfg)
         if 2 * count > len(images):
             raise HeldOutUnavailableError(f"the MNIST test set has {len(images)} images; a reference of {count} and "
                                           f"a noise-floor set of {count} need {2 * count}")
-        chosen = images[part * count:(part + 1) * count]
-        if chosen.ndim == 3:
-            chosen = chosen[..., None]
-        if cfg.resolution is not None and cfg.resolution != chosen.shape[1]:
-            chosen = resize_images(chosen, cfg.resolution, cfg.resize_method)
-        return chosen if cfg.channels is None else convert_channels(chosen, cfg.channels)
+        order = np.random.default_rng(REFERENCE_SEED if order_seed is None else order_seed).permutation(len(images))
+        return images[order[part * count:(part + 1) * count]]
+    if order_seed is not None:
+        raise HeldOutUnavailableError(f"{cfg.dataset} has one held-out split only (the run's own draw)")
     held = held_out_real(cfg, 2 * count)
     if held is None or len(held) < 2 * count:
         raise HeldOutUnavailableError(f"{cfg.dataset} has no {2 * count} real images beyond the run's {cfg.n} for a "

@@ -295,16 +295,28 @@ def _features(images: Any, space: str, device: str | None) -> Any:
     return extract_features(images, space, device=device)
 
 
-_FLOORS: dict[tuple[Any, ...], float] = {}
+_FLOORS: dict[tuple[Any, ...], tuple[float, float, int]] = {}
 
 
-def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> float:
+# A held-out FD's noise floor is the mean over this many random disjoint splits of the reference source (MNIST's
+# test set), as one split's FD is itself noisy (e.g. 1.7 or 2.0 at 2,000 or 5,000 images per side at 8×8).
+FLOOR_SPLITS = 5
+
+
+def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> tuple[float, float, int]:
+    import numpy as np
+
     from .data import load_dataset
-    from .heldout import HeldOutUnavailableError
+    from .heldout import HeldOutUnavailableError, REFERENCE_SEED, real_reference
     from .metrics import frechet_distance
 
     if metric in HELDOUT_FD_METRICS:
         space = HELDOUT_FD_METRICS[metric]
+        if cfg.dataset == "mnist":
+            values = [frechet_distance(_features(real_reference(cfg, count, 1, REFERENCE_SEED + k), space, device),
+                                       _features(real_reference(cfg, count, 0, REFERENCE_SEED + k), space, device),
+                                       method="eigh") for k in range(FLOOR_SPLITS)]
+            return float(np.mean(values)), float(np.std(values, ddof=1)), len(values)
         a, b = _reference(cfg, count, 1), _reference(cfg, count, 0)
     else:  # the in-run convention: FD of samples against the run's first real images
         space = FD_METRICS[metric]
@@ -313,16 +325,17 @@ def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> flo
             raise HeldOutUnavailableError(f"{cfg.dataset} has no {count} held-out real images for a noise floor")
         b = load_dataset(cfg.dataset, count, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
                          root=cfg.data_root, resize_method=cfg.resize_method).images
-    return frechet_distance(_features(a, space, device), _features(b, space, device), method="eigh")
+    return frechet_distance(_features(a, space, device), _features(b, space, device), method="eigh"), float("nan"), 1
 
 
 def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None = None) -> float:
     """The noise floor of a Fréchet distance on ``count`` images per side: the same distance between two disjoint
     real sets of that size (so differences below it are sampling noise).
 
-    Held-out metrics (``fd_lenet``): the two parts of :func:`~collapse_utils.heldout.real_reference`; ``fid`` /
-    ``fd_dinov2`` (samples against the run's first real images): held-out real images against the run's first
-    ``count`` real images. Cached per (metric, reference, count).
+    Held-out metrics (``fd_lenet``) on MNIST: the mean over :data:`FLOOR_SPLITS` random disjoint splits of the
+    MNIST test set (:func:`~collapse_utils.heldout.real_reference` with other orders; :func:`fd_noise_floor_spread`
+    gives their sd); ``fid`` / ``fd_dinov2`` (samples against the run's first real images): held-out real images
+    against the run's first ``count`` real images (one split). Cached per (metric, reference, count).
     """
     from .heldout import reference_key
 
@@ -333,7 +346,17 @@ def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None
     key = (metric, ref, int(count), device)
     if key not in _FLOORS:
         _FLOORS[key] = _floor(cfg, metric, int(count), device)
-    return _FLOORS[key]
+    return _FLOORS[key][0]
+
+
+def fd_noise_floor_spread(cfg: "RunConfig", metric: str, count: int, device: str | None = None) -> tuple[float, int]:
+    """The sd of :func:`fd_noise_floor` over its splits and their number (NaN and 1 where there is one split)."""
+    from .heldout import reference_key
+
+    fd_noise_floor(cfg, metric, count, device)
+    ref = reference_key(cfg) if metric in HELDOUT_FD_METRICS else (cfg.dataset, cfg.resolution, cfg.seed, cfg.n)
+    _, sd, k = _FLOORS[(metric, ref, int(count), device)]
+    return sd, k
 
 
 # ---------------------------------------------------------------------------------------------- F11's FID
