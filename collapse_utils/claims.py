@@ -618,6 +618,18 @@ class RunCache:
         return None
 
 
+def _shown_path(path: Any) -> str:
+    """A run store as the table shows it: relative to the repository when it lies inside it."""
+    from pathlib import Path
+
+    from .store import repo_root
+
+    try:
+        return str(Path(path).relative_to(repo_root()))
+    except ValueError:
+        return str(path)
+
+
 def _first_line(text: str, limit: int = 120) -> str:
     """The first sentence of a message, at most ``limit`` characters."""
     line = (text.strip().splitlines() or [""])[0]
@@ -748,7 +760,7 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str) 
         "computed from their artifacts.",
         "",
         f"- preset: `{ctx.preset}`",
-        f"- run store: `{ctx.run_root}`",
+        f"- run store: `{_shown_path(ctx.run_root)}`",
         f"- seeds: {seeds}",
         f"- git commit: `{commit or 'unknown'}`",
         f"- date: {date}",
