@@ -16,7 +16,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .heldout import held_out_real
+from .heldout import held_out_real, real_reference, reference_key
 from .rundir import real_dir
 from .vocab import FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS
 
@@ -266,27 +266,15 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
                 if m in g.metrics and g.metrics.get(f"{m}_samples") == f_count:
                     continue
                 space = HELDOUT_FD_METRICS[m]
-                key = (space, f_count, *_reference_key(r.config))
+                key = (space, f_count, *reference_key(r.config))
                 if key not in refs:
-                    refs[key] = _features(_reference(r.config, f_count, 0), space, device)
+                    refs[key] = _features(real_reference(r.config, f_count, 0), space, device)
                 g.metrics[m] = frechet_distance(_features(draw(r, g.generation, f_count, device), space, device),
                                                 refs[key], method="eigh")
                 g.metrics[f"{m}_samples"] = f_count
                 changed = True
             if changed:
                 g.write_metrics()
-
-
-def _reference(cfg: "RunConfig", count: int, part: int) -> Any:
-    from .heldout import real_reference
-
-    return real_reference(cfg, count, part)
-
-
-def _reference_key(cfg: "RunConfig") -> tuple[Any, ...]:
-    from .heldout import reference_key
-
-    return reference_key(cfg)
 
 
 def _features(images: Any, space: str, device: str | None) -> Any:
@@ -307,7 +295,7 @@ def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> tup
     import numpy as np
 
     from .data import load_dataset
-    from .heldout import HeldOutUnavailableError, REFERENCE_SEED, real_reference
+    from .heldout import HeldOutUnavailableError, REFERENCE_SEED
     from .metrics import frechet_distance
 
     if metric in HELDOUT_FD_METRICS:
@@ -317,7 +305,7 @@ def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> tup
                                        _features(real_reference(cfg, count, 0, REFERENCE_SEED + k), space, device),
                                        method="eigh") for k in range(FLOOR_SPLITS)]
             return float(np.mean(values)), float(np.std(values, ddof=1)), len(values)
-        a, b = _reference(cfg, count, 1), _reference(cfg, count, 0)
+        a, b = real_reference(cfg, count, 1), real_reference(cfg, count, 0)
     else:  # the in-run convention: FD of samples against the run's first real images
         space = FD_METRICS[metric]
         a = held_out_real(cfg, count)
@@ -326,6 +314,13 @@ def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> tup
         b = load_dataset(cfg.dataset, count, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
                          root=cfg.data_root, resize_method=cfg.resize_method).images
     return frechet_distance(_features(a, space, device), _features(b, space, device), method="eigh"), float("nan"), 1
+
+
+def _floor_key(cfg: "RunConfig", metric: str, count: int, device: str | None) -> tuple[Any, ...]:
+    """What a noise floor depends on: the metric, its real sets (the held-out reference, or the run's draw), the
+    count and the device."""
+    ref = reference_key(cfg) if metric in HELDOUT_FD_METRICS else (cfg.dataset, cfg.resolution, cfg.seed, cfg.n)
+    return (metric, ref, int(count), device)
 
 
 def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None = None) -> float:
@@ -337,13 +332,10 @@ def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None
     gives their sd); ``fid`` / ``fd_dinov2`` (samples against the run's first real images): held-out real images
     against the run's first ``count`` real images (one split). Cached per (metric, reference, count).
     """
-    from .heldout import reference_key
-
     if metric not in HELDOUT_FD_METRICS and metric not in FD_METRICS:
         raise ValueError(f"{metric!r} is not a Fréchet-distance metric; choose one of "
                          f"{sorted(HELDOUT_FD_METRICS) + sorted(FD_METRICS)}")
-    ref = reference_key(cfg) if metric in HELDOUT_FD_METRICS else (cfg.dataset, cfg.resolution, cfg.seed, cfg.n)
-    key = (metric, ref, int(count), device)
+    key = _floor_key(cfg, metric, count, device)
     if key not in _FLOORS:
         _FLOORS[key] = _floor(cfg, metric, int(count), device)
     return _FLOORS[key][0]
@@ -351,11 +343,8 @@ def fd_noise_floor(cfg: "RunConfig", metric: str, count: int, device: str | None
 
 def fd_noise_floor_spread(cfg: "RunConfig", metric: str, count: int, device: str | None = None) -> tuple[float, int]:
     """The sd of :func:`fd_noise_floor` over its splits and their number (NaN and 1 where there is one split)."""
-    from .heldout import reference_key
-
     fd_noise_floor(cfg, metric, count, device)
-    ref = reference_key(cfg) if metric in HELDOUT_FD_METRICS else (cfg.dataset, cfg.resolution, cfg.seed, cfg.n)
-    _, sd, k = _FLOORS[(metric, ref, int(count), device)]
+    _, sd, k = _FLOORS[_floor_key(cfg, metric, count, device)]
     return sd, k
 
 
