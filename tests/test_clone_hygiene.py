@@ -42,6 +42,8 @@ def test_no_absolute_path_of_a_machine_is_tracked():
     here = {str(ROOT), str(ROOT.parent), os.path.expanduser("~")} - {"/", ""}
     hits = []
     for _, path in _tracked():
+        if path == "tests/test_clone_hygiene.py":  # its own examples of what the pattern catches
+            continue
         file = ROOT / path
         if not file.is_file() or file.stat().st_size > 5_000_000:
             continue
