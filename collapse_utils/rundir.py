@@ -19,6 +19,9 @@ Every other module reads and writes a run through the functions here; none spell
                              (collapse_utils.heldout): part files with sha256 sidecars and their meta.json
               hashes.json    sha256 of each artifact above, recorded as it is written
               DONE           written last: the generation is finished
+    RUN/RESULTS_ONLY.json    only in a weights-free copy for a results bundle (:func:`copy_results`): what was left
+                             out (models, checkpoints, held-out samples, tracking files); such a copy loads and
+                             plots like the run but cannot resume or sample
 
 Every artifact is written atomically (collapse_utils.io), so a reader sees a whole previous or a whole new file,
 and its sha256 is recorded in ``hashes.json`` right after; before an artifact is reused (on resume, or as the
@@ -270,6 +273,9 @@ RESUMABLE_CHANGES = ("generations",)
 def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = False) -> None:
     """Refuse to resume a run directory made with a different configuration, naming the differing keys; with
     ``allow_config_change`` only :data:`RESUMABLE_CHANGES` may differ once generations were computed. Reads only."""
+    if is_results_copy(run_dir):
+        raise ConfigMismatchError(f"{run_dir} is a weights-free copy from a results bundle ({RESULTS_ONLY}): it "
+                                  "holds no models, so it cannot be resumed or extended; use another directory")
     path = run_dir / "config.json"
     if path.exists():
         try:
@@ -705,7 +711,8 @@ def verify_generation(run_dir: Path, g: int, metrics: tuple[str, ...] | list[str
                 if (path.exists() or name == "train_sources") and cio.check_npy(path, ndim=1)[0] != count:
                     raise cio.CorruptArtifactError(f"{path} does not match {prefix}.npy in length")
         verify_hashes(gen, *TRAIN_FILES, *SAMPLE_FILES)
-        check_model_files(model_path(gen))
+        if not is_results_copy(run_dir):
+            check_model_files(model_path(gen))
     except (cio.CorruptArtifactError, FileNotFoundError) as exc:
         return None, str(exc)
     return GenerationResult(g, gen, record), None
@@ -730,3 +737,61 @@ def load_run(run_dir: str | os.PathLike) -> RunResult:
             break
         result.generations.append(done)
     return result
+
+
+# ---------------------------------------------------------------------- weights-free copies (results bundles)
+RESULTS_ONLY = "RESULTS_ONLY.json"
+# What a weights-free copy keeps of each finished generation: its training set and samples with their companions,
+# the metrics, the training log (loss curve) and the hash record; and of the run its config, manifest and real set.
+_RESULT_GEN_FILES = (*TRAIN_FILES, *SAMPLE_FILES, "metrics.json", "train_log.json", "DONE")
+
+
+def is_results_copy(run_dir: str | os.PathLike) -> bool:
+    """The run directory is a weights-free copy made by :func:`copy_results` (no model to load or resume)."""
+    return (Path(run_dir) / RESULTS_ONLY).exists()
+
+
+def copy_results(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy a finished run without its models: everything a figure or a claim reads, nothing that is large.
+
+    Kept: ``config.json``, ``manifest.json``, ``real/`` (images, indices, labels, source and cached reference
+    values) and, per finished generation, the training set, the samples, their labels and sources,
+    ``metrics.json`` (with every metric computed so far, held-out ones included), ``train_log.json``, ``DONE`` and
+    ``hashes.json`` reduced to the files kept, so :func:`load_run` verifies each array against its recorded
+    sha256 as in the full run. Left out: model weights, checkpoints, held-out samples, tracking files and the
+    sample grids (documentation). ``RESULTS_ONLY.json`` marks the copy. Raises ValueError when the run has a
+    damaged or unfinished generation (a copy holds only verified generations, all of them).
+    """
+    src, dest = Path(run_dir), Path(dest)
+    run = load_run(src)
+    if len(run.generations) != run.config.generations:
+        raise ValueError(f"{src} is not finished: {len(run.generations)} of {run.config.generations} generations "
+                         "verified")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp = cio.fresh_tmp_dir(dest.parent, dest.name)
+    for name in ("config.json", "manifest.json"):
+        shutil.copy2(src / name, tmp / name)
+    real = real_dir(src)
+    if real.exists():
+        (tmp / real.name).mkdir()
+        for f in sorted(real.iterdir()):
+            if f.is_file():
+                shutil.copy2(f, tmp / real.name / f.name)
+    for g in run.generations:
+        out = tmp / g.dir.name
+        out.mkdir()
+        kept = [n for n in _RESULT_GEN_FILES if (g.dir / n).exists()]
+        for name in kept:
+            shutil.copy2(g.dir / name, out / name)
+        hashes = cio.read_hashes(g.dir) or {}
+        cio.atomic_write_json(out / cio.HASHES, {k: v for k, v in hashes.items() if k in kept})
+    cio.atomic_write_json(tmp / RESULTS_ONLY, {
+        "what": "a weights-free copy of a finished run for a results bundle: figures and claims read it; it cannot "
+                "resume, sample or draw held-out samples",
+        "left_out": ["gen_XX/model/ (weights, model card)", "gen_XX/heldout/ (held-out samples)",
+                     "gen_XX/samples.png", "tb/, wandb/ (tracking)"],
+        "run_key": run.config.run_key(),
+    })
+    tmp.rename(dest)
+    return dest

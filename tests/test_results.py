@@ -1,0 +1,102 @@
+"""Results bundles: a figure set's runs without their models, from which figures and claims are redrawn untrained.
+
+At smoke scale on real tiny runs (the claims store of conftest.py: F2's size sweep and F10's selection runs, two
+seeds): the bundle holds no weights or held-out samples, redraws every figure byte for byte as the full store
+does, is never written to while drawing, and refuses what it cannot honestly do (unfinished runs, damage, resuming
+a weights-free copy).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+
+import pytest
+
+from collapse_utils import results, rundir
+from collapse_utils.figures import figure_runs
+from conftest import CLAIMS_STORE_SEEDS
+
+FIGS = ["F2", "F10"]
+
+
+@pytest.fixture(scope="module")
+def bundle(claims_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "smoke"
+    record = results.write_bundle(out, "smoke", run_root=claims_store, seeds=list(CLAIMS_STORE_SEEDS), figures=FIGS,
+                                  log=lambda *a: None)
+    return out, record
+
+
+def test_bundle_holds_results_not_models(bundle):
+    out, record = bundle
+    assert record["preset"] == "smoke" and record["seeds"] == list(CLAIMS_STORE_SEEDS)
+    assert set(record["figures"]) == set(FIGS)
+    assert record["runs"] == len({r for runs in record["figures"].values() for r in runs})
+    names = {p.name for p in out.rglob("*")}
+    assert "model" not in names and "heldout" not in names and "ckpt" not in names
+    assert not list(out.rglob("*.safetensors"))
+    assert record["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != "BUNDLE.json")
+    assert record["written_by_commit"] is None or len(record["written_by_commit"]) >= 7
+    # every metric of every run and generation, in one table
+    lines = (out / results.METRICS_FILE).read_text().splitlines()
+    assert len(lines) - 1 == record["generations"]
+    head = lines[0].split(",")
+    for metric in ("gs_pixel", "entropy_pixel", "mem_index_pixel", "copy_rate_pixel"):
+        assert metric in head
+
+
+def test_weights_free_copy_loads_but_cannot_resume(bundle, claims_store):
+    from collapse_utils.loop import run_self_consuming
+
+    out, record = bundle
+    run_dir = next(results.store_dir(out).iterdir())
+    assert rundir.is_results_copy(run_dir)
+    run = rundir.load_run(run_dir)
+    assert len(run.generations) == run.config.generations
+    full = rundir.load_run(claims_store / run_dir.name)
+    for a, b in zip(run.generations, full.generations):
+        assert a.metrics == b.metrics
+        assert (a.samples == b.samples).all() and (a.train_images == b.train_images).all()
+    with pytest.raises(rundir.ConfigMismatchError, match="weights-free copy"):
+        run_self_consuming(run.config.replace(generations=run.config.generations + 1), run_dir)
+
+
+def test_redraw_equals_the_full_store_and_writes_nothing(bundle, claims_store, tmp_path):
+    out, record = bundle
+    full, redrawn = tmp_path / "full", tmp_path / "redrawn"
+    for fig in FIGS:
+        fr = figure_runs(fig, "smoke", run_root=str(claims_store), seeds=list(CLAIMS_STORE_SEEDS), fig_dir=str(full))
+        results.plot_function(fig)(fr.runs, fr.fig_dir, **fr.plot_options)
+    outputs = results.redraw(out, fig_dir=redrawn, log=lambda *a: None)
+    assert set(outputs) == set(FIGS)
+    drawn = sorted(p.name for p in full.iterdir())
+    assert drawn == sorted(p.name for p in redrawn.iterdir())
+    for name in drawn:
+        if name.endswith((".csv", ".json", ".png")):
+            assert filecmp.cmp(full / name, redrawn / name, shallow=False), name
+    results.read_bundle(out)  # still exactly what its record lists
+
+
+def test_damaged_or_incomplete_bundles_are_refused(bundle, tmp_path):
+    out, _ = bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    metrics = next(copy.rglob("gen_01/metrics.json"))
+    record = json.loads(metrics.read_text())
+    record["gs_pixel"] = record["gs_pixel"] * 2
+    metrics.write_text(json.dumps(record))
+    with pytest.raises(results.BundleError, match="changed"):
+        results.redraw(copy, fig_dir=tmp_path / "f", log=lambda *a: None)
+    with pytest.raises(results.BundleError, match="no runs for"):
+        results.redraw(out, fig_dir=tmp_path / "f", figures=["F4"], log=lambda *a: None)
+    with pytest.raises(results.BundleError, match="not a results bundle"):
+        results.read_bundle(tmp_path)
+
+
+def test_a_store_with_unfinished_runs_is_refused(claims_store, tmp_path):
+    with pytest.raises(results.BundleError, match="not finished.*python -m collapse_utils figures --preset smoke"):
+        results.write_bundle(tmp_path / "b", "smoke", run_root=claims_store, seeds=[7], figures=["F2"],
+                             log=lambda *a: None)
+    assert not (tmp_path / "b").exists()
