@@ -1,20 +1,25 @@
 """Run keys are the names of the run store's folders: a configuration that keeps its meaning must keep its key.
 
-``tests/data/run_keys.json`` pins the keys that :meth:`RunConfig.run_key` gave, before run keys learnt to survive
-new options, for a broad set of configurations: every preset × paradigm × selection method (with the feature
-spaces it compares images in) × dataset the experiments use, a few hand-picked variants, and every configuration
-that ``figures.figure_configs`` produces for each figure and preset. Each entry stores the configuration as
-``RunConfig.to_dict()`` and the key it had, so the test rebuilds exactly that configuration and recomputes its key.
+``tests/data/run_keys.json`` pins the keys that :meth:`RunConfig.run_key` gave before run keys learnt to survive
+new options (when every field entered the key), for a broad set of configurations: every preset × paradigm ×
+selection method (with the feature spaces it compares images in) × dataset the experiments use, a few hand-picked
+variants, and every configuration that ``figures.figure_configs`` produces for each figure and preset. Each entry
+stores the configuration as ``RunConfig.to_dict()`` and the key it had, so the test rebuilds exactly that
+configuration and recomputes its key.
 
 The fixture was written once, with the code of that time, by::
 
     python tests/test_run_keys.py --write
 
-and must not be rewritten to make a failure go away: a moved key orphans a stored run.
+(which refuses to overwrite it) and must not be rewritten to make a failure go away: a moved key orphans a stored
+run. The only keys allowed to move are the entries marked ``moved_to``: configurations that wrote out a value
+equal to what ``None`` implies (a pool factor, or the Threshold Decay Filter's threshold or decay, e.g. F13's
+α = 0.95 arm at demo scale, which is F8's filter run), now keyed as the ``None`` spelling.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -112,6 +117,8 @@ def fixture_configs() -> list[tuple[str, RunConfig]]:
 
 
 def write_fixture() -> None:
+    if FIXTURE.exists():
+        sys.exit(f"{FIXTURE} exists: it pins the keys of stored runs and is never rewritten")
     entries = [dict(label=label, key=cfg.run_key(), config=dict(sorted(cfg.to_dict().items()))) for label, cfg in fixture_configs()]
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     lines = ",\n".join(json.dumps(e) for e in entries)  # one configuration a line
@@ -137,16 +144,93 @@ def test_the_fixture_covers_every_figure_and_grid_cell():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_pinned_run_keys_are_unchanged(preset):
-    """Every pinned configuration, rebuilt from its stored fields, still has its pinned key."""
+    """Every pinned configuration, rebuilt from its stored fields, still has its pinned key, but for the entries
+    marked ``moved_to``, which have that key and keep the old one among their aliases."""
     entries = [e for e in _fixture()["entries"] if f" {preset} " in f" {e['label']} " or
                (preset == "smoke" and e["label"].startswith("custom"))]
     assert entries
     changed = []
     for e in entries:
-        key = RunConfig.from_dict(e["config"]).run_key()
-        if key != e["key"]:
-            changed.append(f"{e['label']}: {e['key']} -> {key}")
+        cfg = RunConfig.from_dict(e["config"])
+        key = cfg.run_key()
+        if key != e.get("moved_to", e["key"]):
+            changed.append(f"{e['label']}: {e.get('moved_to', e['key'])} -> {key}")
+        if "moved_to" in e:
+            assert e["key"] in cfg.run_key_aliases(), e["label"]
+        else:
+            assert e["key"] not in cfg.run_key_aliases(), e["label"]
     assert not changed, "run keys changed:\n" + "\n".join(changed)
+
+
+def test_moved_keys_are_exactly_the_written_out_implied_values():
+    """The exceptions to the pin: each moved entry wrote out an implied value and now has the key of the same
+    configuration spelt with ``None``; no entry that spells every implied value as ``None`` moved."""
+    entries = _fixture()["entries"]
+    moved = [e for e in entries if "moved_to" in e]
+    assert len(moved) == 40
+    assert sorted(e["label"] for e in moved if e["label"].startswith("figure")) == [
+        "figure F13 demo #11", "figure F13 demo #7", "figure F13 demo #9", "figure F13 paper #4",
+        "figure F13 paper #8", "figure F13 smoke #3"]
+    for e in moved:
+        cfg = RunConfig.from_dict(e["config"])
+        implied = cfg.implied_values()
+        written = {k: None for k, v in implied.items() if getattr(cfg, k) is not None and getattr(cfg, k) == v}
+        assert written, e["label"]
+        assert cfg.replace(**written).run_key() == e["moved_to"]
+        assert cfg.replace(**written).key_dict() != cfg.key_dict()
+
+
+def test_f13_default_decay_arm_is_f8s_filter_run():
+    """F13's arm at the filter's default decay (0.95 in pixel space, 0.80 in DINOv2 space under accumulate) is
+    the very run of F8's Threshold Decay Filter arm: one key, trained once. The other arms keep their own keys."""
+    from collapse_utils import figures
+
+    for preset, default in (("demo", 0.95), ("paper", 0.80)):
+        f8 = {c.run_key() for c in figures.figure_configs("F8", preset) if c.selection == "threshold"
+              and c.paradigm == "accumulate_subsample"}
+        f13 = [c for c in figures.figure_configs("F13", preset) if c.selection == "threshold"]
+        shared = [c for c in f13 if c.run_key() in f8]
+        assert shared and {c.decay for c in shared} == {default}, preset
+        assert {c.decay for c in f13} - {default}, preset
+        assert not [c for c in f13 if c.decay != default and c.run_key() in f8]
+
+
+def test_a_new_field_at_its_default_changes_no_key():
+    """RunConfig grown by one option (a real subclass through dataclasses.make_dataclass, keyed by the same
+    run_key): every pinned key stays while the option is at its default, given or left out; another value is
+    another run."""
+    grown = dataclasses.make_dataclass(
+        "GrownConfig", [("ema_decay", "float", dataclasses.field(default=0.999)),
+                        ("augment", "tuple[str, ...]", dataclasses.field(default=("flip",)))], bases=(RunConfig,))
+    assert "ema_decay" in {f.name for f in dataclasses.fields(grown)}
+    for e in _fixture()["entries"]:
+        key = e.get("moved_to", e["key"])
+        assert grown.from_dict(e["config"]).run_key() == key, e["label"]
+    base = make_config("demo", selection="greedy")
+    implied = grown.from_dict(base.to_dict())
+    given = grown.from_dict(base.to_dict() | {"ema_decay": 0.999, "augment": ("flip",)})
+    assert implied.run_key() == given.run_key() == base.run_key()
+    assert "ema_decay" not in given.key_dict()
+    other = grown.from_dict(base.to_dict() | {"ema_decay": 0.99})
+    assert other.run_key() != base.run_key() and other.key_dict()["ema_decay"] == 0.99
+    assert grown.from_dict(base.to_dict() | {"augment": ()}).run_key() != base.run_key()
+
+
+def test_an_implied_value_given_or_left_out_is_one_key():
+    base = make_config("smoke", selection="threshold", paradigm="accumulate_subsample", feature_space="dinov2")
+    assert base.implied_values() == {"pool_factor": 1, "threshold": 60.0, "decay": 0.80}
+    spelt = base.replace(decay=0.8, threshold=60, pool_factor=1)
+    assert spelt.run_key() == base.run_key()
+    assert spelt.key_dict()["decay"] == 0.8  # the configuration itself is kept as given
+    assert base.replace(decay=0.95).run_key() != base.run_key()  # 0.95 is not the default here
+    assert base.replace(pool_factor=2).run_key() != base.run_key()
+    assert len(base.run_key_aliases()) == 7  # the 2**3 spellings less the canonical one (its key unchanged)
+    # a selection that ignores the filter's parameters keeps them in its key as given
+    greedy = make_config("smoke", selection="greedy")
+    assert greedy.replace(decay=0.95).run_key() != greedy.run_key()
+    # a feature space without filter defaults implies nothing about them
+    lenet = make_config("smoke", selection="threshold", feature_space="lenet", decay=0.95)
+    assert "decay" not in lenet.implied_values() and lenet.run_key() != lenet.replace(decay=None).run_key()
 
 
 if __name__ == "__main__":
