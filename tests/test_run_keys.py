@@ -233,6 +233,41 @@ def test_an_implied_value_given_or_left_out_is_one_key():
     assert "decay" not in lenet.implied_values() and lenet.run_key() != lenet.replace(decay=None).run_key()
 
 
+def test_the_store_finds_a_run_under_its_former_key(tmp_path):
+    """A store made before implied values were keyed as ``None``: F13's smoke arm at the default decay
+    (``decay=0.95``) trained under its former key. The store finds that folder for both spellings of the run
+    (``decay=0.95`` and F8's ``decay=None``), trains nothing again, continues an unfinished one in the spelling it
+    was started with, and shows each caller the configuration it asked for."""
+    import shutil
+
+    from collapse_utils import rundir, store
+    from collapse_utils.loop import run_self_consuming
+    from collapse_utils.rundir import ConfigMismatchError
+
+    entry = next(e for e in _fixture()["entries"] if e["label"] == "figure F13 smoke #3")
+    f13 = RunConfig.from_dict(entry["config"])
+    f8 = f13.replace(decay=None)
+    assert f13.decay == 0.95 and f13.run_key() == f8.run_key() == entry["moved_to"] != entry["key"]
+    old = tmp_path / store.run_name(f13, entry["key"])
+    assert old.name.endswith(entry["key"]) and old != tmp_path / store.run_name(f13)
+    run_self_consuming(f13, old)
+
+    assert store.run_dir_for(f13, tmp_path) == store.run_dir_for(f8, tmp_path) == old
+    assert store.is_finished(f8, tmp_path)
+    runs = store.ensure_runs([f8, f13], tmp_path)
+    assert [r.run_dir for r in runs] == [old, old] and [p.name for p in tmp_path.iterdir() if p.is_dir()] == [old.name]
+    assert (runs[0].config.decay, runs[1].config.decay) == (None, 0.95)
+    assert runs[0].generations[-1].metrics == runs[1].generations[-1].metrics
+
+    # unfinished: resuming it as given with the other spelling is refused; the store continues it as stored
+    shutil.rmtree(rundir.gen_dir(old, 2))
+    with pytest.raises(ConfigMismatchError, match="decay"):
+        run_self_consuming(f8, old)
+    (run,) = store.ensure_runs([f8], tmp_path)
+    assert run.run_dir == old and len(run.generations) == 2 and run.config.decay is None
+    assert rundir.read_config(old).decay == 0.95
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python tests/test_run_keys.py --write   (writes tests/data/run_keys.json)")
