@@ -78,7 +78,7 @@ def as_stored(cfg: RunConfig, run_dir: Path) -> RunConfig:
     return stored.replace(**{name: getattr(cfg, name) for name in EXECUTION_FIELDS})
 
 
-def _as_requested(run: RunResult, cfg: RunConfig) -> RunResult:
+def as_requested(run: RunResult, cfg: RunConfig) -> RunResult:
     """``run`` showing ``cfg``, the configuration asked for, where the store holds it under another spelling of
     the same run (F13's arm at the default decay reads as ``decay=0.95``, not as the ``decay=None`` of F8's run)."""
     if run.config.key_dict() == cfg.key_dict():
@@ -182,4 +182,4 @@ def ensure_runs(
                 stop.set()
                 if relay is not None:
                     relay.join()
-    return [_as_requested(load_run(run_dir_for(c, root)), c) for c in configs]
+    return [as_requested(load_run(run_dir_for(c, root)), c) for c in configs]
