@@ -216,6 +216,20 @@ def test_a_new_field_at_its_default_changes_no_key():
     assert grown.from_dict(base.to_dict() | {"augment": ()}).run_key() != base.run_key()
 
 
+def test_a_run_recorded_before_a_new_field_resumes_with_it(tmp_path):
+    """A run folder whose config.json predates an option resumes with that option at its default (the check of a
+    resumed configuration compares key_dict, which leaves the new field out), and refuses another value."""
+    from collapse_utils import rundir
+
+    grown = dataclasses.make_dataclass("GrownConfig", [("ema_decay", "float", dataclasses.field(default=0.999))],
+                                       bases=(RunConfig,))
+    base = make_config("smoke", selection="greedy")
+    rundir.write_config(tmp_path, base)
+    rundir.check_config(tmp_path, grown.from_dict(base.to_dict()))
+    with pytest.raises(rundir.ConfigMismatchError, match="ema_decay"):
+        rundir.check_config(tmp_path, grown.from_dict(base.to_dict() | {"ema_decay": 0.5}))
+
+
 def test_an_implied_value_given_or_left_out_is_one_key():
     base = make_config("smoke", selection="threshold", paradigm="accumulate_subsample", feature_space="dinov2")
     assert base.implied_values() == {"pool_factor": 1, "threshold": 60.0, "decay": 0.80}
