@@ -34,6 +34,19 @@ from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SC
 # ``tracker`` only mirrors what the run writes to a tracker (collapse_utils.tracking).
 EXECUTION_FIELDS = ("device", "checkpoint_every", "num_workers", "progress", "metrics", "tracker")
 
+# The run key's first fields: every field that defined what a run computes when run keys were introduced. These
+# always enter the key, each at its value (its default included), so the keys of the runs already stored stay
+# what they were. A field added to RunConfig since enters the key only while its value differs from its default
+# (RunConfig.key_dict), so a new option at its default leaves every key, and every stored run, where it was.
+# Frozen: never add a name here (a new field is keyed by that rule), and removing one moves every key.
+KEY_FIELDS_V1 = (
+    "dataset", "n", "resolution", "channels", "resize_method", "data_root", "paradigm", "generations", "selection",
+    "feature_space", "pool_factor", "fresh_fraction", "threshold", "decay", "filter_schedule", "model", "conditional",
+    "num_classes", "label_dropout", "guidance_scale", "class_selection", "num_train_timesteps", "beta_schedule",
+    "num_inference_steps", "train_steps", "batch_size", "lr", "adam_betas", "weight_decay", "adam_eps",
+    "warmup_steps", "grad_clip", "mixed_precision", "recipe", "seed", "sample_batch_size", "extra",
+)
+
 
 def _opt(default: Any, help: str, **cli: Any) -> Any:
     """A RunConfig field with its help text; ``cli`` holds command-line details (``flag``, ``choices``,
@@ -301,19 +314,101 @@ class RunConfig:
         return cls(**d)
 
     def key_dict(self) -> dict[str, Any]:
-        """The fields that define what the run computes (execution-only fields removed)."""
+        """The fields that define what the run computes, as given: execution fields (:data:`EXECUTION_FIELDS`)
+        removed, and a field that is not one of :data:`KEY_FIELDS_V1` (added since) left out while it equals its
+        default, so a configuration recorded before that field existed compares equal to one made now."""
         d = self.to_dict()
-        for name in EXECUTION_FIELDS:
-            d.pop(name, None)
+        for f in dataclasses.fields(self):
+            if f.name in EXECUTION_FIELDS or (f.name not in KEY_FIELDS_V1 and _at_default(f, getattr(self, f.name))):
+                d.pop(f.name, None)
+        return d
+
+    def implied_values(self) -> dict[str, Any]:
+        """The values that a field left at ``None`` stands for, where that depends on other fields: the pool
+        factor (2 for a selection under replace or fresh, else 1) and, for the Threshold Decay Filter, the
+        starting threshold and the decay factor of the feature space and pool kind
+        (selection.default_filter_params: pixel 2000 and 0.95; DINOv2 60 and Inception 10 with 0.95 under
+        replace, 0.80 under accumulate). A space without filter defaults (lenet) implies none."""
+        implied: dict[str, Any] = {}
+        if self.paradigm != "replace_2n":  # replace_2n samples 2n whatever the pool factor
+            implied["pool_factor"] = 2 if self.selection != "none" and self.paradigm in ("replace", "fresh") else 1
+        if self.selection == "threshold":
+            from .selection import default_filter_params  # lazily: selection imports torch
+
+            kind = "accumulate" if self.paradigm in ("accumulate", "accumulate_subsample") else "replace"
+            try:
+                implied.update(default_filter_params(self.feature_space, kind))
+            except ValueError:
+                pass
+        return implied
+
+    def canonical_key_dict(self) -> dict[str, Any]:
+        """:meth:`key_dict` with every value written out that equals what ``None`` implies
+        (:meth:`implied_values`) put back to ``None``: one configuration, one spelling, one key."""
+        d = self.key_dict()
+        for name, value in self.implied_values().items():
+            if d.get(name) is not None and d[name] == value:
+                d[name] = None
         return d
 
     def run_key(self) -> str:
-        """A short stable hash of :meth:`key_dict`: the run store's key."""
-        blob = json.dumps(self.key_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        """The run store's key: the first 12 hex digits of the sha256 of :meth:`canonical_key_dict` as sorted JSON.
+
+        The scheme, so that stored runs keep their folders as RunConfig grows:
+
+        * the fields of :data:`KEY_FIELDS_V1` always enter the key, defaults included (they are the fields every
+          stored key was computed from, so those keys are unchanged);
+        * a field added since enters it only while its value differs from its default: adding an option with a
+          default changes no key, and giving that default explicitly gives the key of leaving it out;
+        * execution fields (:data:`EXECUTION_FIELDS`) never enter it;
+        * a field whose ``None`` stands for a value implied by other fields (:meth:`implied_values`: the pool
+          factor, the Threshold Decay Filter's threshold and decay) enters it as ``None`` when given that very
+          value, so ``decay=0.95`` on a pixel-space filter is the same run, and key, as the default ``decay=None``.
+          This last rule moved the keys of configurations that wrote such a value out (listed in
+          tests/data/run_keys.json); :meth:`run_key_aliases` gives their former keys, under which the run store
+          still finds their folders.
+        """
+        return _hash(self.canonical_key_dict())
+
+    def run_key_aliases(self) -> tuple[str, ...]:
+        """Former keys of this run: the keys that the first scheme (:meth:`key_dict` hashed as given) gave to
+        each spelling of this configuration, with every implied value either ``None`` or written out, other
+        than :meth:`run_key` itself. A run folder made under one of them holds this very run."""
+        implied = self.implied_values()
+        names = [k for k in implied if getattr(self, k) is None or getattr(self, k) == implied[k]]
+        keys: list[str] = []
+        for mask in range(2 ** len(names)):
+            spelling = {k: (implied[k] if mask >> i & 1 else None) for i, k in enumerate(names)}
+            key = _hash(self.replace(**spelling).key_dict())
+            if key != self.run_key() and key not in keys:
+                keys.append(key)
+        return tuple(keys)
 
     def replace(self, **overrides: Any) -> "RunConfig":
         return dataclasses.replace(self, **overrides)
+
+
+def _at_default(f: dataclasses.Field, value: Any) -> bool:
+    """``value`` equals the field's default (tuples and lists alike, as the key's JSON writes both as lists)."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return False  # a field without a default is always given, so always keyed
+    if isinstance(value, bool) or isinstance(default, bool):  # True == 1 in Python, not here
+        return type(value) is type(default) and value == default
+    if isinstance(value, (int, float)) and isinstance(default, (int, float)):  # 1 == 1.0
+        return value == default
+    return _json(value) == _json(default)
+
+
+def _json(d: Any) -> str:
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _hash(d: dict[str, Any]) -> str:
+    return hashlib.sha256(_json(d).encode()).hexdigest()[:12]
 
 
 def derive_seed(seed: int, generation: int, purpose: str) -> int:

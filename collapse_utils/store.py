@@ -40,15 +40,50 @@ def default_run_root() -> Path:
     return Path(env) if env else repo_root() / "runs"
 
 
-def run_name(cfg: RunConfig) -> str:
-    """A readable directory name that still carries the configuration key."""
+def run_name(cfg: RunConfig, key: str | None = None) -> str:
+    """A readable directory name that still carries the configuration key (``key``: one of its former keys)."""
     sel = cfg.selection if cfg.selection == "none" else f"{cfg.selection}-{cfg.feature_space}"
     cond = "-cfg" if cfg.conditional else ""
-    return f"{cfg.preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}-s{cfg.seed}-{cfg.run_key()}"
+    return (f"{cfg.preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}"
+            f"-s{cfg.seed}-{key or cfg.run_key()}")
 
 
 def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
-    return Path(root if root is not None else default_run_root()) / run_name(cfg)
+    """The store's folder of ``cfg``: the one named by its run key, else one named by a former key of the same
+    run (:meth:`RunConfig.run_key_aliases`) that exists, made before written-out implied values were keyed as
+    ``None`` (e.g. F13's ``decay=0.95`` arm); no folder is renamed or moved."""
+    root = Path(root if root is not None else default_run_root())
+    here = root / run_name(cfg)
+    if not here.exists():
+        for key in cfg.run_key_aliases():
+            if (root / run_name(cfg, key)).exists():
+                return root / run_name(cfg, key)
+    return here
+
+
+def as_stored(cfg: RunConfig, run_dir: Path) -> RunConfig:
+    """``cfg`` as ``run_dir`` was started with it: one run may be spelt in several ways (``decay=None`` or the
+    decay it implies, one run key), and resuming compares the configuration as given (rundir.check_config), so a
+    folder holding another spelling of ``cfg``'s run is continued with that spelling (and ``cfg``'s execution
+    fields). Any other folder, or a configuration that cannot be read, gives ``cfg``."""
+    from .config import EXECUTION_FIELDS
+    from .io import CorruptArtifactError
+
+    try:
+        stored = rundir.read_config(run_dir) if (Path(run_dir) / "config.json").exists() else None
+    except (CorruptArtifactError, ValueError):
+        return cfg
+    if stored is None or stored.run_key() != cfg.run_key() or stored.key_dict() == cfg.key_dict():
+        return cfg
+    return stored.replace(**{name: getattr(cfg, name) for name in EXECUTION_FIELDS})
+
+
+def as_requested(run: RunResult, cfg: RunConfig) -> RunResult:
+    """``run`` showing ``cfg``, the configuration asked for, where the store holds it under another spelling of
+    the same run (F13's arm at the default decay reads as ``decay=0.95``, not as the ``decay=None`` of F8's run)."""
+    if run.config.key_dict() == cfg.key_dict():
+        return run
+    return RunResult(cfg, run.run_dir, run.generations)
 
 
 def is_finished(cfg: RunConfig, root: str | os.PathLike | None = None) -> bool:
@@ -122,7 +157,7 @@ def ensure_runs(
         for c in todo:
             d = run_dir_for(c, root)
             report = None if on_generation is None else _new_generations(c, d, lambda gen, c=c: on_generation(c, gen))
-            run_self_consuming(c, d, on_generation=report)
+            run_self_consuming(as_stored(c, d), d, on_generation=report)
     else:
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // workers)
         ctx = mp.get_context("spawn")
@@ -139,12 +174,12 @@ def ensure_runs(
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
                                          initargs=(os.getpid(),)) as pool:
-                    futures = [pool.submit(_worker, c.to_dict(), str(run_dir_for(c, root)), threads, events)
-                               for c in todo]
+                    futures = [pool.submit(_worker, as_stored(c, run_dir_for(c, root)).to_dict(),
+                                           str(run_dir_for(c, root)), threads, events) for c in todo]
                     for f in futures:
                         f.result()
             finally:
                 stop.set()
                 if relay is not None:
                     relay.join()
-    return [load_run(run_dir_for(c, root)) for c in configs]
+    return [as_requested(load_run(run_dir_for(c, root)), c) for c in configs]
