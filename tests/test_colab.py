@@ -264,3 +264,15 @@ def test_license_is_mit_as_pyproject_says():
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert text.startswith("MIT License") and "the model-collapse-repro authors" in text
     assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_readme_bibtex_cites_the_paper_as_citation_cff_does():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bibtex\n(@inproceedings\{.*?\n\})", readme, re.S)
+    assert block, "README needs a ```bibtex block with the paper's @inproceedings entry"
+    entry = block.group(1)
+    authors = re.search(r"author\s*=\s*\{(.*?)\},", entry, re.S).group(1).split(" and ")
+    paper = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))["preferred-citation"]
+    assert [a.strip() for a in authors] == [f"{a['family-names']}, {a['given-names']}" for a in paper["authors"]]
+    assert f"title         = {{{paper['title']}}}" in entry and "2509.16499" in entry
+    assert f"year          = {{{paper['year']}}}" in entry
