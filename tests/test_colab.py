@@ -119,6 +119,26 @@ def test_setup_cell_installs_nothing_where_the_package_is_importable(tmp_path):
     assert not (tmp_path / "clone").exists()
 
 
+def test_setup_cell_says_why_it_cannot_clone(tmp_path):
+    """Where the package is missing (``python -S``: no site-packages) a clone that cannot be made stops the cell
+    with git's own message, and the placeholder address with what to set."""
+    source = setup_cell(nbformat.read(ROOT / "notebooks" / "F4.ipynb", as_version=4))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLLAPSE_REPO_URL")}
+    env["COLLAPSE_REPO"] = str(tmp_path / "clone")
+
+    def run(**extra):
+        return subprocess.run([sys.executable, "-S", "-c", source], cwd=tmp_path, env={**env, **extra},
+                              capture_output=True, text=True, timeout=120)
+
+    if "/OWNER/" in pyproject_repository():
+        done = run()
+        assert done.returncode != 0 and "is the placeholder address: set Repository in pyproject.toml" in done.stderr
+    if shutil.which("git"):
+        done = run(COLLAPSE_REPO_URL=str(tmp_path / "nowhere"))
+        assert done.returncode != 0 and "git clone" in done.stderr and "failed" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "clone").exists()
+
+
 # --- a fresh environment: the setup cell installs the package, then the notebook runs --------------------------
 
 KERNEL = "collapse-fresh"
