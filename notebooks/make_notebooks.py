@@ -2,23 +2,26 @@
 
 Every notebook has the same shape, so they stay consistent:
 
-1. a title cell;
+1. a title cell with the "Open in Colab" badge (its address from pyproject.toml's ``[project.urls]``);
 2. the figure's notes: what it plots, the paper's finding (docs/PAPER.md), what to expect at demo and paper
    scale and the runtime of each preset (``collapse_utils.figure_notes.NOTES``);
-3. a cell that installs the package on Google Colab only (elsewhere it does nothing);
+3. the setup cell: where the package is not importable (a fresh Colab runtime) it clones the repository and
+   ``pip install -e``'s it; on Colab it can keep the run store on Google Drive (elsewhere it only reports);
 4. the ``parameters`` cell (papermill) — preset, dataset, sizes, generations, paradigms, methods, feature space,
    seeds, device, run root, figure directory, workers, plus the figure's own options, with their defaults and
    comments from ``collapse_utils.figures.PARAMETERS`` (the one table of notebook parameters);
 5. one call into the package that returns (or trains, then reuses) the figure's runs with their metrics;
 6. one plotting call, which writes ``<fig_dir>/<FIG>.png/.pdf/.csv``, then displays the figure and its numbers.
 
-Run ``python notebooks/make_notebooks.py`` after changing ``SPECS`` or this file (tests check the notebooks are
-up to date). A figure that needs other calls can follow the same pattern: copy ``notebook_for`` with its own calls.
+Run ``python notebooks/make_notebooks.py`` after changing ``SPECS``, pyproject.toml's ``Repository`` or this file
+(tests check the notebooks are up to date); it also rewrites the Colab tables of README.md and notebooks/README.md
+and CITATION.cff's ``repository-code``. A figure that needs other calls can follow the same pattern: copy ``notebook_for`` with its own calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -33,18 +36,153 @@ sys.path.insert(0, str(HERE.parent))
 from collapse_utils.figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME  # noqa: E402
 from collapse_utils.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
 
-COLAB_CELL = '''\
-# On Google Colab only: install this package from a clone of the repository (see notebooks/README.md).
-# Elsewhere this cell does nothing.
-import os, subprocess, sys
+ROOT = HERE.parent
+PYPROJECT = ROOT / "pyproject.toml"
+# The branch the "Open in Colab" links open (the repository's default branch).
+BRANCH = "main"
+# A repository address with this owner is the placeholder pyproject.toml ships with: a fork sets its own.
+PLACEHOLDER_OWNER = "OWNER"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+# The Colab tables of README.md and notebooks/README.md lie between these two lines (rewritten by this script).
+TABLE_START = "<!-- colab-links: written by notebooks/make_notebooks.py from pyproject.toml; do not edit by hand -->"
+TABLE_END = "<!-- /colab-links -->"
+READMES = (ROOT / "README.md", HERE / "README.md")
+CITATION = ROOT / "CITATION.cff"
 
-if "google.colab" in sys.modules:
-    repo = os.environ.get("COLLAPSE_REPO", "/content/model-collapse-repro")
-    if not os.path.isdir(repo):
-        raise RuntimeError(f"Clone the repository first, e.g. `!git clone <repository URL> {repo}`")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{repo}[dino]"], check=True)
-    sys.path.insert(0, repo)
-    os.chdir(repo)'''
+
+def repository_url(pyproject: Path = PYPROJECT) -> str:
+    """``Repository`` of pyproject.toml's ``[project.urls]``: the one place the repository's address is written.
+
+    Every link to the repository that the notebooks carry (the Colab badge, the clone their setup cell makes) is
+    built from it, so a fork changes one line and rebuilds the notebooks.
+    """
+    text = pyproject.read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: tomli if present, else the one key read by hand
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            tomllib = None
+    if tomllib is not None:
+        url = tomllib.loads(text).get("project", {}).get("urls", {}).get("Repository")
+    else:
+        section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+        found = section and re.search(r'^Repository\s*=\s*"([^"]+)"', section.group(1), re.M)
+        url = found.group(1) if found else None
+    if not url:
+        raise ValueError(f"{pyproject} has no Repository under [project.urls]: add the repository's address there")
+    return url.rstrip("/").removesuffix(".git")
+
+
+def github_path(repo_url: str) -> str:
+    """``owner/name`` of a GitHub address; Colab opens notebooks from GitHub only."""
+    found = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", repo_url)
+    if not found:
+        raise ValueError(f"Repository {repo_url!r} in pyproject.toml is not a https://github.com/OWNER/NAME address: "
+                         "Colab's 'Open in Colab' links need one")
+    return found.group(1)
+
+
+def colab_url(figure: str, repo_url: str) -> str:
+    """The address that opens ``notebooks/<figure>.ipynb`` of the repository in Google Colab."""
+    return f"https://colab.research.google.com/github/{github_path(repo_url)}/blob/{BRANCH}/notebooks/{figure}.ipynb"
+
+
+def colab_badge(figure: str, repo_url: str) -> str:
+    return f"[![Open In Colab]({COLAB_BADGE})]({colab_url(figure, repo_url)})"
+
+
+# The notebooks' first code cell. It cannot live in the package: it is what installs the package. ``{repo_url}`` and
+# ``{placeholder}`` are filled in by make_notebooks.py.
+SETUP_CELL = """\
+# Setup. Where collapse_utils is importable (a local checkout, `pip install -e .`) this cell only reports it.
+# Where it is not (a fresh Google Colab runtime) it clones the repository and installs it with
+# `pip install -e '<clone>[dino]'`: the dependencies come from PyPI, the torch already installed stays (Colab's
+# CUDA build); torch is not pinned. Environment variables: COLLAPSE_REPO_URL clones another address or a local
+# path; COLLAPSE_REPO is the folder of the clone (default /content/model-collapse-repro on Colab).
+MOUNT_DRIVE = None  # None: on Colab only. True: mount Google Drive and keep the run store there ($COLLAPSE_RUNS),
+                    # so a session that disconnects resumes from the finished work. False: never.
+import importlib, importlib.util, os, subprocess, sys
+
+REPO_URL = os.environ.get("COLLAPSE_REPO_URL", "{repo_url}")  # pyproject.toml [project.urls] Repository
+ON_COLAB = "google.colab" in sys.modules
+
+
+def _run(*cmd):
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+    if done.returncode:
+        raise RuntimeError(f"`{{' '.join(cmd)}}` failed:\\n{{(done.stderr or done.stdout)[-3000:]}}")
+
+
+if importlib.util.find_spec("collapse_utils") is None:
+    repo = os.path.abspath(os.environ.get("COLLAPSE_REPO") or
+                           ("/content/model-collapse-repro" if ON_COLAB else "model-collapse-repro"))
+    if not os.path.isfile(os.path.join(repo, "pyproject.toml")):
+        if "/{placeholder}/" in REPO_URL:
+            raise RuntimeError(f"{{REPO_URL}} is the placeholder address: set Repository in pyproject.toml "
+                               "[project.urls] and run notebooks/make_notebooks.py, or set "
+                               "os.environ['COLLAPSE_REPO_URL'] to the repository's address before this cell")
+        print(f"collapse_utils is not installed: cloning {{REPO_URL}} into {{repo}}")
+        _run("git", "clone", "--depth", "1", "--quiet", REPO_URL, repo)
+    print(f"installing {{repo}} (pip install -e; a minute or two on a fresh Colab runtime)")
+    _run(sys.executable, "-m", "pip", "install", "--quiet", "--editable", f"{{repo}}[dino]")
+    sys.path.insert(0, repo)  # this kernel started before the install: make the package visible to it now
+    importlib.invalidate_caches()
+    os.chdir(repo)  # as the batch command runs the notebooks: from the repository's root
+    import collapse_utils
+
+    print("installed: collapse_utils from", os.path.dirname(os.path.abspath(collapse_utils.__file__)))
+else:
+    print("collapse_utils is importable: nothing to install")
+if MOUNT_DRIVE is None:
+    MOUNT_DRIVE = ON_COLAB
+if MOUNT_DRIVE:
+    from google.colab import drive  # only on Colab
+
+    drive.mount("/content/drive")
+    os.environ.setdefault("COLLAPSE_RUNS", "/content/drive/MyDrive/model-collapse-runs")
+    print("run store (run_root=None):", os.environ["COLLAPSE_RUNS"])"""
+
+
+def setup_source(repo_url: str) -> str:
+    """The setup cell with the repository's address filled in."""
+    return SETUP_CELL.format(repo_url=repo_url, placeholder=PLACEHOLDER_OWNER)
+
+
+def colab_table(repo_url: str) -> str:
+    """The markdown table of every figure notebook with its "Open in Colab" link."""
+    rows = ["| figure | open in Colab | what it shows |", "|---|---|---|"]
+    for spec in SPECS.values():
+        rows.append(f"| {spec.id} | {colab_badge(spec.id, repo_url)} | {spec.title} |")
+    return "\n".join(rows)
+
+
+def readme_with_table(text: str, table: str, name: str = "README") -> str:
+    """``text`` with the block between :data:`TABLE_START` and :data:`TABLE_END` replaced by ``table``."""
+    if text.count(TABLE_START) != 1 or text.count(TABLE_END) != 1:
+        raise ValueError(f"{name} needs exactly one pair of lines {TABLE_START} … {TABLE_END}")
+    head, rest = text.split(TABLE_START)
+    _, tail = rest.split(TABLE_END)
+    return f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}"
+
+
+def citation_with_repository(text: str, repo_url: str) -> str:
+    """CITATION.cff's text with its ``repository-code`` set to ``repo_url``."""
+    new, count = re.subn(r'^repository-code: .*$', f'repository-code: "{repo_url}"', text, flags=re.M)
+    if count != 1:
+        raise ValueError("CITATION.cff needs exactly one top-level repository-code line")
+    return new
+
+
+def write_readme_tables(repo_url: str | None = None) -> list[Path]:
+    """The Colab tables of both READMEs and CITATION.cff's repository address, from ``repo_url``."""
+    repo_url = repo_url or repository_url()
+    table = colab_table(repo_url)
+    for path in READMES:
+        path.write_text(readme_with_table(path.read_text(encoding="utf-8"), table, path.name), encoding="utf-8")
+    CITATION.write_text(citation_with_repository(CITATION.read_text(encoding="utf-8"), repo_url), encoding="utf-8")
+    return [*READMES, CITATION]
 
 
 def parameters_source(params: dict[str, Any]) -> str:
@@ -101,10 +239,12 @@ def notes_source(spec: FigureSpec) -> str:
     )
 
 
-def notebook_for(spec: FigureSpec) -> nbformat.NotebookNode:
-    """The notebook of one figure."""
+def notebook_for(spec: FigureSpec, repo_url: str | None = None) -> nbformat.NotebookNode:
+    """The notebook of one figure; ``repo_url`` defaults to pyproject.toml's ``Repository``."""
+    repo_url = repo_url or repository_url()
     params = spec.parameters()
     title = (
+        f"{colab_badge(spec.id, repo_url)}\n\n"
         f"# {spec.id}: {spec.title}\n\n"
         "Reproduces this figure of *A Closer Look at Model Collapse: From a Generalization-to-Memorization "
         "Perspective* (NeurIPS 2025); see `docs/PAPER.md` §2 for what the paper shows.\n\n"
@@ -118,7 +258,7 @@ def notebook_for(spec: FigureSpec) -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell(title),
         new_markdown_cell(notes_source(spec)),
-        new_code_cell(COLAB_CELL),
+        new_code_cell(setup_source(repo_url)),
         new_code_cell(parameters_source(params), metadata={"tags": ["parameters"]}),
         new_code_cell(runs_source(spec, params)),
         new_code_cell(plot_source(spec)),
@@ -134,10 +274,11 @@ def notebook_for(spec: FigureSpec) -> nbformat.NotebookNode:
 
 
 def write_all(out_dir: Path = HERE) -> list[Path]:
+    repo_url = repository_url()
     paths = []
     for spec in SPECS.values():
         path = out_dir / f"{spec.id}.ipynb"
-        nbformat.write(notebook_for(spec), path)
+        nbformat.write(notebook_for(spec, repo_url), path)
         paths.append(path)
     return paths
 
@@ -145,5 +286,9 @@ def write_all(out_dir: Path = HERE) -> list[Path]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
-    for p in write_all(parser.parse_args().out):
+    args = parser.parse_args()
+    for p in write_all(args.out):
         print(p)
+    if args.out == HERE:  # the READMEs' Colab tables go with the committed notebooks
+        for p in write_readme_tables():
+            print(p)
