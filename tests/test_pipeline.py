@@ -11,7 +11,6 @@ the model card (a ``huggingface_hub.ModelCard`` with the generation's metrics an
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import sys
@@ -250,7 +249,8 @@ def test_unconditional_folder_is_exactly_ddpm_pipelines(uncond, tmp_path):
     pipe = _load(uncond[1].generations[0].dir)
     DDPMPipeline(unet=pipe.unet, scheduler=pipe.scheduler).save_pretrained(tmp_path / "ddpm")
     ours = uncond[1].generations[0].dir / "model"
-    assert json.loads((ours / "model_index.json").read_text()) == json.loads((tmp_path / "ddpm" / "model_index.json").read_text())
+    theirs = json.loads((tmp_path / "ddpm" / "model_index.json").read_text())
+    assert json.loads((ours / "model_index.json").read_text()) == theirs
     assert not (ours / "collapse_pipeline.py").exists()
 
 
@@ -323,7 +323,7 @@ def test_model_card_snippets_run(which, request, monkeypatch, modules_cache):
     card = (gen.dir / "model" / "README.md").read_text()
     blocks = _snippets(card)
     assert len(blocks) == 2
-    want = f"runs/cond/gen_02/model" if which == "cond" else "run/gen_02/model"
+    want = "runs/cond/gen_02/model" if which == "cond" else "run/gen_02/model"
     monkeypatch.chdir(start)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     for code in blocks:

@@ -1,6 +1,6 @@
-"""Tracking: each generation's loss curve, metrics and sample grid go to TensorBoard (default, <run_dir>/tb/), wandb or nowhere;
-a chosen tracker that is not installed stops the run before anything is written; the tracker choice is left
-out of the run key."""
+"""Tracking: each generation's loss curve, metrics and sample grid go to TensorBoard (default, <run_dir>/tb/),
+wandb or nowhere; a chosen tracker that is not installed stops the run before anything is written; the tracker
+choice is left out of the run key."""
 
 from __future__ import annotations
 
