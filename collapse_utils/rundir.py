@@ -613,18 +613,19 @@ def dataset_terms(dataset: str) -> DatasetTerms:
     return DatasetTerms(None, f"the user's own images (`{dataset}`)", "not known to the package: state them")
 
 
-def model_snippet_path(run_dir: Path, generation: int) -> str:
-    """The model folder as the snippet of its card loads it: the run directory as it was named (a relative
-    ``--out runs/try`` gives ``runs/try/gen_01/model``), relative to the working directory when it lies inside
-    it, else relative to the folder that holds the run (``try/gen_01/model``). Never a machine's absolute path."""
+def model_snippet_path(run_dir: Path, generation: int) -> tuple[str, str]:
+    """The model folder as the snippet of its card loads it, and where that path starts: the run directory as it
+    was named (a relative ``--out runs/try`` gives ``runs/try/gen_01/model``, from the folder the run was started
+    in); an absolute one relative to the working directory when it lies inside it, else relative to the folder
+    that holds the run (``try/gen_01/model``). Never a machine's absolute path."""
     run_dir = Path(run_dir)
-    rel = run_dir
+    rel, base = run_dir, "the folder the run was started in"
     if run_dir.is_absolute():
         try:
             rel = run_dir.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
-            rel = Path(run_dir.name)
-    return (rel / gen_dir(".", generation).name / "model").as_posix()
+            rel, base = Path(run_dir.name), "the folder that holds the run directory"
+    return (rel / gen_dir(".", generation).name / "model").as_posix(), base
 
 
 def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -637,12 +638,12 @@ def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def model_card(cfg: RunConfig, generation: int, metrics: dict[str, Any] | None = None,
-               model_dir: str | None = None) -> "ModelCard":
+               model_dir: str | None = None, path_base: str = "the run directory") -> "ModelCard":
     """The model card (``model/README.md``) of generation ``generation`` of the run ``cfg``: a
     ``huggingface_hub.ModelCard`` whose metadata (``ModelCardData``) holds the library, pipeline, tags, dataset,
     licence and the generation's ``metrics`` (as ``model-index`` evaluation results), and whose text describes the
     run, shows the sample grid (``samples.png`` beside it) and gives runnable code that loads the model from
-    ``model_dir`` (the folder as seen from where the run was started: :func:`model_snippet_path`). Deterministic:
+    ``model_dir``, a path that starts at ``path_base`` (:func:`model_snippet_path`). Deterministic:
     the same run writes the same bytes, so a resumed run's card equals an uninterrupted one's."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -732,8 +733,8 @@ def model_card(cfg: RunConfig, generation: int, metrics: dict[str, Any] | None =
         "",
         "## Load and sample (offline)",
         "",
-        f"Paths are as seen from the folder the run was started in (from elsewhere, use this folder's path). "
-        f"With the package installed:",
+        f"The paths below lead from {path_base} to this folder (from elsewhere, use this folder's path). "
+        "With the package installed:",
         "",
         "```python",
         "from collapse_utils.pipeline import CollapsePipeline",
@@ -777,7 +778,7 @@ def write_model_card(run_dir: Path, cfg: RunConfig, generation: int, metrics: di
     folder = model_path(gen)
     if (gen / SAMPLES_GRID).exists():
         cio.atomic_write_bytes(folder / SAMPLES_GRID, (gen / SAMPLES_GRID).read_bytes())
-    card = model_card(cfg, generation, metrics, model_snippet_path(run_dir, generation))
+    card = model_card(cfg, generation, metrics, *model_snippet_path(run_dir, generation))
     cio.atomic_write_bytes(folder / MODEL_CARD, str(card).encode())
 
 

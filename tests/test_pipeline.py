@@ -324,6 +324,8 @@ def test_model_card_snippets_run(which, request, monkeypatch, modules_cache):
     blocks = _snippets(card)
     assert len(blocks) == 2
     want = "runs/cond/gen_02/model" if which == "cond" else "run/gen_02/model"
+    where = "the folder the run was started in" if which == "cond" else "the folder that holds the run directory"
+    assert f"The paths below lead from {where} to this folder" in card
     monkeypatch.chdir(start)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     for code in blocks:
@@ -396,3 +398,12 @@ def test_docs_are_not_hashed_and_change_no_artifact(uncond, cond, tmp_path, monk
         for f in sorted(a.dir.rglob("*")):
             if f.suffix in (".npy", ".safetensors") or f.name in ("train_log.json", "hashes.json"):
                 assert f.read_bytes() == (b.dir / f.relative_to(a.dir)).read_bytes(), f
+
+
+def test_snippet_path_is_the_run_as_named_never_an_absolute_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    start = "the folder the run was started in"
+    assert rundir.model_snippet_path(Path("runs/try"), 3) == ("runs/try/gen_03/model", start)
+    assert rundir.model_snippet_path(tmp_path / "runs" / "try", 1) == ("runs/try/gen_01/model", start)
+    outside = tmp_path.parent / "elsewhere" / "try"
+    assert rundir.model_snippet_path(outside, 1) == ("try/gen_01/model", "the folder that holds the run directory")
