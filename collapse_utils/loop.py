@@ -157,6 +157,8 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         metrics.update(train_info)
         metrics["timings"] = timings
         rundir.write_metrics(gen, metrics)
+        # The model card carries these metrics: written now, before DONE, so every finished generation has it.
+        rundir.write_model_card(run_dir, cfg, g, metrics)
         rundir.mark_done(gen)
     state.wait_for_everyone()
     if not state.is_main_process:

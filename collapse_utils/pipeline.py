@@ -11,18 +11,24 @@ settings) and ``README.md`` (the model card). Load it with :class:`CollapsePipel
 Which loader to use:
 
 * :class:`CollapsePipeline` loads every model of a run, unconditional or class-conditional, and samples with
-  the run's step count and guidance scale unless told otherwise.
-* ``diffusers.DDPMPipeline.from_pretrained`` (or ``DiffusionPipeline.from_pretrained``) keeps working for
-  *unconditional* models, exactly as diffusers' own DDPM pipeline (its default is 1000 steps, not the run's).
-  It cannot sample a conditional model: diffusers' UNet then asks for ``class_labels``.
+  the run's step count and guidance scale unless told otherwise. It never runs code from the model folder.
+* ``diffusers.DiffusionPipeline.from_pretrained`` (and ``DDPMPipeline.from_pretrained``) loads an
+  *unconditional* model as diffusers' own ``DDPMPipeline``, with no extra code: its maths is the same (its
+  default is 1000 steps, not the run's).
+* ``diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` loads a *class-conditional*
+  model as this :class:`CollapsePipeline`, with the run's steps and guidance scale as defaults.
 
-Why ``DiffusionPipeline.from_pretrained`` does not return this class: diffusers resolves ``model_index.json``'s
-``_class_name`` inside the diffusers module only (the ``["diffusers", "UNet2DModel"]`` library entries name the
-*components*' libraries, not the pipeline's). The one way it loads a pipeline class from elsewhere is a code file
-in the model folder named by a ``[file, class]`` ``_class_name``, which diffusers runs only with
-``trust_remote_code=True`` and which would then be demanded from ``DDPMPipeline.from_pretrained`` too. So the
-folders keep ``_class_name: "DDPMPipeline"`` (diffusers' own loaders work unchanged) and this class, named
-explicitly, reads the same folder: ``CollapsePipeline.from_pretrained`` uses the class it is called on.
+How diffusers finds the pipeline class of a folder: ``model_index.json``'s ``_class_name`` is looked up in the
+``diffusers`` module when it is a string (the ``["diffusers", "UNet2DModel"]`` entries name the *components'*
+libraries; a pipeline's own library cannot be named that way). When it is a list ``[file, class]`` and the
+folder holds ``file.py``, diffusers imports that file as a "custom pipeline" and takes ``class`` from it, which
+it does only with ``trust_remote_code=True`` (without it, it stops and names the file and the flag). So a
+conditional model's folder holds :data:`PIPELINE_FILE`, a few lines that import this class from the installed
+package (and say what to install when it is not), and its ``_class_name`` is :data:`CLASS_ENTRY`. The sampling
+defaults travel in ``model_index.json`` too (``default_num_inference_steps``, ``default_guidance_scale``: the
+pipeline's configuration, which diffusers hands to ``__init__``), so diffusers' generic loader gets the run's
+settings. An unconditional model's folder stays exactly what ``DDPMPipeline.save_pretrained`` writes, so
+diffusers' own class, needing no code, keeps loading it.
 
 The maths is the package's reference sampler (collapse_utils.sample.sample_batch): DDPM ancestral sampling (Ho
 et al. 2020, Algorithm 2) with diffusers' ``DDPMScheduler.step``, and classifier-free guidance (Ho & Salimans
@@ -52,6 +58,36 @@ from .sample import resolve_labels
 
 OUTPUT_TYPES = ("pil", "np", "uint8", "pt")
 DDPM_DEFAULT_STEPS = 1000  # diffusers' DDPMPipeline default, used when a folder has no sampling.json
+MODEL_INDEX = "model_index.json"
+# A conditional model's folder: diffusers imports PIPELINE_FILE and takes CLASS_ENTRY[1] from it (module docstring).
+PIPELINE_FILE = "collapse_pipeline.py"
+CLASS_ENTRY = ("collapse_pipeline", "CollapsePipeline")
+UNCONDITIONAL_CLASS = "DDPMPipeline"  # what an unconditional model's model_index.json names: diffusers' own
+SAMPLING_CONFIG = ("default_num_inference_steps", "default_guidance_scale")  # pipeline config in model_index.json
+PIPELINE_FILE_TEXT = '''"""The pipeline class of this class-conditional DDPM: CollapsePipeline of model-collapse-repro.
+
+diffusers runs this file when the folder is loaded with
+    DiffusionPipeline.from_pretrained(FOLDER, trust_remote_code=True)
+and takes CollapsePipeline from it (model_index.json: "_class_name": ["collapse_pipeline", "CollapsePipeline"]).
+It only imports the class from the installed package; the package's own loader reads the folder without it:
+    from collapse_utils.pipeline import CollapsePipeline
+    pipe = CollapsePipeline.from_pretrained(FOLDER)
+    images = pipe(class_labels=[0, 1, 2, 3]).images
+"""
+
+try:
+    from collapse_utils.pipeline import CollapsePipeline
+except ImportError as exc:
+    raise ImportError(
+        "this model samples with CollapsePipeline (classifier-free guided DDPM) from the package "
+        "model-collapse-repro (collapse_utils), which is not installed: install it "
+        "(pip install -e . in a clone of the repository), then load the folder with "
+        "collapse_utils.pipeline.CollapsePipeline.from_pretrained(FOLDER) or "
+        "diffusers.DiffusionPipeline.from_pretrained(FOLDER, trust_remote_code=True)"
+    ) from exc
+
+__all__ = ["CollapsePipeline"]
+'''
 
 
 def read_sampling_settings(folder: str | os.PathLike) -> dict[str, Any]:
@@ -70,22 +106,31 @@ class CollapsePipeline(DiffusionPipeline):
     Load with ``CollapsePipeline.from_pretrained(RUN/gen_XX/model)``: it reads the run's sampling steps and
     guidance scale from ``sampling.json`` into :attr:`default_num_inference_steps` and
     :attr:`default_guidance_scale` (1000 steps and w = 1 for a folder without it). For an unconditional model
-    ``diffusers.DDPMPipeline`` works too (1000 steps by default); a conditional one needs this class.
+    ``diffusers.DDPMPipeline`` works too (1000 steps by default); a conditional one loads through diffusers'
+    ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` as this class (module docstring).
+
+    ``default_num_inference_steps`` and ``default_guidance_scale`` are the pipeline's configuration: saved in a
+    conditional model's ``model_index.json`` and given back to ``__init__`` by any diffusers loader.
     """
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler) -> None:
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler,
+                 default_num_inference_steps: int = DDPM_DEFAULT_STEPS, default_guidance_scale: float = 1.0) -> None:
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.default_num_inference_steps: int = DDPM_DEFAULT_STEPS
-        self.default_guidance_scale: float = 1.0
+        self.register_to_config(default_num_inference_steps=int(default_num_inference_steps),
+                                default_guidance_scale=float(default_guidance_scale))
+        # Plain attributes first; later assignments also update the config (DiffusionPipeline.__setattr__).
+        self.default_num_inference_steps: int = int(default_num_inference_steps)
+        self.default_guidance_scale: float = float(default_guidance_scale)
         self.sampling_settings: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "CollapsePipeline":
-        """Load a model folder (local, offline) and its ``sampling.json`` defaults; ``kwargs`` as diffusers'."""
+        """Load a model folder (local, offline) and its ``sampling.json`` defaults; ``kwargs`` as diffusers'.
+        The folder's :data:`PIPELINE_FILE` is not run: the class it would import is this one."""
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir():
@@ -100,12 +145,42 @@ class CollapsePipeline(DiffusionPipeline):
         if settings.get("guidance_scale") is not None:
             self.default_guidance_scale = float(settings["guidance_scale"])
 
+    @classmethod
+    def load_config(cls, *args: Any, **kwargs: Any) -> Any:
+        """diffusers' ``load_config``; a conditional folder's ``[file, class]`` entry that names this class is read
+        as this class's name, so ``from_pretrained`` on this class loads it without importing the folder's file
+        (which diffusers would do only with ``trust_remote_code=True``)."""
+        loaded = super().load_config(*args, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        entry = config.get("_class_name") if isinstance(config, dict) else None
+        if isinstance(entry, (list, tuple)) and list(entry) == list(CLASS_ENTRY):
+            config["_class_name"] = CLASS_ENTRY[1]
+        return loaded
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """diffusers' save, plus ``sampling.json`` with this pipeline's defaults."""
+        """diffusers' save, plus ``sampling.json`` with this pipeline's defaults, in the folder format a diffusers
+        user can load: an unconditional model as diffusers' ``DDPMPipeline`` (no code file), a conditional one as
+        :data:`CLASS_ENTRY` with :data:`PIPELINE_FILE` (module docstring). Upload the folder afterwards
+        (``huggingface_hub.upload_folder``) rather than with ``push_to_hub``, which would send it unfinished."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("CollapsePipeline.save_pretrained does not push: save the folder, then upload it with "
+                             "huggingface_hub.upload_folder")
         super().save_pretrained(save_directory, *args, **kwargs)
+        folder = Path(save_directory)
+        index = json.loads((folder / MODEL_INDEX).read_text())
+        index.pop("_name_or_path", None)
+        if self.conditional:
+            index["_class_name"] = list(CLASS_ENTRY)
+            (folder / PIPELINE_FILE).write_text(PIPELINE_FILE_TEXT)
+        else:  # exactly DDPMPipeline's folder: diffusers' own class samples it with the same maths
+            index["_class_name"] = UNCONDITIONAL_CLASS
+            for key in SAMPLING_CONFIG:
+                index.pop(key, None)
+            (folder / PIPELINE_FILE).unlink(missing_ok=True)
+        (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         settings = {**self.sampling_settings, "num_inference_steps": self.default_num_inference_steps,
                     "guidance_scale": self.default_guidance_scale if self.conditional else None}
-        (Path(save_directory) / SAMPLING_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        (folder / SAMPLING_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
     # ------------------------------------------------------------------ what the model is
     @property

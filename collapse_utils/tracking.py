@@ -5,7 +5,10 @@ The run's own files stay the source of truth; a tracker only shows them. After g
 
 * ``train/loss``: every optimizer step's loss from ``train_log.json`` at global step ``(g-1)*train_steps + step``
   (steps counted from 1), so the generations' curves follow one another on one axis;
-* ``metrics/<name>``: every numeric value of ``metrics.json`` (strings and the timings are left out) at step ``g``.
+* ``metrics/<name>``: every numeric value of ``metrics.json`` (strings and the timings are left out) at step ``g``;
+* ``samples``: the generation's sample grid ``samples.png`` (its first samples, one row per class in conditional
+  runs) as an image at step ``g``, so the images can be watched degrading over generations next to the numbers
+  (TensorBoard's Images tab, through accelerate's ``log_images``; a ``wandb.Image`` in the metrics row for wandb).
 
 Trackers (the ``tracker`` field, ``--tracker``): ``auto`` (default) is TensorBoard when it is installed (event
 files in ``<run_dir>/tb/``) and no tracking when it is not; ``tensorboard`` and ``wandb`` must be installed,
@@ -35,6 +38,9 @@ PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 INSTALLED = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
 
 
+SAMPLES_TAG = "samples"  # the tracker's name of each generation's sample grid
+
+
 class TrackerMissingError(RuntimeError):
     """An explicitly chosen tracker whose package is not installed."""
 
@@ -58,6 +64,19 @@ def resolve_tracker(choice: str) -> str | None:
             f"tracker {choice!r} needs the package {pkg}, which is not installed: pip install {pkg} "
             "(or choose --tracker none)")
     return choice
+
+
+def samples_grid_image(gen: Path) -> Any:
+    """The generation's written sample grid (``samples.png``) as a uint8 H×W×C array, or None if it has none."""
+    import numpy as np
+    from PIL import Image
+
+    path = gen / rundir.SAMPLES_GRID
+    if not path.exists():
+        return None
+    with Image.open(path) as img:
+        grid = np.asarray(img)
+    return grid[..., None] if grid.ndim == 2 else grid
 
 
 def numeric_scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -95,11 +114,12 @@ class RunTracker:
                 tracker.tracker.define_metric("train/*", step_metric="train/global_step")
                 tracker.tracker.define_metric("generation")
                 tracker.tracker.define_metric("metrics/*", step_metric="generation")
+                tracker.tracker.define_metric(SAMPLES_TAG, step_metric="generation")
             self._tracker = tracker
         return self._tracker
 
     def log_generation(self, g: int) -> None:
-        """Log generation ``g`` from its written ``train_log.json`` and ``metrics.json``."""
+        """Log generation ``g`` from its written ``train_log.json``, ``metrics.json`` and ``samples.png``."""
         if self.kind is None:
             return
         gen = rundir.gen_dir(self.run_dir, g)
@@ -107,15 +127,23 @@ class RunTracker:
         log_data = rundir.read_train_log(gen) or {"losses": []}
         offset = (g - 1) * self.cfg.train_steps
         metrics = {f"metrics/{k}": v for k, v in numeric_scalars(rundir.read_metrics(gen)).items()}
+        grid = samples_grid_image(gen)
         if self.kind == "tensorboard":
             writer = tracker.tracker
             for step, loss in enumerate(log_data["losses"], start=1):
                 writer.add_scalar("train/loss", float(loss), global_step=offset + step)
+            if grid is not None:  # one image, N×H×W×C
+                tracker.log_images({SAMPLES_TAG: grid[None]}, step=g, dataformats="NHWC")
             tracker.log(metrics, step=g)  # flushes
         else:  # wandb: each series against its own step metric (wandb's own step only grows)
+            import wandb
+
             for step, loss in enumerate(log_data["losses"], start=1):
                 tracker.log({"train/loss": float(loss), "train/global_step": offset + step})
-            tracker.log({**metrics, "generation": g})
+            row: dict[str, Any] = {**metrics, "generation": g}
+            if grid is not None:
+                row[SAMPLES_TAG] = wandb.Image(grid, caption=f"generation {g}: first samples")
+            tracker.log(row)
 
     def __enter__(self) -> "RunTracker":
         return self

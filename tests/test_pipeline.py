@@ -2,14 +2,18 @@
 
 Real tiny smoke runs: the pipeline loads a generation's model folder with no network, samples it with the run's
 steps and guidance scale, and with the run's generator gives exactly the run's ``samples.npy``; diffusers' own
-``DDPMPipeline`` keeps loading unconditional models; the model card and ``samples.png`` are written with every
-model and change none of the run's numbers.
+``DDPMPipeline`` keeps loading unconditional models, and ``DiffusionPipeline.from_pretrained`` loads conditional
+ones as ``CollapsePipeline`` (with ``trust_remote_code=True``, else it stops naming the code file and the flag);
+the model card (a ``huggingface_hub.ModelCard`` with the generation's metrics and a snippet that runs) and
+``samples.png`` are written with every model, are not hashed, and change none of the run's numbers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
+from collapse_utils import pipeline as cpipe
 from collapse_utils import rundir
 from collapse_utils.config import derive_seed, make_config
 from collapse_utils.ddpm import batch_generator
@@ -47,8 +52,24 @@ def uncond(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cond(tmp_path_factory):
+    """A conditional run started the way a user starts one: from a folder, with a relative ``--out``."""
     cfg = make_config("smoke", conditional=True, **BASE)
-    return cfg, run_self_consuming(cfg, tmp_path_factory.mktemp("cond") / "run")
+    base = tmp_path_factory.mktemp("cond")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(base)
+        run_self_consuming(cfg, "runs/cond")
+    result = rundir.load_run(base / "runs" / "cond")  # the same run, read back with absolute paths
+    assert len(result.generations) == cfg.generations
+    return cfg, result
+
+
+@pytest.fixture
+def modules_cache(tmp_path, monkeypatch):
+    """diffusers copies a custom pipeline file into its modules cache before importing it: keep that in tmp."""
+    import diffusers.utils.dynamic_modules_utils as dynamic
+
+    monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "hf_modules"))
+    return tmp_path / "hf_modules"
 
 
 def _load(gen_dir: Path) -> CollapsePipeline:
@@ -162,11 +183,75 @@ def test_ddpm_pipeline_still_loads_unconditional_models_with_the_same_maths(unco
     np.testing.assert_array_equal(a, b)
 
 
+def test_diffusion_pipeline_loads_a_conditional_model_as_collapse_pipeline(cond, modules_cache):
+    """diffusers' generic loader resolves the folder's ``[file, class]`` entry to the package's class, with the
+    run's defaults from model_index.json, and samples exactly the run's guided samples."""
+    from diffusers import DiffusionPipeline
+
+    cfg, result = cond
+    gen = result.generations[1]
+    folder = gen.dir / "model"
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == ["collapse_pipeline", "CollapsePipeline"]
+    assert (folder / "collapse_pipeline.py").is_file()
+    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+    assert type(pipe) is CollapsePipeline and pipe.conditional
+    assert (pipe.default_num_inference_steps, pipe.default_guidance_scale) == (cfg.num_inference_steps, 2.0)
+    pipe.set_progress_bar_config(disable=True)
+    bs = cfg.sample_batch_size
+    out = pipe(class_labels=gen.sample_labels[:bs], generator=_run_batch(cfg, 2, 0), output_type="uint8").images
+    np.testing.assert_array_equal(out, gen.samples[:bs])
+
+
+def test_conditional_model_without_trust_remote_code_fails_naming_the_file_and_the_flag(cond, modules_cache):
+    from diffusers import DDPMPipeline, DiffusionPipeline
+
+    folder = cond[1].generations[0].dir / "model"
+    for loader in (DiffusionPipeline, DDPMPipeline):  # DDPMPipeline would load it but could not sample it
+        with pytest.raises(ValueError, match=r"collapse_pipeline\.py(.|\n)*trust_remote_code=True"):
+            loader.from_pretrained(folder)
+    code = (folder / "collapse_pipeline.py").read_text()
+    assert "CollapsePipeline.from_pretrained" in code and "trust_remote_code=True" in code
+    assert not modules_cache.exists() or not any(modules_cache.rglob("collapse_pipeline.py"))  # nothing was run
+
+
+def test_pipeline_file_without_the_package_says_what_to_install(cond, monkeypatch):
+    code = (cond[1].generations[0].dir / "model" / "collapse_pipeline.py").read_text()
+    monkeypatch.setitem(sys.modules, "collapse_utils.pipeline", None)  # as if the package were not installed
+    with pytest.raises(ImportError, match=r"CollapsePipeline.*model-collapse-repro.*not installed"):
+        exec(compile(code, "collapse_pipeline.py", "exec"), {})
+
+
+def test_collapse_pipeline_never_runs_the_folders_code_file(cond, tmp_path, modules_cache):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(cond[1].generations[0].dir / "model", folder)
+    (folder / "collapse_pipeline.py").write_text("raise RuntimeError('the code file was run')\n")
+    pipe = CollapsePipeline.from_pretrained(folder)
+    assert pipe.conditional and pipe.default_guidance_scale == 2.0
+
+
 def test_save_pretrained_keeps_the_sampling_defaults(cond, tmp_path):
     pipe = _load(cond[1].generations[0].dir)
     pipe.save_pretrained(tmp_path / "copy")
     again = CollapsePipeline.from_pretrained(tmp_path / "copy")
     assert (again.default_num_inference_steps, again.default_guidance_scale) == (4, 2.0)
+    index = json.loads((tmp_path / "copy" / "model_index.json").read_text())
+    assert index["_class_name"] == ["collapse_pipeline", "CollapsePipeline"] and index["default_guidance_scale"] == 2.0
+    assert (tmp_path / "copy" / "collapse_pipeline.py").read_text() == cpipe.PIPELINE_FILE_TEXT
+
+
+def test_unconditional_folder_is_exactly_ddpm_pipelines(uncond, tmp_path):
+    """An unconditional model's folder is what diffusers' own DDPMPipeline.save_pretrained writes."""
+    from diffusers import DDPMPipeline
+
+    pipe = _load(uncond[1].generations[0].dir)
+    DDPMPipeline(unet=pipe.unet, scheduler=pipe.scheduler).save_pretrained(tmp_path / "ddpm")
+    ours = uncond[1].generations[0].dir / "model"
+    theirs = json.loads((tmp_path / "ddpm" / "model_index.json").read_text())
+    assert json.loads((ours / "model_index.json").read_text()) == theirs
+    assert not (ours / "collapse_pipeline.py").exists()
 
 
 def test_folder_without_sampling_settings_gets_diffusers_defaults(uncond, tmp_path):
@@ -188,12 +273,99 @@ def test_model_card_names_the_run_and_how_to_load_it(which, request):
         for text in (cfg.run_key(), f"preset `{cfg.preset}`", f"dataset `{cfg.dataset}`", f"n = {cfg.n}",
                      f"paradigm `{cfg.paradigm}`", f"selection `{cfg.selection}`", f"Generation {gen.generation}",
                      f"{cfg.num_inference_steps} DDPM ancestral steps", f"seed {cfg.seed}", "arXiv:2509.16499",
-                     "CollapsePipeline.from_pretrained", f"gen_{gen.generation:02d}/model"):
+                     "CollapsePipeline.from_pretrained", f"gen_{gen.generation:02d}/model", "CC BY-SA 3.0"):
             assert text in card, text
+        assert "RUN_DIR" not in card and str(gen.dir.parent.parent) not in card  # a real path, not this machine's
         assert ("guidance w = 2" in card) == cfg.conditional
+        assert ("trust_remote_code=True" in card) == cfg.conditional
         settings = json.loads((gen.dir / "model" / "sampling.json").read_text())
         assert settings["num_inference_steps"] == cfg.num_inference_steps and settings["generation"] == gen.generation
         assert settings["guidance_scale"] == (cfg.guidance_scale if cfg.conditional else None)
+
+
+@pytest.mark.parametrize("which", ["uncond", "cond"])
+def test_model_card_metadata_parses_with_huggingface_hub(which, request):
+    from huggingface_hub import ModelCard
+
+    cfg, result = request.getfixturevalue(which)
+    for gen in result.generations:
+        folder = gen.dir / "model"
+        card = ModelCard.load(folder / "README.md")
+        data = card.data
+        assert data.library_name == "diffusers" and data.license == "mit" and data.datasets == ["ylecun/mnist"]
+        assert {"diffusers", "ddpm", "model-collapse"} <= set(data.tags)
+        assert ("classifier-free-guidance" in data.tags) == cfg.conditional
+        assert data.pipeline_tag == (None if cfg.conditional else "unconditional-image-generation")
+        # the generation's metrics, from its metrics.json (timings left out), as evaluation results
+        recorded = json.loads((gen.dir / "metrics.json").read_text())
+        got = {r.metric_type: r.metric_value for r in data.eval_results}
+        want = {k: v for k, v in recorded.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        assert got == pytest.approx(want) and "gs_pixel" in got and not any("timing" in k for k in got)
+        assert f"| `gs_pixel` | {recorded['gs_pixel']:.6g} |" in card.text
+        # the sample grid it shows lies beside it: a copy of the generation's samples.png
+        assert "](samples.png)" in card.text
+        assert (folder / "samples.png").read_bytes() == (gen.dir / "samples.png").read_bytes()
+
+
+def _snippets(card_text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card_text, flags=re.S)
+
+
+@pytest.mark.parametrize("which", ["uncond", "cond"])
+def test_model_card_snippets_run(which, request, monkeypatch, modules_cache):
+    """Every code block of the card runs as written, from the folder the run was started in (the conditional run
+    was started with ``runs/cond``; the unconditional one with an absolute path, so the card's paths start at the
+    run folder's name), and draws images of the model."""
+    cfg, result = request.getfixturevalue(which)
+    gen = result.generations[-1]
+    run_dir = gen.dir.parent
+    start = run_dir.parent.parent if which == "cond" else run_dir.parent
+    card = (gen.dir / "model" / "README.md").read_text()
+    blocks = _snippets(card)
+    assert len(blocks) == 2
+    want = "runs/cond/gen_02/model" if which == "cond" else "run/gen_02/model"
+    where = "the folder the run was started in" if which == "cond" else "the folder that holds the run directory"
+    assert f"The paths below lead from {where} to this folder" in card
+    monkeypatch.chdir(start)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    for code in blocks:
+        assert f'"{want}"' in code
+        namespace: dict = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+        images = namespace["images"]
+        assert len(images) == (2 * cfg.num_classes if cfg.conditional else 16)
+        assert images[0].size == (8, 8)
+        assert type(namespace["pipe"]).__name__ == ("CollapsePipeline" if cfg.conditional or "CollapsePipeline" in code
+                                                    else "DDPMPipeline")
+
+
+def test_card_is_written_when_the_generation_finishes_and_a_resumed_run_verifies(uncond, tmp_path):
+    """The card is written after metrics.json and before DONE, is not hashed, and a run stopped after generation
+    1 and resumed ends with the same cards as an uninterrupted run; the resumed run verifies, and running it
+    again writes nothing."""
+    cfg, result = uncond
+    run = tmp_path / "run"  # the same folder name as the fixture's: same card text
+
+    class Stop(Exception):
+        pass
+
+    def stop(gen):
+        assert (gen.dir / "model" / "README.md").stat().st_mtime_ns <= (gen.dir / "DONE").stat().st_mtime_ns
+        raise Stop
+
+    with pytest.raises(Stop):
+        run_self_consuming(cfg, run, on_generation=stop)
+    assert (rundir.gen_dir(run, 1) / "model" / "README.md").exists() and not rundir.is_done(run, 2)
+    resumed = run_self_consuming(cfg, run)
+    for a, b in zip(result.generations, resumed.generations):
+        for name in ("README.md", "samples.png", "model_index.json", "sampling.json"):
+            assert (a.dir / "model" / name).read_bytes() == (b.dir / "model" / name).read_bytes(), name
+    assert len(rundir.load_run(run).generations) == cfg.generations
+    for g in (1, 2):
+        assert rundir.verify_generation(run, g, cfg.metrics)[1] is None
+    stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    run_self_consuming(cfg, run)  # finished: read-only
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == stamps
 
 
 def test_samples_grid_one_row_per_class(cond, uncond):
@@ -210,16 +382,28 @@ def test_samples_grid_one_row_per_class(cond, uncond):
     assert u.size == (8 * tile + 1, rows * tile + 1)
 
 
-def test_docs_are_not_hashed_and_change_no_artifact(uncond, tmp_path, monkeypatch):
+def test_docs_are_not_hashed_and_change_no_artifact(uncond, cond, tmp_path, monkeypatch):
+    for _cfg, res in (uncond, cond):
+        for gen in res.generations:
+            recorded = json.loads((gen.dir / "hashes.json").read_text())
+            assert not any(n.endswith(("README.md", "sampling.json", "samples.png", "model_index.json",
+                                       "collapse_pipeline.py")) for n in recorded)
     cfg, result = uncond
-    for gen in result.generations:
-        recorded = json.loads((gen.dir / "hashes.json").read_text())
-        assert not any(n.endswith(("README.md", "sampling.json", "samples.png")) for n in recorded)
-    monkeypatch.setattr(rundir, "write_model_docs", lambda *a, **k: None)
+    monkeypatch.setattr(rundir, "write_model_card", lambda *a, **k: None)
     monkeypatch.setattr(rundir, "ensure_samples_grid", lambda *a, **k: None)
     bare = run_self_consuming(cfg, tmp_path / "bare")
     for a, b in zip(result.generations, bare.generations):
         assert not (b.dir / "samples.png").exists() and not (b.dir / "model" / "README.md").exists()
+        assert not (b.dir / "model" / "samples.png").exists()
         for f in sorted(a.dir.rglob("*")):
             if f.suffix in (".npy", ".safetensors") or f.name in ("train_log.json", "hashes.json"):
                 assert f.read_bytes() == (b.dir / f.relative_to(a.dir)).read_bytes(), f
+
+
+def test_snippet_path_is_the_run_as_named_never_an_absolute_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    start = "the folder the run was started in"
+    assert rundir.model_snippet_path(Path("runs/try"), 3) == ("runs/try/gen_03/model", start)
+    assert rundir.model_snippet_path(tmp_path / "runs" / "try", 1) == ("runs/try/gen_01/model", start)
+    outside = tmp_path.parent / "elsewhere" / "try"
+    assert rundir.model_snippet_path(outside, 1) == ("try/gen_01/model", "the folder that holds the run directory")

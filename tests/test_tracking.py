@@ -1,12 +1,15 @@
-"""Tracking: each generation's loss curve and metrics go to TensorBoard (default, <run_dir>/tb/), wandb or nowhere;
-a chosen tracker that is not installed stops the run before anything is written; the tracker choice is left
-out of the run key."""
+"""Tracking: each generation's loss curve, metrics and sample grid go to TensorBoard (default, <run_dir>/tb/),
+wandb or nowhere; a chosen tracker that is not installed stops the run before anything is written; the tracker
+choice is left out of the run key."""
 
 from __future__ import annotations
 
+import io
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from collapse_utils import rundir, tracking
 from collapse_utils.config import EXECUTION_FIELDS, RunConfig, make_config
@@ -47,6 +50,33 @@ def test_tensorboard_holds_every_generations_loss_and_metrics(tmp_path):
     assert sorted(p.name for p in (run / "tb").iterdir()) == before
 
 
+def _images(tb_dir) -> dict[str, list]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return {tag: acc.Images(tag) for tag in acc.Tags()["images"]}
+
+
+def test_tensorboard_holds_every_generations_sample_grid(tmp_path):
+    """Read back with TensorBoard's own event reader: one image per generation at step g, the pixels of that
+    generation's samples.png (grey grids are stored as RGB with three equal channels)."""
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    run_self_consuming(smoke(conditional=True), run)
+    images = _images(run / "tb")
+    assert list(images) == [tracking.SAMPLES_TAG]
+    events = images[tracking.SAMPLES_TAG]
+    assert [e.step for e in events] == [1, 2]
+    for g, event in zip((1, 2), events):
+        want = np.asarray(Image.open(rundir.gen_dir(run, g) / "samples.png"))
+        got = np.asarray(Image.open(io.BytesIO(event.encoded_image_string)))
+        assert (event.height, event.width) == want.shape[:2] == got.shape[:2]
+        assert got.ndim == 3 and all(np.array_equal(got[..., c], want) for c in range(3))
+    # the two generations' grids differ (each is its own generation's samples)
+    assert events[0].encoded_image_string != events[1].encoded_image_string
+
+
 def test_a_resumed_run_logs_only_the_generations_it_computes(tmp_path):
     pytest.importorskip("tensorboard")
     run = tmp_path / "run"
@@ -64,6 +94,7 @@ def test_a_resumed_run_logs_only_the_generations_it_computes(tmp_path):
     scalars = _scalars(run / "tb")
     assert [s for s, _ in scalars["train/loss"]] == list(range(1, 2 * STEPS + 1))  # each step once
     assert [s for s, _ in scalars["metrics/gs_pixel"]] == [1, 2]
+    assert [e.step for e in _images(run / "tb")[tracking.SAMPLES_TAG]] == [1, 2]
 
 
 def test_tracker_none_writes_no_tb(tmp_path):
@@ -126,7 +157,11 @@ def test_wandb_gets_each_series_against_its_own_step(tmp_path, monkeypatch):
         calls["init"] = kw
         return FakeRun()
 
-    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
+    class FakeImage:
+        def __init__(self, data, caption=None):
+            self.data, self.caption = np.asarray(data), caption
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init, Image=FakeImage))
     monkeypatch.setitem(tracking.INSTALLED, "wandb", lambda: True)
     run = tmp_path / "run"
     cfg = smoke(tracker="wandb")
@@ -139,4 +174,8 @@ def test_wandb_gets_each_series_against_its_own_step(tmp_path, monkeypatch):
     rows = [c for c in calls["log"] if "generation" in c]
     assert [r["generation"] for r in rows] == [1, 2]
     assert [r["metrics/gs_pixel"] for r in rows] == pytest.approx([g.metrics["gs_pixel"] for g in result.generations])
+    assert (tracking.SAMPLES_TAG, "generation") in calls["define"]
+    for g, r in zip((1, 2), rows):  # each generation's grid in its metrics row, against the generation
+        grid = np.asarray(Image.open(rundir.gen_dir(run, g) / "samples.png"))
+        np.testing.assert_array_equal(r[tracking.SAMPLES_TAG].data[..., 0], grid)
     assert calls["finished"] == 1 and not rundir.tb_dir(run).exists()
