@@ -63,12 +63,26 @@ def _figure_ids(figures: Sequence[str] | None) -> list[str]:
     return ids
 
 
-def figure_set(preset: str, seeds: Sequence[int] | None, figures: Sequence[str] | None) -> dict[str, list[Any]]:
-    """Each figure's run configurations at ``preset`` and ``seeds`` (None: the preset's seeds)."""
+Seeds = "Sequence[int] | dict[str, Sequence[int]] | None"
+
+
+def figure_seeds(preset: str, seeds: Any, figures: Sequence[str] | None) -> dict[str, list[int]]:
+    """The seeds of each figure: one list for all (None: the preset's), or a dict by figure id (figures it does not
+    name take the preset's)."""
+    from .presets import scale
+
+    default = list(scale(preset).seeds)
+    ids = _figure_ids(figures if figures is not None or not isinstance(seeds, dict) else list(seeds))
+    if isinstance(seeds, dict):
+        return {f: [int(s) for s in seeds.get(f, default)] for f in ids}
+    return {f: [int(s) for s in (default if seeds is None else seeds)] for f in ids}
+
+
+def figure_set(preset: str, seeds: dict[str, list[int]]) -> dict[str, list[Any]]:
+    """Each figure's run configurations at ``preset`` and its seeds."""
     from .figures import figure_configs
 
-    kw = {} if seeds is None else {"seeds": list(seeds)}
-    return {f: figure_configs(f, preset, **kw) for f in _figure_ids(figures)}
+    return {f: figure_configs(f, preset, seeds=list(s)) for f, s in seeds.items()}
 
 
 def _sha256(path: Path) -> str:
@@ -105,10 +119,11 @@ def metrics_csv(runs: Sequence[Any]) -> str:
 
 
 def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str | os.PathLike | None = None,
-                 seeds: Sequence[int] | None = None, figures: Sequence[str] | None = None,
+                 seeds: Any = None, figures: Sequence[str] | None = None,
                  device: str | None = None, log: Any = print) -> dict[str, Any]:
-    """Write the results bundle of ``figures`` (None: all) at ``preset`` and ``seeds`` from the run store
-    ``run_root`` into ``out`` (replaced whole); returns its BUNDLE.json record.
+    """Write the results bundle of ``figures`` (None: all) at ``preset`` and ``seeds`` (one list for every figure,
+    or a dict by figure id; None: the preset's) from the run store ``run_root`` into ``out`` (replaced whole);
+    returns its BUNDLE.json record.
 
     Every run must be finished (a BundleError names those that are not and the command that trains them). The
     metrics each figure plots are computed first where the runs lack them, exactly as the figure notebooks do
@@ -120,29 +135,28 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
     from . import rundir, store
     from .figures import figure_runs
     from .store import default_run_root
-    from .presets import scale
     from .provenance import git_commit, package_versions
 
     t0 = time.perf_counter()
     root = Path(run_root) if run_root is not None else default_run_root()
-    seeds = list(seeds) if seeds is not None else list(scale(preset).seeds)
-    sets = figure_set(preset, seeds, figures)
+    per_figure = figure_seeds(preset, seeds, figures)
+    sets = figure_set(preset, per_figure)
     unique: dict[str, Any] = {}
     for configs in sets.values():
         for c in configs:
             unique.setdefault(c.run_key(), c)
     missing = [store.run_name(c) for c in unique.values() if not store.is_finished(c, root)]
     if missing:
-        only = ",".join(sets)
+        first = next(f for f, cs in sets.items() if any(store.run_name(c) == missing[0] for c in cs))
         raise BundleError(f"{len(missing)} of {len(unique)} runs are not finished in {root} (first: {missing[0]}); "
-                          f"train them first: python -m collapse_utils figures --preset {preset} --only {only} "
-                          f"--param 'seeds={seeds}' --run-root {root}")
+                          f"train them first: python -m collapse_utils figures --preset {preset} --only {first} "
+                          f"--param 'seeds={per_figure[first]}' --run-root {root}")
     out = Path(out)
-    with_runs: dict[str, list[str]] = {}
+    with_runs: dict[str, dict[str, Any]] = {}
     for fig in sets:
         log(f"bundle: {fig}: metrics of {len(sets[fig])} run(s)")
-        fr = figure_runs(fig, preset, run_root=str(root), seeds=seeds, device=device)
-        with_runs[fig] = [r.run_dir.name for r in fr.runs]
+        fr = figure_runs(fig, preset, run_root=str(root), seeds=per_figure[fig], device=device)
+        with_runs[fig] = {"seeds": per_figure[fig], "runs": [r.run_dir.name for r in fr.runs]}
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -161,7 +175,6 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
         "what": "a weights-free results bundle: python -m collapse_utils figures --from-results DIR redraws the "
                 "figures and claims --from-results DIR the claims table, with no training",
         "preset": preset,
-        "seeds": seeds,
         "figures": with_runs,
         "runs": len(runs),
         "generations": sum(len(r.generations) for r in runs),
@@ -226,7 +239,7 @@ def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = Non
 
     bundle = Path(bundle)
     record = read_bundle(bundle)
-    preset, seeds = record["preset"], record["seeds"]
+    preset = record["preset"]
     ids = [f for f in _figure_ids(None) if f in record["figures"]] if figures is None else _figure_ids(figures)
     lacking = [f for f in ids if f not in record["figures"]]
     if lacking:
@@ -235,10 +248,11 @@ def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = Non
     outputs = {}
     for fig in ids:
         t0 = time.perf_counter()
-        fr = figure_runs(fig, preset, run_root=str(store_dir(bundle)), seeds=seeds, fig_dir=str(out_dir),
+        held = record["figures"][fig]
+        fr = figure_runs(fig, preset, run_root=str(store_dir(bundle)), seeds=held["seeds"], fig_dir=str(out_dir),
                          device=device, workers=1)
         names = sorted(r.run_dir.name for r in fr.runs)
-        if names != sorted(record["figures"][fig]):
+        if names != sorted(held["runs"]):
             raise BundleError(f"{fig}: the bundle lists other runs than the figure's configurations give "
                               "(written by another version?)")
         outputs[fig] = plot_function(fig)(fr.runs, fr.fig_dir, **fr.plot_options)

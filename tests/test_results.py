@@ -31,9 +31,9 @@ def bundle(claims_store, tmp_path_factory):
 
 def test_bundle_holds_results_not_models(bundle):
     out, record = bundle
-    assert record["preset"] == "smoke" and record["seeds"] == list(CLAIMS_STORE_SEEDS)
-    assert set(record["figures"]) == set(FIGS)
-    assert record["runs"] == len({r for runs in record["figures"].values() for r in runs})
+    assert record["preset"] == "smoke" and set(record["figures"]) == set(FIGS)
+    assert all(f["seeds"] == list(CLAIMS_STORE_SEEDS) for f in record["figures"].values())
+    assert record["runs"] == len({r for f in record["figures"].values() for r in f["runs"]})
     names = {p.name for p in out.rglob("*")}
     assert "model" not in names and "heldout" not in names and "ckpt" not in names
     assert not list(out.rglob("*.safetensors"))
@@ -100,3 +100,12 @@ def test_a_store_with_unfinished_runs_is_refused(claims_store, tmp_path):
         results.write_bundle(tmp_path / "b", "smoke", run_root=claims_store, seeds=[7], figures=["F2"],
                              log=lambda *a: None)
     assert not (tmp_path / "b").exists()
+
+
+def test_seeds_per_figure(claims_store, tmp_path):
+    """A bundle may hold figures at different seed counts (e.g. one seed where the others did not fit)."""
+    record = results.write_bundle(tmp_path / "b", "smoke", run_root=claims_store, seeds={"F2": [0, 1], "F10": [1]},
+                                  log=lambda *a: None)
+    assert record["figures"]["F2"]["seeds"] == [0, 1] and record["figures"]["F10"]["seeds"] == [1]
+    assert all("-s1-" in name for name in record["figures"]["F10"]["runs"])
+    assert set(results.redraw(tmp_path / "b", fig_dir=tmp_path / "f", log=lambda *a: None)) == {"F2", "F10"}
