@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .figures import SPECS, default_fig_dir, default_workers, figure_configs, parameter_error, parameter_names
-from .store import default_run_root, repo_root
+from .paths import default_run_root, repo_root
 from .vocab import PRESETS
 
 log = logging.getLogger(__name__)

@@ -622,7 +622,7 @@ def _shown_path(path: Any) -> str:
     """A run store as the table shows it: relative to the repository when it lies inside it."""
     from pathlib import Path
 
-    from .store import repo_root
+    from .paths import repo_root
 
     try:
         return str(Path(path).relative_to(repo_root()))
@@ -793,7 +793,7 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
     """Every claim's row (those of the figures ``only`` when given) from the run store ``run_root``."""
     from pathlib import Path
 
-    from .store import default_run_root
+    from .paths import default_run_root
 
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
                   run_root is not None)
@@ -846,7 +846,7 @@ def add_cli(sub: Any) -> None:
 
 
 def _cmd_claims(args: Any) -> int:
-    from .store import repo_root
+    from .paths import repo_root
 
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

@@ -134,7 +134,7 @@ class ProgressMonitor:
     def __init__(self, configs: Sequence[RunConfig], root: Path, *, interval: float = 2.0,
                  out: Callable[[str], None] = print) -> None:
         from . import rundir
-        from .store import run_dir_for
+        from .paths import run_dir_for
 
         self.total = sum(c.generations for c in configs)
         self.reused = sum(rundir.is_done(run_dir_for(c, root), g) for c in configs for g in range(1, c.generations + 1))

@@ -22,33 +22,10 @@ from .config import RunConfig
 from .devices import die_with_parent
 from . import rundir
 from .loop import run_self_consuming
+from .paths import default_run_root, repo_root, run_dir_for, run_name  # noqa: F401  (re-exported)
 from .rundir import GenerationResult, RunResult, load_run
 
 log = logging.getLogger(__name__)
-
-
-
-def repo_root() -> Path:
-    """The repository checkout holding this package (editable install), else the working directory."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-def default_run_root() -> Path:
-    """The run store every command and notebook shares by default: ``$COLLAPSE_RUNS``, else ``<repo>/runs``."""
-    env = os.environ.get("COLLAPSE_RUNS")
-    return Path(env) if env else repo_root() / "runs"
-
-
-def run_name(cfg: RunConfig) -> str:
-    """A readable directory name that still carries the configuration key."""
-    sel = cfg.selection if cfg.selection == "none" else f"{cfg.selection}-{cfg.feature_space}"
-    cond = "-cfg" if cfg.conditional else ""
-    return f"{cfg.preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}-s{cfg.seed}-{cfg.run_key()}"
-
-
-def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
-    return Path(root if root is not None else default_run_root()) / run_name(cfg)
 
 
 def is_finished(cfg: RunConfig, root: str | os.PathLike | None = None) -> bool:

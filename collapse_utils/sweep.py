@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import rundir
 from .config import RunConfig
-from .store import default_run_root, run_dir_for, run_name
+from .paths import default_run_root, run_dir_for, run_name
 from .vocab import PRESETS
 
 JOBS_DIR = "_jobs"
@@ -104,6 +103,8 @@ def error_path(root: Path, cfg: RunConfig) -> Path:
 
 def lock_holder(run_dir: Path) -> str | None:
     """Who holds the run's lock (it is being written), or None; creates nothing when no lock file exists."""
+    from . import rundir
+
     lock = rundir.RunLock(run_dir)
     if not lock.path.exists():
         return None
@@ -117,6 +118,8 @@ def lock_holder(run_dir: Path) -> str | None:
 
 def run_state(cfg: RunConfig, root: Path) -> tuple[int, str, str | None]:
     """``(generations done, state, error)`` of ``cfg``'s run in the store ``root``; reads only."""
+    from . import rundir
+
     d = run_dir_for(cfg, root)
     done = sum(rundir.is_done(d, g) for g in range(1, cfg.generations + 1))
     if rundir.is_finished(d, cfg.generations):

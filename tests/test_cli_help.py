@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +30,39 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 def _default(f: dataclasses.Field):
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+# ---------------------------------------------------------------------------------------------- a light CLI
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "diffusers")
+
+
+def _imported(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime -m collapse_utils ARGV`` and return the process and every module it imported
+    (the top-level package names of Python's import-time log on stderr)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "collapse_utils", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
+             if line.startswith("import time:") and line.count("|") == 2}
+    return proc, names
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], *([c, "--help"] for c in
+                                                                ("run", "demo", "figures", "sweep", "claims"))],
+                         ids=lambda a: " ".join(a))
+def test_help_and_version_do_not_import_torch_or_diffusers(argv):
+    """Help and version come before any model code: the command line loads torch and diffusers only in the
+    command that needs them (a second for --help instead of several)."""
+    proc, names = _imported(*argv)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "collapse_utils" in names and "argparse" in names  # the log was read
+    assert proc.stdout.strip()  # the help or the version was printed
+    assert not names & set(HEAVY), sorted(names & set(HEAVY))
+
+
+def test_every_command_is_covered_by_the_import_check():
+    assert set(_commands()) - {""} == {"run", "demo", "figures", "sweep", "claims"}
 
 
 # ---------------------------------------------------------------------------------------------- run --help
