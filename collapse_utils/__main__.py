@@ -12,12 +12,12 @@ import importlib
 import json
 import logging
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, make_config
-from .presets import PRESET_SUMMARIES, preset_overrides
+from .cli_common import add_preset_option, headline, preset_list
+from .presets import preset_overrides
 from .vocab import PRESETS
 
 COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep", "collapse_utils.claims")
@@ -28,7 +28,7 @@ again and again on their own samples, how their samples lose diversity and start
 training set, and how selecting the next training set (Greedy Selection, the Threshold Decay
 Filter) or keeping real data slows this down.
 
-Commands (each has its own --help):
+Commands (each has its own --help; each prints its preset and scale as its first line, on stderr):
   demo     the paper's findings, with numbers and figures, on the bundled MNIST in about
            10 minutes on a 2-core CPU
              python -m collapse_utils demo
@@ -37,11 +37,17 @@ Commands (each has its own --help):
              python -m collapse_utils run --preset demo --selection greedy --out runs/greedy
   figures  every missing run of the figure notebooks, then the notebooks themselves, into figures/
              python -m collapse_utils figures --preset demo --only F2,F4
-  sweep    every run of the figures on a cluster: plan (GPU-hours), submit (Slurm, local, debug), watch
+  sweep    every run of the figures on a cluster: plan (GPU-hours, or CPU time for smoke and demo),
+           submit (Slurm, local, debug), watch
              python -m collapse_utils sweep --preset paper --plan
   claims   the paper's claims checked against the finished runs (mean ± sd over seeds, a verdict
-           by a rule fixed in advance), written to docs/CLAIMS.md; trains nothing
+           by a rule fixed in advance), written beside the run store as CLAIMS-<preset>.md (the
+           committed table only with --out docs/CLAIMS.md); trains nothing
              python -m collapse_utils claims --preset demo --seeds 0,1,2
+
+Presets (the scale of every run; run --help lists each one's settings). The default --preset is
+demo for demo, figures and claims, and paper for sweep; run has none (give --preset).
+{presets}
 
 Documentation: README.md (start here), docs/PAPER.md (the paper's methods and numbers).
 """
@@ -52,6 +58,7 @@ data, each later one on images its paradigm builds from earlier generations. One
 metrics is printed per generation as it finishes (timings and the time left go to stderr).
 Rerunning into the same --out skips finished generations.
 
+--preset is required (a run's scale is seconds, minutes or days; there is no silent default).
 Every option left out takes the preset's value, shown in [brackets] after its help.
 Presets:
 {presets}
@@ -125,12 +132,9 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def add_run_cli(sub: argparse._SubParsersAction) -> None:
-    presets = "\n".join(textwrap.fill(PRESET_SUMMARIES[name], 100, initial_indent=f"  {name:<7}",
-                                       subsequent_indent=" " * 9) for name in PRESETS)
     p = sub.add_parser("run", help="run (or resume) one self-consuming loop", formatter_class=_HelpFormatter,
-                       description=RUN_DESCRIPTION.format(presets=presets))
-    p.add_argument("--preset", choices=PRESETS, default="smoke",
-                   help="the scale whose settings the options below override [default: smoke]")
+                       description=RUN_DESCRIPTION.format(presets=preset_list()))
+    add_preset_option(p, None, "the scale whose settings the options below override (see Presets above)")
     for f in config_fields():
         flag, kw = _option(f)
         p.add_argument(flag, **kw)
@@ -148,6 +152,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .loop import GenerationClock, run_self_consuming
     from .rundir import RunResult
 
+    if args.preset is None:  # a run's scale is never chosen silently
+        raise ValueError("run needs --preset, the scale of the run:\n" + preset_list(4)
+                         + "\n  e.g. python -m collapse_utils run --preset demo --out runs/try")
     overrides = {f.name: getattr(args, f.name) for f in config_fields()}
     if args.reference_recipe:
         overrides["recipe"] = "reference"
@@ -175,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     except metadata.PackageNotFoundError:
         version = "unknown (the package is not installed: pip install -e .)"
     verbose_help = "log progress (INFO) and show the traceback of an error"
-    parser = argparse.ArgumentParser(prog="python -m collapse_utils", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="python -m collapse_utils", description=DESCRIPTION.format(presets=preset_list()),
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"model-collapse-repro {version}")
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
@@ -193,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "preset", None):
+        print(headline(args.command, args.preset, args.preset_given), file=sys.stderr, flush=True)
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError) as exc:

@@ -832,11 +832,11 @@ example: python -m collapse_utils claims --preset demo --seeds 0,1,2
 def add_cli(sub: Any) -> None:
     import argparse
 
-    from .vocab import PRESETS
+    from .cli_common import add_preset_option
 
     p = sub.add_parser("claims", help="check the paper's claims against the run store and write docs/CLAIMS.md",
                        description=CLAIMS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESETS, default="demo", help="the scale of the runs [default: demo]")
+    add_preset_option(p, "demo", "the scale of the runs (run --help describes the presets)")
     p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds [default: 0,1,2]")
     p.add_argument("--out", help="the markdown file to write [default: <repo>/docs/CLAIMS.md]")

@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 from .config import RunConfig
 from .paths import default_run_root, run_dir_for, run_name
-from .vocab import PRESETS
+from .cli_common import add_preset_option
 
 JOBS_DIR = "_jobs"
 
@@ -141,15 +141,12 @@ def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, 
               root: str | os.PathLike | None = None, notebook_dir: Path | None = None,
               skipped: dict[str, str] | None = None) -> list[PlannedRun]:
     """Every run the chosen figures' notebooks need, deduplicated by run key, with its state in the store."""
-    from .batch import discover_notebooks, notebook_configs
-    from .figures import parameter_error
+    from .batch import check_parameters, discover_notebooks, notebook_configs
 
     params = dict(params or {})
-    bad = [e for k, v in params.items() if (e := parameter_error(k, v))]
-    if bad:
-        raise ValueError("figure parameter(s) refused: " + "; ".join(bad))
     root = Path(root if root is not None else default_run_root())
     notebooks = discover_notebooks(only, notebook_dir)
+    check_parameters(params, notebooks)
     by_key: dict[str, PlannedRun] = {}
     for fig, configs in notebook_configs(notebooks, {**params, "preset": preset}, skipped).items():
         for c in configs:
@@ -410,7 +407,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("sweep", help="plan, submit (Slurm / local / debug) and watch every run of the figures",
                        description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESETS, default="paper", help="the scale of the runs [default: paper]")
+    add_preset_option(p, "paper", "the scale of the runs (run --help describes the presets); smoke and demo plan "
+                      "CPU time, paper GPU-hours")
     p.add_argument("--only", help="comma-separated figure ids, e.g. F7,F8 (default: every notebooks/F*.ipynb)")
     p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
                    help="a notebook parameter for every figure, as a python literal (e.g. generations=2)")

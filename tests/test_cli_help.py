@@ -65,6 +65,47 @@ def test_every_command_is_covered_by_the_import_check():
     assert set(_commands()) - {""} == {"run", "demo", "figures", "sweep", "claims"}
 
 
+# ---------------------------------------------------------------------------------------------- presets said
+def test_every_command_states_its_default_preset_in_its_help():
+    defaults = {"demo": "demo", "figures": "demo", "claims": "demo", "sweep": "paper"}
+    for name, parser in _commands().items():
+        if not name:
+            continue
+        action = next(a for a in parser._actions if a.dest == "preset")
+        help_text = " ".join(action.help.split())
+        assert action.default == defaults.get(name), name
+        assert (f"[default: {defaults[name]}]" if name in defaults else "[no default: give one]") in help_text, name
+    top = " ".join(_commands()[""].format_help().split())
+    assert "demo for demo, figures and claims, and paper for sweep; run has none" in top
+
+
+def test_run_without_a_preset_is_refused_naming_the_presets(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "run needs --preset" in err
+    for preset in PRESETS:
+        assert f"    {preset} " in err and " ".join(PRESET_SUMMARIES[preset].split())[:30] in " ".join(err.split())
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, first", [
+    (["figures", "--preset", "smoke", "--only", "F2", "--param", "size=16"], "collapse_utils figures · preset smoke ("),
+    (["figures", "--only", "F2", "--param", "size=16"], "collapse_utils figures · preset demo ("),
+    (["sweep", "--only", "F2", "--plan", "--param", "size=16"], "collapse_utils sweep · preset paper ("),
+])
+def test_first_line_names_the_preset_and_unknown_figure_parameters_are_refused(argv, first, tmp_path, capsys):
+    rc = main([*argv, "--run-root", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = err.splitlines()
+    assert lines[0].startswith(first), lines[0]
+    preset = first.split("preset ")[1].split(" ")[0]
+    assert " ".join(PRESET_SUMMARIES[preset].split()) in lines[0]
+    assert ("the default preset of" in lines[0]) == ("--preset" not in argv)
+    assert "unknown figure parameter(s) size" in err and "sizes" in err and "generations" in err
+    assert not (tmp_path / "runs").exists()  # refused before anything was trained
+
+
 # ---------------------------------------------------------------------------------------------- run --help
 def test_every_run_option_names_its_value_in_every_preset():
     by_dest = {a.dest: a for a in _commands()["run"]._actions}

@@ -176,8 +176,12 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
     _write_notebook(nb_dir / "F99.ipynb", _WRITING_NOTEBOOK)
     rc = cli_main(["figures", "--preset", "smoke", "--fig-dir", str(tmp_path / "figs"), "--run-root",
                    str(tmp_path / "runs"), "--notebook-dir", str(nb_dir)])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert rc == 1
+    assert err.splitlines()[0].startswith("collapse_utils figures · preset smoke (seconds on a CPU")
+    # the end says where the figures and the runs went
+    assert f"figures: {tmp_path / 'figs'}" in captured.out and f"run store: {tmp_path / 'runs'}" in captured.out
     assert "F98 FAILED" in err and "boom in F98" in err
     assert "(`raise RuntimeError('boom in F98')`)" in err  # the line that raised, not the cell's first line
     assert "F99" not in err
