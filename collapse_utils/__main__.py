@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,8 @@ def add_run_cli(sub: argparse._SubParsersAction) -> None:
         flag, kw = _option(f)
         p.add_argument(flag, **kw)
     p.add_argument("--reference-recipe", action="store_true", help="train and sample with the authors' recipe even on CUDA")
-    p.add_argument("--allow-config-change", action="store_true", help="resume a run directory made with another config")
+    p.add_argument("--allow-config-change", action="store_true", help="resume a run directory whose configuration differs: "
+                   "only --generations may change once generations were computed (any key before that)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="the run directory (created, or resumed)")
     p.set_defaults(func=_cmd_run)
@@ -197,13 +199,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None, *, default: Any = warnings.showwarning) -> None:
+    """The package's own warnings (a paper-size run on a CPU, …) as one clean line, ``notice: …``, on stderr;
+    other libraries' warnings as Python shows them, with their source line."""
+    try:
+        ours = Path(filename).resolve().is_relative_to(PACKAGE_DIR)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        default(message, category, filename, lineno, file, line)
+        return
+    print(f"notice: {' '.join(str(message).split())}", file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "preset", None):
         print(headline(args.command, args.preset, args.preset_given), file=sys.stderr, flush=True)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores Python's own display when the command returns
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError) as exc:
         if args.verbose:
             raise

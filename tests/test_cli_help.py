@@ -255,3 +255,42 @@ def test_demo_progress_line_says_how_long_is_left(tmp_path):
     monitor.finished = 2
     line = monitor._line(configs[0], 2, {"gs_pixel": 1.0, "entropy_pixel": 2.0})
     assert "2/10 generations" in line and "left" in line
+
+
+# ---------------------------------------------------------------------------------------------- run's messages
+SMALL_RUN = ["run", "--preset", "smoke", "--n", "12", "--train-steps", "2", "--sample-steps", "2", "--no-progress"]
+
+
+def test_a_config_change_is_suggested_only_where_it_is_allowed(tmp_path, capsys):
+    """The error of a changed configuration suggests --allow-config-change only when that flag would be accepted
+    (a new --generations); a change the flag cannot make consistent names the way out that works."""
+    out = str(tmp_path / "run")
+    assert main([*SMALL_RUN, "--generations", "1", "--out", out]) == 0
+    capsys.readouterr()
+    # a new n over a computed generation: the flag would be refused, so it is not offered
+    assert main([*SMALL_RUN, "--generations", "1", "--n", "16", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "n: 12 (run) vs 16 (now)" in err and "delete" in err and "only generations can change in place" in err
+    assert "to continue" not in err
+    assert main([*SMALL_RUN, "--generations", "1", "--n", "16", "--allow-config-change", "--out", out]) == 2
+    assert "cannot keep" in capsys.readouterr().err
+    # more generations: the flag is offered, and following the advice works
+    assert main([*SMALL_RUN, "--generations", "2", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "generations: 1 (run) vs 2 (now)" in err and "--allow-config-change) to continue" in err
+    assert main([*SMALL_RUN, "--generations", "2", "--allow-config-change", "--out", out]) == 0
+    assert [json.loads(line)["generation"] for line in capsys.readouterr().out.splitlines()] == [1, 2]
+
+
+def test_the_package_s_warnings_are_one_clean_line(tmp_path):
+    """A paper-size model on a CPU is announced as one `notice:` line, without Python's warning file and line."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "collapse_utils", "run", "--preset", "paper", "--device", "cpu",
+                           "--dataset", f"npy:{tmp_path / 'absent.npy'}", "--tracker", "none", "--out",
+                           str(tmp_path / "run")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]  # the absent data stops it before anything is trained
+    assert lines[0].startswith("collapse_utils run · preset paper (")
+    notice = [line for line in lines if "takes days per generation" in line]
+    assert len(notice) == 1 and notice[0].startswith("notice: unet48 for 128,256 training steps on a CPU"), lines
+    assert "RuntimeWarning" not in proc.stderr and "run_self_consuming(" not in proc.stderr
