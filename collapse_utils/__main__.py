@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import json
 import logging
@@ -222,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "preset", None):
         print(headline(args.command, args.preset, args.preset_given), file=sys.stderr, flush=True)
     try:
-        with warnings.catch_warnings():  # restores Python's own display when the command returns
-            warnings.showwarning = _show_warning
+        with warnings.catch_warnings():  # restores the display in place before when the command returns
+            warnings.showwarning = functools.partial(_show_warning, default=warnings.showwarning)
             return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError) as exc:
         if args.verbose:
