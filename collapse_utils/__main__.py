@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import json
 import logging
 import sys
-import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, make_config
-from .presets import PRESET_SUMMARIES, preset_overrides
+from .cli_common import add_preset_option, headline, preset_list
+from .presets import preset_overrides
 from .vocab import PRESETS
 
 COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep", "collapse_utils.claims")
@@ -28,7 +30,7 @@ again and again on their own samples, how their samples lose diversity and start
 training set, and how selecting the next training set (Greedy Selection, the Threshold Decay
 Filter) or keeping real data slows this down.
 
-Commands (each has its own --help):
+Commands (each has its own --help; each prints its preset and scale as its first line, on stderr):
   demo     the paper's findings, with numbers and figures, on the bundled MNIST in about
            10 minutes on a 2-core CPU
              python -m collapse_utils demo
@@ -37,11 +39,17 @@ Commands (each has its own --help):
              python -m collapse_utils run --preset demo --selection greedy --out runs/greedy
   figures  every missing run of the figure notebooks, then the notebooks themselves, into figures/
              python -m collapse_utils figures --preset demo --only F2,F4
-  sweep    every run of the figures on a cluster: plan (GPU-hours), submit (Slurm, local, debug), watch
+  sweep    every run of the figures on a cluster: plan (GPU-hours, or CPU time for smoke and demo),
+           submit (Slurm, local, debug), watch
              python -m collapse_utils sweep --preset paper --plan
   claims   the paper's claims checked against the finished runs (mean ± sd over seeds, a verdict
-           by a rule fixed in advance), written to docs/CLAIMS.md; trains nothing
+           by a rule fixed in advance), written beside the run store as CLAIMS-<preset>.md (the
+           committed table only with --out docs/CLAIMS.md); trains nothing
              python -m collapse_utils claims --preset demo --seeds 0,1,2
+
+Presets (the scale of every run; run --help lists each one's settings). The default --preset is
+demo for demo, figures and claims, and paper for sweep; run has none (give --preset).
+{presets}
 
 Documentation: README.md (start here), docs/PAPER.md (the paper's methods and numbers).
 """
@@ -52,6 +60,7 @@ data, each later one on images its paradigm builds from earlier generations. One
 metrics is printed per generation as it finishes (timings and the time left go to stderr).
 Rerunning into the same --out skips finished generations.
 
+--preset is required (a run's scale is seconds, minutes or days; there is no silent default).
 Every option left out takes the preset's value, shown in [brackets] after its help.
 Presets:
 {presets}
@@ -125,17 +134,15 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def add_run_cli(sub: argparse._SubParsersAction) -> None:
-    presets = "\n".join(textwrap.fill(PRESET_SUMMARIES[name], 100, initial_indent=f"  {name:<7}",
-                                       subsequent_indent=" " * 9) for name in PRESETS)
     p = sub.add_parser("run", help="run (or resume) one self-consuming loop", formatter_class=_HelpFormatter,
-                       description=RUN_DESCRIPTION.format(presets=presets))
-    p.add_argument("--preset", choices=PRESETS, default="smoke",
-                   help="the scale whose settings the options below override [default: smoke]")
+                       description=RUN_DESCRIPTION.format(presets=preset_list()))
+    add_preset_option(p, None, "the scale whose settings the options below override (see Presets above)")
     for f in config_fields():
         flag, kw = _option(f)
         p.add_argument(flag, **kw)
     p.add_argument("--reference-recipe", action="store_true", help="train and sample with the authors' recipe even on CUDA")
-    p.add_argument("--allow-config-change", action="store_true", help="resume a run directory made with another config")
+    p.add_argument("--allow-config-change", action="store_true", help="resume a run directory whose configuration differs: "
+                   "only --generations may change once generations were computed (any key before that)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="the run directory (created, or resumed)")
     p.set_defaults(func=_cmd_run)
@@ -148,6 +155,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .loop import GenerationClock, run_self_consuming
     from .rundir import RunResult
 
+    if args.preset is None:  # a run's scale is never chosen silently
+        raise ValueError("run needs --preset, the scale of the run:\n" + preset_list(4)
+                         + "\n  e.g. python -m collapse_utils run --preset demo --out runs/try")
     overrides = {f.name: getattr(args, f.name) for f in config_fields()}
     if args.reference_recipe:
         overrides["recipe"] = "reference"
@@ -175,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     except metadata.PackageNotFoundError:
         version = "unknown (the package is not installed: pip install -e .)"
     verbose_help = "log progress (INFO) and show the traceback of an error"
-    parser = argparse.ArgumentParser(prog="python -m collapse_utils", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="python -m collapse_utils", description=DESCRIPTION.format(presets=preset_list()),
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"model-collapse-repro {version}")
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
@@ -190,11 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None, *, default: Any = warnings.showwarning) -> None:
+    """The package's own warnings (a paper-size run on a CPU, …) as one clean line, ``notice: …``, on stderr;
+    other libraries' warnings as Python shows them, with their source line."""
+    try:
+        ours = Path(filename).resolve().is_relative_to(PACKAGE_DIR)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        default(message, category, filename, lineno, file, line)
+        return
+    print(f"notice: {' '.join(str(message).split())}", file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "preset", None):
+        print(headline(args.command, args.preset, args.preset_given), file=sys.stderr, flush=True)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the display in place before when the command returns
+            warnings.showwarning = functools.partial(_show_warning, default=warnings.showwarning)
+            return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError) as exc:
         if args.verbose:
             raise

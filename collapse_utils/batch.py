@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .figures import SPECS, default_fig_dir, default_workers, figure_configs, parameter_error, parameter_names
-from .store import default_run_root, repo_root
-from .vocab import PRESETS
+from .figures import (PARAMETERS, SPECS, default_fig_dir, default_workers, figure_configs, parameter_error,
+                      parameter_names)
+from .paths import default_run_root, repo_root
+from .cli_common import add_preset_option
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,31 @@ def discover_notebooks(only: Iterable[str] | None = None, directory: Path | None
 
 # Parameters the batch command sets in every notebook that declares them.
 BATCH_PARAMETERS = ("preset", "run_root", "fig_dir", "workers", "device")
+
+
+def check_parameters(params: dict[str, Any] | None, notebooks: dict[str, Path] | None = None) -> None:
+    """Refuse, before any kernel starts or run trains, a parameter no notebook knows (a typo such as ``size`` for
+    ``sizes`` would otherwise leave every figure at its default) and a value that cannot be what its name means.
+    The known names are those of the one parameter table (:data:`collapse_utils.figures.PARAMETERS`) and any
+    other name a chosen notebook's parameters cell declares."""
+    params = params or {}
+    known = set(PARAMETERS)
+    unknown = sorted(set(params) - known)
+    if unknown and notebooks:
+        known |= {name for path in notebooks.values() for name in notebook_parameters(path)}
+        unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"unknown figure parameter(s) {', '.join(unknown)} (--param KEY=VALUE); the parameters "
+                         f"are: {', '.join(sorted(known))}")
+    bad = [e for k, v in params.items() if (e := parameter_error(k, v))]
+    if bad:
+        raise ValueError("figure parameter(s) refused: " + "; ".join(bad))
+
+
+def resolve_dirs(preset: str, run_root: str | os.PathLike | None = None,
+                 fig_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The run store and the figure folder a batch uses: the ones given, else the defaults (absolute)."""
+    return (Path(run_root or default_run_root()).resolve(), Path(fig_dir or default_fig_dir(preset)).resolve())
 
 
 def notebook_parameters(path: Path) -> set[str]:
@@ -215,13 +241,10 @@ def run_batch(
 
     if device:
         resolve_device(device)  # a missing CUDA device: one clear error now, not one per notebook
-    bad = [e for k, v in (params or {}).items() if (e := parameter_error(k, v))]
-    if bad:  # one clear error now, before any kernel starts
-        raise ValueError("figure parameter(s) refused: " + "; ".join(bad))
-    run_root = Path(run_root or default_run_root()).resolve()
-    fig_dir = Path(fig_dir or default_fig_dir(preset)).resolve()
-    workers = workers or default_workers(preset)
     notebooks = discover_notebooks(only, notebook_dir)
+    check_parameters(params, notebooks)  # one clear error now, before any kernel starts
+    run_root, fig_dir = resolve_dirs(preset, run_root, fig_dir)
+    workers = workers or default_workers(preset)
     # what the notebooks get and the summary records: repository-relative where possible
     shown = {"run_root": repo_relative(run_root), "fig_dir": repo_relative(fig_dir)}
     parameters = {"preset": preset, **shown, "workers": workers,
@@ -290,8 +313,7 @@ examples:
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("figures", help="execute the figure notebooks with papermill and write the figures",
                        description=FIGURES_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESETS, default="demo",
-                   help="the scale of the runs and figures (run --help describes the presets) [default: demo]")
+    add_preset_option(p, "demo", "the scale of the runs and figures (run --help describes the presets)")
     p.add_argument("--only", help="comma-separated figure ids, e.g. F2,F4 (default: every notebooks/F*.ipynb)")
     p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
     p.add_argument("--fig-dir", help="where figures go (default: figures/ for demo, figures/<preset> otherwise)")
@@ -310,7 +332,10 @@ def _cmd_figures(args: argparse.Namespace) -> int:
                         fig_dir=args.fig_dir, workers=args.workers, device=args.device, params=dict(args.param),
                         prefetch=not args.no_prefetch, timeout=args.timeout, notebook_dir=args.notebook_dir)
     failed = [r for r in results if not r.ok]
+    run_root, fig_dir = resolve_dirs(args.preset, args.run_root, args.fig_dir)
     print(f"\n{len(results) - len(failed)}/{len(results)} figure(s) written", flush=True)
+    print(f"figures: {fig_dir} (executed notebooks and batch_summary.json in {fig_dir / 'executed'})\n"
+          f"run store: {run_root}", flush=True)
     for r in failed:
         print(f"  {r.figure} FAILED: {r.error}\n    executed notebook: {r.executed}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,4 +1,8 @@
-"""The paper's claims checked against the run store: ``python -m collapse_utils claims`` writes docs/CLAIMS.md.
+"""The paper's claims checked against the run store: ``python -m collapse_utils claims`` writes the claims table.
+
+The table goes where ``--out`` says; by default beside the run store it was computed from, named by its preset
+(``<run store>/CLAIMS-demo.md``), so checking a store never overwrites the table committed in the repository.
+The committed docs/CLAIMS.md is rewritten only when asked for by name (``--out docs/CLAIMS.md``).
 
 Each claim of docs/PAPER.md §6 (headline results) and §2 (the figures' read-off values) is one entry of
 :data:`CLAIMS`: the figure whose runs it uses, the paper's value or finding, and a statistic that reduces the
@@ -592,7 +596,9 @@ class RunCache:
                 if len(run.generations) < cfg.generations:
                     run = None
             self.runs[key] = run
-        return self.runs[key]
+        run = self.runs[key]
+        # One run may be asked for under several spellings (F13's default-decay arm is F8's run): show the one asked.
+        return None if run is None else store.as_requested(run, cfg)
 
     def ensure(self, runs: Sequence[Any], names: Sequence[str]) -> str | None:
         """Compute the metrics ``names`` the runs lack (post-hoc, into each generation's metrics.json); the
@@ -622,7 +628,7 @@ def _shown_path(path: Any) -> str:
     """A run store as the table shows it: relative to the repository when it lies inside it."""
     from pathlib import Path
 
-    from .store import repo_root
+    from .paths import repo_root
 
     try:
         return str(Path(path).relative_to(repo_root()))
@@ -737,8 +743,10 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str) -> str:
-    """docs/CLAIMS.md: the provenance, the Fréchet metric and its noise floor, the rule verbatim, the table."""
+def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, out: str | None = None) -> str:
+    """The claims table (docs/CLAIMS.md when asked for): the provenance, the Fréchet metric and its noise floor,
+    the rule verbatim, the table. ``out``: the file as the command that rewrites it names it (``--out``), or None
+    for the default file beside the run store."""
     floors = {}
     for r in rows:
         if r.floor is not None:
@@ -752,6 +760,8 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str) 
     cmd = f"python -m collapse_utils claims --preset {ctx.preset} --seeds {','.join(map(str, ctx.seeds))}"
     if ctx.run_root_given:
         cmd += f" --run-root {ctx.run_root}"
+    if out is not None:
+        cmd += f" --out {out}"
     lines = [
         "# The paper's claims, checked against the run store",
         "",
@@ -793,7 +803,7 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
     """Every claim's row (those of the figures ``only`` when given) from the run store ``run_root``."""
     from pathlib import Path
 
-    from .store import default_run_root
+    from .paths import default_run_root
 
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
                   run_root is not None)
@@ -802,16 +812,28 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
     return [evaluate(c, ctx, cache) for c in claims], ctx
 
 
-def write_claims(out: Any, preset: str = "demo", **kw: Any) -> tuple[Any, list[Row]]:
-    """Check the claims and write the markdown report to ``out``; returns its path and the rows."""
+def default_claims_path(preset: str, run_root: Any = None) -> Any:
+    """Where the table goes unless ``--out`` says otherwise: beside the run store, named by the preset
+    (``<run store>/CLAIMS-<preset>.md``), never the committed docs/CLAIMS.md."""
+    from pathlib import Path
+
+    from .paths import default_run_root
+
+    return Path(run_root if run_root is not None else default_run_root()) / f"CLAIMS-{preset}.md"
+
+
+def write_claims(out: Any = None, preset: str = "demo", **kw: Any) -> tuple[Any, list[Row]]:
+    """Check the claims and write the markdown report to ``out`` (None: :func:`default_claims_path`); returns its
+    path and the rows."""
     import time
     from pathlib import Path
 
     from .provenance import git_commit
 
     rows, ctx = check_claims(preset, **kw)
-    text = render(rows, ctx, commit=git_commit(), date=time.strftime("%Y-%m-%d %H:%M %Z"))
-    out = Path(out)
+    shown = None if out is None else _shown_path(Path(out).resolve())
+    out = Path(out) if out is not None else default_claims_path(preset, kw.get("run_root"))
+    text = render(rows, ctx, commit=git_commit(), date=time.strftime("%Y-%m-%d %H:%M %Z"), out=shown)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out, rows
@@ -820,41 +842,45 @@ def write_claims(out: Any, preset: str = "demo", **kw: Any) -> tuple[Any, list[R
 # ---------------------------------------------------------------------------------------------- CLI
 CLAIMS_DESCRIPTION = """\
 Check the paper's claims (docs/PAPER.md §6) against the finished runs of the run store and write one
-markdown table (default docs/CLAIMS.md): per claim the paper's value, ours (mean ± sd over seeds), the
-verdict by a rule fixed in advance (printed above the table) and the figure command that makes its runs.
-Nothing is trained: claims whose runs are missing say "not run" and name that command. Metrics the runs
-lack are computed from their stored samples (added to each generation's metrics.json).
+markdown table: per claim the paper's value, ours (mean ± sd over seeds), the verdict by a rule fixed in
+advance (printed above the table) and the figure command that makes its runs. Nothing is trained:
+claims whose runs are missing say "not run" and name that command. Metrics the runs lack are computed
+from their stored samples (added to each generation's metrics.json).
 
-example: python -m collapse_utils claims --preset demo --seeds 0,1,2
+The table goes beside the run store as CLAIMS-<preset>.md (runs/CLAIMS-demo.md by default); the table
+committed in the repository, docs/CLAIMS.md, is rewritten only when --out names it.
+
+examples:
+  python -m collapse_utils claims --preset demo --seeds 0,1,2        -> runs/CLAIMS-demo.md
+  python -m collapse_utils claims --preset demo --out docs/CLAIMS.md  (rewrite the committed table)
 """
 
 
 def add_cli(sub: Any) -> None:
     import argparse
 
-    from .vocab import PRESETS
+    from .cli_common import add_preset_option
 
-    p = sub.add_parser("claims", help="check the paper's claims against the run store and write docs/CLAIMS.md",
+    p = sub.add_parser("claims", help="check the paper's claims against the run store and write the claims table",
                        description=CLAIMS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESETS, default="demo", help="the scale of the runs [default: demo]")
+    add_preset_option(p, "demo", "the scale of the runs (run --help describes the presets)")
     p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds [default: 0,1,2]")
-    p.add_argument("--out", help="the markdown file to write [default: <repo>/docs/CLAIMS.md]")
+    p.add_argument("--out", help="the markdown file to write; docs/CLAIMS.md rewrites the committed table "
+                                 "[default: <run store>/CLAIMS-<preset>.md]")
     p.add_argument("--only", help="comma-separated figure ids: only their claims (default: every claim)")
     p.add_argument("--device", help="torch device for post-hoc metrics (default: CUDA if available)")
     p.set_defaults(func=_cmd_claims)
 
 
 def _cmd_claims(args: Any) -> int:
-    from .store import repo_root
-
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     if not seeds:
         raise ValueError("--seeds: give at least one seed")
-    out = args.out or repo_root() / "docs" / "CLAIMS.md"
+    out = args.out  # None: beside the run store (default_claims_path), never docs/CLAIMS.md unless named
     only = [f.strip() for f in args.only.split(",")] if args.only else None
     path, rows = write_claims(out, args.preset, run_root=args.run_root, seeds=seeds, device=args.device, only=only)
     counts: dict[str, int] = {}

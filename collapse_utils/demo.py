@@ -134,7 +134,7 @@ class ProgressMonitor:
     def __init__(self, configs: Sequence[RunConfig], root: Path, *, interval: float = 2.0,
                  out: Callable[[str], None] = print) -> None:
         from . import rundir
-        from .store import run_dir_for
+        from .paths import run_dir_for
 
         self.total = sum(c.generations for c in configs)
         self.reused = sum(rundir.is_done(run_dir_for(c, root), g) for c in configs for g in range(1, c.generations + 1))
@@ -563,6 +563,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
     """Register ``python -m collapse_utils demo``."""
+    from .cli_common import add_preset_option
     from .presets import scale
 
     def shown(get: Callable[[Any], Any]) -> str:
@@ -570,9 +571,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="the paper's findings on bundled MNIST in minutes on a CPU",
                        description=DEMO_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=("demo", "smoke"), default="demo",
-                   help="demo: the findings in minutes; smoke: the code path in seconds, numbers meaningless "
-                        "[default: demo]")
+    add_preset_option(p, "demo", "demo: the findings in minutes; smoke: the code path in seconds, numbers "
+                                 "meaningless", choices=("demo", "smoke"))
     p.add_argument("--seed", type=int, metavar="SEED",
                    help="the seed of every run (an integer >= 0; another seed gives other runs) [default: 0]")
     p.add_argument("--generations", type=int, metavar="G",

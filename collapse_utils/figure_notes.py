@@ -1,6 +1,11 @@
 """What each figure says in its notebook: what it plots, the paper's finding with its number, what to expect at demo
 and paper scale, and each preset's runtime (PAPER.md §2, §6; benchmarks/demo_findings.md). One table, :data:`NOTES`,
 keyed by figure id like ``figures.SPECS``; ``notebooks/make_notebooks.py`` writes it into each notebook's second cell.
+
+A runtime is never a hard-coded count: the number of runs, seeds and generations comes from the figure's own run
+configurations at that preset (:func:`collapse_utils.figures.figure_configs`, with the preset's seeds: 3 at demo
+scale), and their cost from the one table of measured rates the sweep plan uses (:data:`collapse_utils.sweep.CPU_COST`
+for the demo, :func:`collapse_utils.sweep.generation_seconds` for the paper); :func:`runtime` fills them in.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ class FigureNotes:
     ``plots``: axes and units; ``paper_finding``: what the paper found, with the numbers docs/PAPER.md gives
     (marked [read-off] where read from a figure image, and saying what the digest does not give);
     ``expect_demo`` / ``expect_paper``: what to expect at that scale, saying where the demo cannot resolve a claim;
-    ``runtime_demo`` / ``runtime_paper``: the cost of a preset (smoke: :data:`SMOKE_RUNTIME`).
+    ``runtime_demo`` / ``runtime_paper``: the cost of a preset (smoke: :data:`SMOKE_RUNTIME`), with ``{runs}``
+    where :func:`runtime` puts the figure's run count, generations and estimated time at that preset.
     """
 
     plots: str
@@ -46,19 +52,17 @@ _FID = ("the Fréchet distance of the preset (`fid_mode`): at paper scale FID (P
         "`fd_lenet`, PAPER.md §3.8): 2,000 held-out samples of each generation vs 2,000 MNIST test images in a "
         "LeNet's features, with its noise floor (two disjoint sets of test images) drawn as a dotted line, printed "
         "in the title and saved as `<figure>_floor.csv`")
-_SIZE_SWEEP_DEMO = ("Runs: the size sweep (3 runs × 5 generations, shared with F2, F3, F4, F14, F17): ≈8 CPU-min, "
-                    "about 4–5 min from an empty store")
-_SIZE_SWEEP_PAPER = ("Runs: the size sweep (6 runs × 10 generations, shared with F2, F3, F4, F14, F17): ≈48 H200-hours "
-                     "(estimate)")
-_GRID_DEMO = ("Runs: the selection grid at n = 128 (6 runs × 5 generations, vanilla replace shared with the size "
-              "sweep; shared with F7–F10, F12, F13, F15): ≈15 CPU-min, about 8–10 min from an empty store")
-_GRID_PAPER = ("Runs: the selection grid (FFHQ 8,192 and CIFAR-10 32,768, replace and accumulate, 3 arms: 12 runs × 8 "
-               "generations, selection arms sampling 2n): ≈83 H200-hours (estimate), shared with F7–F10, F12, F13, F15")
+_SIZE_SWEEP_DEMO = "Runs: the size sweep, shared with F2, F3, F4, F14, F17: {runs}"
+_SIZE_SWEEP_PAPER = "Runs: the size sweep, shared with F2, F3, F4, F14, F17: {runs}"
+_GRID_DEMO = ("Runs: the selection grid at n = 128 (vanilla replace shared with the size sweep; shared with F7–F10, "
+              "F12, F13, F15): {runs}")
+_GRID_PAPER = ("Runs: the selection grid (FFHQ 8,192 and CIFAR-10 32,768, replace and accumulate, 3 arms, selection "
+               "arms sampling 2n; shared with F7–F10, F12, F13, F15): {runs}")
 _DEMO_FID = ("Inception FID does not resolve these claims at demo scale (128 samples of 8×8 MNIST against 128 real "
              "images: the same model gives 63.1 with n and 68.8 with 2n samples), so the demo plots FD_LeNet on "
              "2,000 held-out samples, whose noise floor is ≈2.5 (mean of 5 random splits of the MNIST test set); the mean ± sd over the preset's 3 seeds and the "
              "verdict of each claim by its fixed rule are in docs/CLAIMS.md (`python -m collapse_utils claims "
-             "--preset demo`).")
+             "--preset demo --out docs/CLAIMS.md`).")
 _DEMO_FD_COST = ("; plus 2,000 held-out samples per generation drawn from each saved model (≈10 s per 1,000 on one "
                  "CPU thread) and their LeNet features (<1 s)")
 
@@ -163,9 +167,8 @@ NOTES: dict[str, FigureNotes] = {
         expect_demo="n = 128, generation 5 (figures/F10.csv): 58 of 128 real (0.45) with Greedy, 63 (0.49) with TDF, "
                     "against 1/5 = 0.2 for the even mix: the claim resolves at this scale.",
         expect_paper="FFHQ and CIFAR-10 panels over 8 generations, real shares near the paper's 0.35–0.65.",
-        runtime_demo="Runs: 2 of the selection grid (accumulate + Greedy, + TDF; 10 generations): ≈5 CPU-min, about "
-                     "3 min from an empty store.",
-        runtime_paper="Runs: 4 × 8 generations of the selection grid: ≈27 H200-hours (estimate)."),
+        runtime_demo="Runs: the selection grid's accumulate + Greedy and + TDF runs: {runs}.",
+        runtime_paper="Runs: the selection grid's accumulate + Greedy and + TDF runs: {runs}."),
     "F11": FigureNotes(
         plots="MNIST, accumulate-subsample: sample grids (one row per digit) of CFG (w = 2) and CFG + Threshold "
               "Decay Filter at the first and last generation; training-set entropy (pixels, nats) vs generation of "
@@ -181,9 +184,9 @@ NOTES: dict[str, FigureNotes] = {
                     "noise floor (≈2.5 at 2,000 per side); means over seeds and verdicts in docs/CLAIMS.md.",
         expect_paper="12,000 MNIST images at 32×32, 8 generations; our conditional model is our own design, so "
                      "match the direction of the paper's numbers, not their values.",
-        runtime_demo="Runs: the selection grid's vanilla accumulate run plus 2 CFG runs (15 generations): ≈8 CPU-min "
-                     "if a CFG generation costs what an unconditional one does (not measured)" + _DEMO_FD_COST + ".",
-        runtime_paper="Runs: 3 × 8 generations (n = 12,000): ≈19 H200-hours (estimate)."),
+        runtime_demo="Runs: the selection grid's vanilla accumulate run plus 2 CFG runs per seed: {runs}, if a CFG "
+                     "generation costs what an unconditional one does (not measured)" + _DEMO_FD_COST + ".",
+        runtime_paper="Runs: vanilla accumulate and 2 CFG runs at n = 12,000: {runs}."),
     "F12": FigureNotes(
         plots=f"Replace: {_FID} and GS (preset's space) vs generation for vanilla, vanilla trained on 2N images, "
               "Threshold Decay Filter and Greedy Selection (N picked from 2N samples).",
@@ -192,9 +195,8 @@ NOTES: dict[str, FigureNotes] = {
                       "[read-off].",
         expect_demo="GS and FD_LeNet per generation, mean ± sd over 3 seeds (figures/F12.csv). " + _DEMO_FID,
         expect_paper="FID in the paper's order (vanilla > 2N > selection), gaps of ≈20–60 points by generation 6.",
-        runtime_demo="Runs: 3 of the selection grid plus one 2N run (20 generations): ≈10 CPU-min, about 5–6 min "
-                     "from an empty store" + _DEMO_FD_COST + ".",
-        runtime_paper="Runs: 8 × 8 generations (6 shared with the selection grid): ≈58 H200-hours in all (estimate)."),
+        runtime_demo="Runs: 3 replace arms of the selection grid plus one 2N run per seed: {runs}" + _DEMO_FD_COST + ".",
+        runtime_paper="Runs: the replace arms of the selection grid plus a 2N run per dataset: {runs}."),
     "F13": FigureNotes(
         plots=f"Accumulate-subsample: {_FID} vs generation for vanilla, Greedy Selection and the Threshold Decay "
               "Filter at each decay factor α.",
@@ -202,10 +204,10 @@ NOTES: dict[str, FigureNotes] = {
                       "≈53–55.5 at iteration 8 on CIFAR Accumulate, vs vanilla ≈87 [read-off]: α barely matters.",
         expect_demo="α ∈ {0.80, 0.95} at n = 128, FD_LeNet per generation (figures/F13.csv). " + _DEMO_FID,
         expect_paper="Four α lines within a few points of each other, all well below vanilla.",
-        runtime_demo="Runs: 3 of the selection grid plus one run per other α (20 generations): ≈10 CPU-min, about "
-                     "5–6 min from an empty store" + _DEMO_FD_COST + ".",
-        runtime_paper="Runs: 12 × 8 generations (shared with the selection grid where α is the preset's): ≈81 "
-                      "H200-hours in all (estimate)."),
+        runtime_demo="Runs: 3 accumulate arms of the selection grid plus one run per other α: {runs}"
+                     + _DEMO_FD_COST + ".",
+        runtime_paper="Runs: the accumulate arms of the selection grid plus one run per other α (shared with the "
+                      "selection grid where α is the preset's): {runs}."),
     "F14": FigureNotes(
         plots="Twin axes vs generation per dataset size (replace): MNND, the mean nearest-neighbour distance within "
               "the training set (pixels 0–255, PAPER.md §3.6), and the trace of its covariance (§3.4).",
@@ -230,9 +232,10 @@ NOTES: dict[str, FigureNotes] = {
                     "vanilla and Greedy lines. " + _DEMO_FID,
         expect_paper="FD_DINO in the hundreds to ≈2000 with DINOv2 weights available; Greedy's gap grows with the "
                      "generation.",
-        runtime_demo="Runs: 4 of the selection grid (20 generations): ≈10 CPU-min, about 5–6 min from an empty store"
-                     + _DEMO_FD_COST + ".",
-        runtime_paper="Runs: 8 × 8 generations of the selection grid: ≈55 H200-hours (estimate; the paper plots 7)."),
+        runtime_demo="Runs: vanilla and Greedy of the selection grid, replace and accumulate: {runs}" + _DEMO_FD_COST
+                     + ".",
+        runtime_paper="Runs: vanilla and Greedy of the selection grid, replace and accumulate: {runs}; the paper plots "
+                      "7 generations."),
     "F17": FigureNotes(
         plots="Grids of the first grid × grid generated images of each generation (columns), one row per dataset "
               "size (replace); each panel's title gives that generation's GS (pixels).",
@@ -246,3 +249,31 @@ NOTES: dict[str, FigureNotes] = {
         runtime_demo=_SIZE_SWEEP_DEMO + ".",
         runtime_paper=_SIZE_SWEEP_PAPER + "."),
 }
+
+
+def run_cost(figure: str, preset: str) -> str:
+    """The figure's runs at ``preset`` in words, counted from its run configurations (every seed of the preset,
+    each distinct run once) and priced like the sweep plan: CPU-minutes at demo scale (with the wall time of two
+    workers on an idle 2-core machine), H200-hours at paper scale (training and sampling only)."""
+    from .figures import figure_configs
+    from .sweep import CPU_COST, generation_seconds
+
+    configs = list({c.run_key(): c for c in figure_configs(figure, preset)}.values())
+    seeds = len({c.seed for c in configs})
+    generations = sum(c.generations for c in configs)
+    runs = f"{len(configs)} runs" + (f" ({len(configs) // seeds} per seed × {seeds} seeds)" if seeds > 1 else "")
+    if preset in CPU_COST:
+        cost = CPU_COST[preset]
+        cpu_min = (len(configs) * cost.per_run_s + generations * cost.per_generation_s) / 60
+        return (f"{runs}, {generations} generations: ≈{cpu_min:.0f} CPU-min, about {cpu_min / 2:.0f}–{cpu_min / 1.5:.0f} "
+                "min from an empty store with two workers on an idle 2-core CPU")
+    hours = sum(c.generations * generation_seconds(c) for c in configs) / 3600
+    return f"{runs}, {generations} generations: ≈{hours:.0f} H200-hours (estimate)"
+
+
+def runtime(figure: str, preset: str) -> str:
+    """The runtime line of ``figure`` at ``preset`` (``demo`` or ``paper``) for its notebook, the counts filled in
+    from the figure's configurations (:func:`run_cost`)."""
+    notes = NOTES[figure]
+    template = {"demo": notes.runtime_demo, "paper": notes.runtime_paper}[preset]
+    return template.format(runs=run_cost(figure, preset))

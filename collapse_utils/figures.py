@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import experiments as E
-from .store import default_run_root, repo_root
+from .paths import default_run_root, repo_root
 from .vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, PARADIGMS, SELECTION_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -111,7 +111,7 @@ def render(claims_text: str, root: Path) -> str:
 
 def write(root: Path | None = None) -> Path:
     """Rewrite ``docs/FIGURES.md`` under ``root`` (the repository) from its docs/CLAIMS.md."""
-    from .store import repo_root
+    from .paths import repo_root
 
     root = Path(root) if root is not None else repo_root()
     text = render((root / CLAIMS).read_text(encoding="utf-8"), root)

@@ -43,7 +43,7 @@ class BundleError(ValueError):
 
 def default_bundle_dir(preset: str) -> Path:
     """``results/<preset>`` in the repository: where the committed bundle of a preset lives."""
-    from .store import repo_root
+    from .paths import repo_root
 
     return repo_root() / "results" / preset
 
@@ -134,7 +134,7 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
 
     from . import rundir, store
     from .figures import figure_runs
-    from .store import default_run_root
+    from .paths import default_run_root
     from .provenance import git_commit, package_versions
 
     t0 = time.perf_counter()

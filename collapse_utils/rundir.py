@@ -297,15 +297,22 @@ def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = Fals
         new = cfg.key_dict()
         old_key = {k: v for k, v in old.items() if k in new}
         differing = sorted(k for k in set(old_key) | set(new) if old_key.get(k) != new.get(k))
-        if differing and not allow_config_change:
-            lines = [f"{k}: {old_key.get(k)!r} (run) vs {new.get(k)!r} (now)" for k in differing]
-            raise ConfigMismatchError(
-                f"{run_dir} was started with a different configuration; differing keys:\n  "
-                + "\n  ".join(lines)
-                + "\nUse another output directory, or allow_config_change=True (--allow-config-change) to continue anyway."
-            )
         inconsistent = [k for k in differing if k not in RESUMABLE_CHANGES]
         computed = sorted(int(p.name[4:]) for p in run_dir.glob("gen_[0-9]*") if p.is_dir() and any(p.iterdir()))
+        if differing and not allow_config_change:
+            lines = [f"{k}: {old_key.get(k)!r} (run) vs {new.get(k)!r} (now)" for k in differing]
+            if inconsistent and computed:  # the override would be refused too: do not suggest it
+                hint = (f"Use another output directory, or delete {run_dir} to start the run over: generation(s) "
+                        f"{computed} were computed with the old values of {', '.join(inconsistent)}, and only "
+                        f"{', '.join(RESUMABLE_CHANGES)} can change in place (allow_config_change=True, "
+                        "--allow-config-change).")
+            else:
+                hint = ("Use another output directory, or allow_config_change=True (--allow-config-change) to continue "
+                        "with the new value(s).")
+            raise ConfigMismatchError(
+                f"{run_dir} was started with a different configuration; differing keys:\n  "
+                + "\n  ".join(lines) + "\n" + hint
+            )
         if inconsistent and computed:
             raise ConfigMismatchError(
                 f"--allow-config-change cannot keep {run_dir} consistent: {', '.join(inconsistent)} changed, and "

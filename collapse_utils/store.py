@@ -22,43 +22,10 @@ from .config import RunConfig
 from .devices import die_with_parent
 from . import rundir
 from .loop import run_self_consuming
+from .paths import default_run_root, repo_root, run_dir_for, run_name  # noqa: F401  (re-exported)
 from .rundir import GenerationResult, RunResult, load_run
 
 log = logging.getLogger(__name__)
-
-
-
-def repo_root() -> Path:
-    """The repository checkout holding this package (editable install), else the working directory."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-def default_run_root() -> Path:
-    """The run store every command and notebook shares by default: ``$COLLAPSE_RUNS``, else ``<repo>/runs``."""
-    env = os.environ.get("COLLAPSE_RUNS")
-    return Path(env) if env else repo_root() / "runs"
-
-
-def run_name(cfg: RunConfig, key: str | None = None) -> str:
-    """A readable directory name that still carries the configuration key (``key``: one of its former keys)."""
-    sel = cfg.selection if cfg.selection == "none" else f"{cfg.selection}-{cfg.feature_space}"
-    cond = "-cfg" if cfg.conditional else ""
-    return (f"{cfg.preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}"
-            f"-s{cfg.seed}-{key or cfg.run_key()}")
-
-
-def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
-    """The store's folder of ``cfg``: the one named by its run key, else one named by a former key of the same
-    run (:meth:`RunConfig.run_key_aliases`) that exists, made before written-out implied values were keyed as
-    ``None`` (e.g. F13's ``decay=0.95`` arm); no folder is renamed or moved."""
-    root = Path(root if root is not None else default_run_root())
-    here = root / run_name(cfg)
-    if not here.exists():
-        for key in cfg.run_key_aliases():
-            if (root / run_name(cfg, key)).exists():
-                return root / run_name(cfg, key)
-    return here
 
 
 def as_stored(cfg: RunConfig, run_dir: Path) -> RunConfig:

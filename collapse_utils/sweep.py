@@ -3,7 +3,8 @@
 * ``sweep --preset paper --plan`` lists every run the chosen figures need (the configurations the notebooks ask
   for, deduplicated by run key), its state in the run store, and an estimate of its GPU-hours on one H200 from the
   measured throughput (:data:`THROUGHPUT`), with the total and the longest chain (generations are sequential, so
-  the longest run bounds the wall time however many GPUs there are).
+  the longest run bounds the wall time however many GPUs there are). The CPU presets (smoke, demo) are planned in
+  CPU time instead (:data:`CPU_COST`, or the recorded time of a run's finished generations).
 * ``sweep --preset paper --executor slurm --partition gpu ...`` submits the runs that are not finished as one
   submitit job array (one task per run, :class:`RunTask`); ``local`` runs them as processes on this machine (one
   run per visible GPU at a time), ``debug`` in this process. Job logs go to ``<run store>/_jobs/``; a task that
@@ -29,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import rundir
 from .config import RunConfig
-from .store import default_run_root, run_dir_for, run_name
-from .vocab import PRESETS
+from .paths import default_run_root, run_dir_for, run_name
+from .cli_common import add_preset_option
 
 JOBS_DIR = "_jobs"
 
@@ -71,6 +71,44 @@ def is_measured_shape(cfg: RunConfig) -> bool:
     return (cfg.model, cfg.resolution) == MEASURED_MODEL
 
 
+@dataclass(frozen=True)
+class CpuCost:
+    """What a run of a CPU preset costs on one CPU thread (a run computes single-threaded on a CPU)."""
+
+    per_run_s: float  # start-up: the process, its imports, the data
+    per_generation_s: float
+    source: str
+
+
+# The CPU presets run on a laptop, not an H200: their plan is in CPU time. The one place these numbers live.
+CPU_COST = {
+    "demo": CpuCost(0.0, 31.0, "≈31 CPU-s per generation, benchmarks/demo_findings.md: 943 CPU-s for the demo's 30 "
+                               "generations, start-up included"),
+    "smoke": CpuCost(6.0, 0.5, "≈6 s start-up + ≈0.5 s per generation, a smoke run timed on a 2-core CPU"),
+}
+
+
+def on_cpu(cfg: RunConfig) -> bool:
+    """Whether the plan gives this run in CPU time (the CPU presets) rather than GPU-hours (paper)."""
+    return cfg.preset in CPU_COST
+
+
+def recorded_generation_seconds(run_dir: Path, done: int) -> float | None:
+    """The mean time of a run's finished generations as the loop recorded it (``timings`` in each
+    generation's metrics.json: training set, training, sampling, metrics), or None when it has none."""
+    import json
+
+    times = []
+    for g in range(1, done + 1):
+        try:
+            timings = json.loads((run_dir / f"gen_{g:02d}" / "metrics.json").read_text()).get("timings") or {}
+        except (OSError, ValueError):
+            continue
+        if timings:
+            times.append(sum(float(v) for v in timings.values()))
+    return sum(times) / len(times) if times else None
+
+
 # ---------------------------------------------------------------------------------------------- the plan
 @dataclass
 class PlannedRun:
@@ -80,18 +118,36 @@ class PlannedRun:
     done: int = 0
     state: str = "never started"
     error: str | None = None
+    recorded_s: float | None = None  # mean recorded time of its finished generations (CPU presets)
 
     @property
     def finished(self) -> bool:
         return self.done >= self.config.generations
 
     @property
+    def cpu(self) -> bool:
+        return on_cpu(self.config)
+
+    @property
+    def generation_hours(self) -> float:
+        """One generation: GPU-hours on one H200 (paper), CPU-hours on one thread (CPU presets: the recorded time of
+        its finished generations where it has some, else :data:`CPU_COST`)."""
+        if not self.cpu:
+            return generation_seconds(self.config) / 3600
+        cost = CPU_COST[self.config.preset]
+        return (self.recorded_s if self.recorded_s is not None else cost.per_generation_s) / 3600
+
+    def _hours(self, generations: int) -> float:
+        start = CPU_COST[self.config.preset].per_run_s / 3600 if self.cpu and generations > 0 else 0.0
+        return start + generations * self.generation_hours
+
+    @property
     def hours(self) -> float:
-        return self.config.generations * generation_seconds(self.config) / 3600
+        return self._hours(self.config.generations)
 
     @property
     def hours_left(self) -> float:
-        return max(0, self.config.generations - self.done) * generation_seconds(self.config) / 3600
+        return self._hours(max(0, self.config.generations - self.done))
 
 
 def jobs_dir(root: Path) -> Path:
@@ -104,6 +160,8 @@ def error_path(root: Path, cfg: RunConfig) -> Path:
 
 def lock_holder(run_dir: Path) -> str | None:
     """Who holds the run's lock (it is being written), or None; creates nothing when no lock file exists."""
+    from . import rundir
+
     lock = rundir.RunLock(run_dir)
     if not lock.path.exists():
         return None
@@ -117,6 +175,8 @@ def lock_holder(run_dir: Path) -> str | None:
 
 def run_state(cfg: RunConfig, root: Path) -> tuple[int, str, str | None]:
     """``(generations done, state, error)`` of ``cfg``'s run in the store ``root``; reads only."""
+    from . import rundir
+
     d = run_dir_for(cfg, root)
     done = sum(rundir.is_done(d, g) for g in range(1, cfg.generations + 1))
     if rundir.is_finished(d, cfg.generations):
@@ -138,15 +198,12 @@ def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, 
               root: str | os.PathLike | None = None, notebook_dir: Path | None = None,
               skipped: dict[str, str] | None = None) -> list[PlannedRun]:
     """Every run the chosen figures' notebooks need, deduplicated by run key, with its state in the store."""
-    from .batch import discover_notebooks, notebook_configs
-    from .figures import parameter_error
+    from .batch import check_parameters, discover_notebooks, notebook_configs
 
     params = dict(params or {})
-    bad = [e for k, v in params.items() if (e := parameter_error(k, v))]
-    if bad:
-        raise ValueError("figure parameter(s) refused: " + "; ".join(bad))
     root = Path(root if root is not None else default_run_root())
     notebooks = discover_notebooks(only, notebook_dir)
+    check_parameters(params, notebooks)
     by_key: dict[str, PlannedRun] = {}
     for fig, configs in notebook_configs(notebooks, {**params, "preset": preset}, skipped).items():
         for c in configs:
@@ -155,6 +212,8 @@ def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, 
                 run.figures.append(fig)
     for run in by_key.values():
         run.done, run.state, run.error = run_state(run.config, root)
+        if run.cpu and run.done:
+            run.recorded_s = recorded_generation_seconds(run.run_dir, run.done)
     return list(by_key.values())
 
 
@@ -164,14 +223,24 @@ def _hours(h: float) -> str:
     return f"{h:.2f}" if h < 10 else f"{h:.1f}"
 
 
+def _minutes(h: float) -> str:
+    m = h * 60
+    if 0 < m < 0.05:
+        return "<0.1"
+    return f"{m:.1f}" if m < 10 else f"{m:.0f}"
+
+
 def format_plan(runs: list[PlannedRun], root: Path) -> str:
-    """The table of runs, their states and GPU-hour estimates, the total and the longest chain."""
-    rows = [("run", "figures", "gens", "state", "GPU-h", "left")]
+    """The table of runs, their states and time estimates (GPU-hours at paper scale, CPU-minutes for the CPU
+    presets), the total and the longest chain."""
+    cpu = bool(runs) and all(r.cpu for r in runs)
+    shown = _minutes if cpu else _hours
+    rows = [("run", "figures", "gens", "state", "CPU-min" if cpu else "GPU-h", "left")]
     for r in runs:
-        mark = "" if is_measured_shape(r.config) else "*"
+        mark = "" if cpu or is_measured_shape(r.config) else "*"
         state = r.state + (f": {r.error}" if r.error else "")
         rows.append((r.run_dir.name, ",".join(r.figures), str(r.config.generations), state,
-                     _hours(r.hours) + mark, _hours(r.hours_left)))
+                     shown(r.hours) + mark, shown(r.hours_left)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -183,14 +252,24 @@ def format_plan(runs: list[PlannedRun], root: Path) -> str:
     lines.append("")
     lines.append(f"run store: {root}")
     lines.append(f"{len(runs)} run(s): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    lines.append(f"GPU-hours on {DEVICE} (fast path, benchmarks/gpu_throughput.md; training + sampling, no "
-                 f"metrics or compile time): {_hours(total)} in all, {_hours(left)} left")
+    if cpu:
+        preset = runs[0].config.preset
+        recorded = sum(r.recorded_s is not None for r in runs)
+        lines.append(f"CPU time at {preset} scale, one thread per run ({CPU_COST[preset].source}"
+                     + (f"; {recorded} run(s) from the recorded time of their finished generations" if recorded else "")
+                     + f"): {_minutes(total)} CPU-min in all, {_minutes(left)} left; two worker processes on an "
+                     f"idle 2-core machine take about that ÷ 1.5–2 in wall time ({_minutes(left / 2)}–"
+                     f"{_minutes(left / 1.5)} min)")
+    else:
+        lines.append(f"GPU-hours on {DEVICE} (fast path, benchmarks/gpu_throughput.md; training + sampling, no "
+                     f"metrics or compile time): {_hours(total)} in all, {_hours(left)} left")
     if runs:
         longest = max(runs, key=lambda r: r.hours_left)
-        lines.append(f"longest chain (generations run one after another): {_hours(longest.hours_left)} h left, "
-                     f"{longest.run_dir.name} ({longest.config.generations} generations × "
-                     f"{_hours(generation_seconds(longest.config) / 3600)} h)")
-    if any(not is_measured_shape(r.config) for r in runs):
+        unit, per = ("min", _minutes(longest.generation_hours) + " CPU-min") if cpu else \
+            ("h", _hours(longest.generation_hours) + " h")
+        lines.append(f"longest chain (generations run one after another): {shown(longest.hours_left)} {unit} left, "
+                     f"{longest.run_dir.name} ({longest.config.generations} generations × {per})")
+    if not cpu and any(not is_measured_shape(r.config) for r in runs):
         lines.append("* not the measured UNet48 at 32×32: the same rates are used, so the estimate says little "
                      "(smaller models run faster)")
     return "\n".join(lines)
@@ -230,7 +309,9 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
 
         err = jobs_dir(Path(run_dir).parent) / f"{Path(run_dir).name}.error"
         try:
-            cfg = RunConfig.from_dict(cfg_dict)
+            from .store import as_stored
+
+            cfg = as_stored(RunConfig.from_dict(cfg_dict), Path(run_dir))
             with _slot(slot):
                 run_self_consuming(cfg, run_dir, wait=True)
         except Exception as exc:
@@ -384,8 +465,10 @@ SWEEP_DESCRIPTION = """\
 Plan, submit and watch every run the chosen figures need (the configurations their notebooks ask
 for, each run once however many figures share it).
 
-  --plan      list the runs, their state in the run store and their estimated GPU-hours on one H200
-              (fast path, benchmarks/gpu_throughput.md), the total and the longest chain
+  --plan      list the runs, their state in the run store and their estimated cost, the total and the
+              longest chain: GPU-hours on one H200 at paper scale (fast path, benchmarks/gpu_throughput.md),
+              CPU-minutes at smoke and demo scale (≈31 CPU-s per demo generation, benchmarks/demo_findings.md,
+              or the recorded time of a run's finished generations)
   --status    the same table while jobs run (done / k of G generations done / running: who holds
               the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error)
   --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
@@ -407,14 +490,16 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("sweep", help="plan, submit (Slurm / local / debug) and watch every run of the figures",
                        description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESETS, default="paper", help="the scale of the runs [default: paper]")
+    add_preset_option(p, "paper", "the scale of the runs (run --help describes the presets); smoke and demo plan "
+                      "CPU time, paper GPU-hours")
     p.add_argument("--only", help="comma-separated figure ids, e.g. F7,F8 (default: every notebooks/F*.ipynb)")
     p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
                    help="a notebook parameter for every figure, as a python literal (e.g. generations=2)")
     p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
     p.add_argument("--notebook-dir", type=Path, help=argparse.SUPPRESS)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--plan", action="store_true", help="list the runs, their states and GPU-hours; submit nothing")
+    what.add_argument("--plan", action="store_true", help="list the runs, their states and cost (GPU-hours at paper "
+                      "scale, CPU-minutes at smoke and demo scale); submit nothing")
     what.add_argument("--status", action="store_true", help="the same table, for watching a sweep")
     what.add_argument("--executor", choices=EXECUTORS, help="submit the runs not finished")
     s = p.add_argument_group("submission (slurm; --time also bounds local tasks)")

@@ -33,7 +33,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from collapse_utils.figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME  # noqa: E402
+from collapse_utils.figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME, runtime  # noqa: E402
 from collapse_utils.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
 
 ROOT = HERE.parent
@@ -221,7 +221,8 @@ def plot_source(spec: FigureSpec) -> str:
 
 def notes_source(spec: FigureSpec) -> str:
     """The figure's notes cell: what it plots, the paper's finding, what to expect, runtime per preset
-    (``collapse_utils.figure_notes.NOTES``, the one place this text lives)."""
+    (``collapse_utils.figure_notes.NOTES``, the one place this text lives; the runtimes' counts come from the figure's
+    configurations, ``figure_notes.runtime``)."""
     n = NOTES[spec.id]
     return (
         "## About this figure\n\n"
@@ -232,8 +233,8 @@ def notes_source(spec: FigureSpec) -> str:
         f"- *paper* (GPU): {n.expect_paper}\n\n"
         "**Runtime per preset.**\n\n"
         f"- *smoke*: {SMOKE_RUNTIME}.\n"
-        f"- *demo*: {n.runtime_demo}\n"
-        f"- *paper*: {n.runtime_paper}\n\n"
+        f"- *demo*: {runtime(spec.id, 'demo')}\n"
+        f"- *paper*: {runtime(spec.id, 'paper')}\n\n"
         f"<small>{RUNTIME_SOURCES} [read-off]: read by eye from the paper's figure (about ±2% of the axis); [PN], "
         "[CARD]: third-party summaries of the paper (docs/PAPER.md §0).</small>"
     )

@@ -202,3 +202,30 @@ def test_seeds_missing_from_the_store_are_named(claims_store):
     row = next(r for r in rows if r.claim.id == "1")
     assert "(2 seeds)" in row.ours and "seed 2: never started" in row.ours
     assert row.verdict in (C.HOLDS, C.DOES_NOT_HOLD, C.NOT_RESOLVED)
+
+
+def test_claims_never_overwrite_the_committed_table_unless_named(claims_store, tmp_path, monkeypatch, capsys):
+    """Without --out the table goes beside the run store, named by its preset; docs/CLAIMS.md is untouched."""
+    import shutil
+
+    from collapse_utils.paths import repo_root
+
+    committed = repo_root() / "docs" / "CLAIMS.md"
+    before = (committed.read_bytes(), committed.stat().st_mtime_ns)
+    store = tmp_path / "store"
+    shutil.copytree(claims_store, store)
+    monkeypatch.setenv("COLLAPSE_RUNS", str(store))  # the default run store
+    assert main(["claims", "--preset", "smoke", "--seeds", "0,1", "--device", "cpu", "--only", "F10"]) == 0
+    out = store / "CLAIMS-smoke.md"
+    assert f"wrote {out}: " in capsys.readouterr().out
+    text = out.read_text()
+    assert "Written by `python -m collapse_utils claims --preset smoke --seeds 0,1`" in text  # no --out: default
+    assert list(_rows(text)) == [c.id for c in C.CLAIMS if c.figure == "F10"]
+    assert (committed.read_bytes(), committed.stat().st_mtime_ns) == before
+    # --run-root moves the default with the store; --out names any other file, and the table says so
+    other = tmp_path / "elsewhere.md"
+    assert main(["claims", "--preset", "smoke", "--seeds", "0,1", "--run-root", str(store), "--device", "cpu",
+                 "--only", "F10", "--out", str(other)]) == 0
+    assert f"--out {other}`" in other.read_text()
+    assert C.default_claims_path("demo", store) == store / "CLAIMS-demo.md"
+    assert (committed.read_bytes(), committed.stat().st_mtime_ns) == before

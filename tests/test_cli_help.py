@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +30,80 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 def _default(f: dataclasses.Field):
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+# ---------------------------------------------------------------------------------------------- a light CLI
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "diffusers")
+
+
+def _imported(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime -m collapse_utils ARGV`` and return the process and every module it imported
+    (the top-level package names of Python's import-time log on stderr)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "collapse_utils", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.splitlines()
+             if line.startswith("import time:") and line.count("|") == 2}
+    return proc, names
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], *([c, "--help"] for c in
+                                                                ("run", "demo", "figures", "sweep", "claims"))],
+                         ids=lambda a: " ".join(a))
+def test_help_and_version_do_not_import_torch_or_diffusers(argv):
+    """Help and version come before any model code: the command line loads torch and diffusers only in the
+    command that needs them (a second for --help instead of several)."""
+    proc, names = _imported(*argv)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "collapse_utils" in names and "argparse" in names  # the log was read
+    assert proc.stdout.strip()  # the help or the version was printed
+    assert not names & set(HEAVY), sorted(names & set(HEAVY))
+
+
+def test_every_command_is_covered_by_the_import_check():
+    assert set(_commands()) - {""} == {"run", "demo", "figures", "sweep", "claims"}
+
+
+# ---------------------------------------------------------------------------------------------- presets said
+def test_every_command_states_its_default_preset_in_its_help():
+    defaults = {"demo": "demo", "figures": "demo", "claims": "demo", "sweep": "paper"}
+    for name, parser in _commands().items():
+        if not name:
+            continue
+        action = next(a for a in parser._actions if a.dest == "preset")
+        help_text = " ".join(action.help.split())
+        assert action.default == defaults.get(name), name
+        assert (f"[default: {defaults[name]}]" if name in defaults else "[no default: give one]") in help_text, name
+    top = " ".join(_commands()[""].format_help().split())
+    assert "demo for demo, figures and claims, and paper for sweep; run has none" in top
+
+
+def test_run_without_a_preset_is_refused_naming_the_presets(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "run needs --preset" in err
+    for preset in PRESETS:
+        assert f"    {preset} " in err and " ".join(PRESET_SUMMARIES[preset].split())[:30] in " ".join(err.split())
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, first", [
+    (["figures", "--preset", "smoke", "--only", "F2", "--param", "size=16"], "collapse_utils figures · preset smoke ("),
+    (["figures", "--only", "F2", "--param", "size=16"], "collapse_utils figures · preset demo ("),
+    (["sweep", "--only", "F2", "--plan", "--param", "size=16"], "collapse_utils sweep · preset paper ("),
+])
+def test_first_line_names_the_preset_and_unknown_figure_parameters_are_refused(argv, first, tmp_path, capsys):
+    rc = main([*argv, "--run-root", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = err.splitlines()
+    assert lines[0].startswith(first), lines[0]
+    preset = first.split("preset ")[1].split(" ")[0]
+    assert " ".join(PRESET_SUMMARIES[preset].split()) in lines[0]
+    assert ("the default preset of" in lines[0]) == ("--preset" not in argv)
+    assert "unknown figure parameter(s) size" in err and "sizes" in err and "generations" in err
+    assert not (tmp_path / "runs").exists()  # refused before anything was trained
 
 
 # ---------------------------------------------------------------------------------------------- run --help
@@ -177,3 +255,42 @@ def test_demo_progress_line_says_how_long_is_left(tmp_path):
     monitor.finished = 2
     line = monitor._line(configs[0], 2, {"gs_pixel": 1.0, "entropy_pixel": 2.0})
     assert "2/10 generations" in line and "left" in line
+
+
+# ---------------------------------------------------------------------------------------------- run's messages
+SMALL_RUN = ["run", "--preset", "smoke", "--n", "12", "--train-steps", "2", "--sample-steps", "2", "--no-progress"]
+
+
+def test_a_config_change_is_suggested_only_where_it_is_allowed(tmp_path, capsys):
+    """The error of a changed configuration suggests --allow-config-change only when that flag would be accepted
+    (a new --generations); a change the flag cannot make consistent names the way out that works."""
+    out = str(tmp_path / "run")
+    assert main([*SMALL_RUN, "--generations", "1", "--out", out]) == 0
+    capsys.readouterr()
+    # a new n over a computed generation: the flag would be refused, so it is not offered
+    assert main([*SMALL_RUN, "--generations", "1", "--n", "16", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "n: 12 (run) vs 16 (now)" in err and "delete" in err and "only generations can change in place" in err
+    assert "to continue" not in err
+    assert main([*SMALL_RUN, "--generations", "1", "--n", "16", "--allow-config-change", "--out", out]) == 2
+    assert "cannot keep" in capsys.readouterr().err
+    # more generations: the flag is offered, and following the advice works
+    assert main([*SMALL_RUN, "--generations", "2", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "generations: 1 (run) vs 2 (now)" in err and "--allow-config-change) to continue" in err
+    assert main([*SMALL_RUN, "--generations", "2", "--allow-config-change", "--out", out]) == 0
+    assert [json.loads(line)["generation"] for line in capsys.readouterr().out.splitlines()] == [1, 2]
+
+
+def test_the_package_s_warnings_are_one_clean_line(tmp_path):
+    """A paper-size model on a CPU is announced as one `notice:` line, without Python's warning file and line."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "collapse_utils", "run", "--preset", "paper", "--device", "cpu",
+                           "--dataset", f"npy:{tmp_path / 'absent.npy'}", "--tracker", "none", "--out",
+                           str(tmp_path / "run")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]  # the absent data stops it before anything is trained
+    assert lines[0].startswith("collapse_utils run · preset paper (")
+    notice = [line for line in lines if "takes days per generation" in line]
+    assert len(notice) == 1 and notice[0].startswith("notice: unet48 for 128,256 training steps on a CPU"), lines
+    assert "RuntimeWarning" not in proc.stderr and "run_self_consuming(" not in proc.stderr

@@ -107,7 +107,7 @@ def test_run_cli_options_come_from_config_fields():
     for f in config_fields():
         assert f.name in by_dest, f.name
         assert by_dest[f.name].help and len(by_dest[f.name].help) > 10, f.name
-    args = parser.parse_args(["run", "--out", "x", "--n", "24", "--lr", "0.002", "--adam-betas", "0.9,0.99",
+    args = parser.parse_args(["run", "--preset", "smoke", "--out", "x", "--n", "24", "--lr", "0.002", "--adam-betas", "0.9,0.99",
                               "--metrics", "gs_pixel, mnnd", "--conditional", "--sample-steps", "7"])
     cfg = make_config(args.preset, **{f.name: getattr(args, f.name) for f in config_fields()})
     assert (cfg.n, cfg.lr, cfg.adam_betas, cfg.metrics, cfg.conditional, cfg.num_inference_steps) == \

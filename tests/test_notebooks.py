@@ -176,8 +176,12 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
     _write_notebook(nb_dir / "F99.ipynb", _WRITING_NOTEBOOK)
     rc = cli_main(["figures", "--preset", "smoke", "--fig-dir", str(tmp_path / "figs"), "--run-root",
                    str(tmp_path / "runs"), "--notebook-dir", str(nb_dir)])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert rc == 1
+    assert err.splitlines()[0].startswith("collapse_utils figures · preset smoke (seconds on a CPU")
+    # the end says where the figures and the runs went
+    assert f"figures: {tmp_path / 'figs'}" in captured.out and f"run store: {tmp_path / 'runs'}" in captured.out
     assert "F98 FAILED" in err and "boom in F98" in err
     assert "(`raise RuntimeError('boom in F98')`)" in err  # the line that raised, not the cell's first line
     assert "F99" not in err
@@ -274,3 +278,29 @@ def test_every_figure_says_what_it_plots_finds_expects_and_costs():
         nb = nbformat.read(NOTEBOOKS[fig], as_version=4)
         about = [c.source for c in nb.cells if c.cell_type == "markdown" and "## About this figure" in c.source]
         assert len(about) == 1 and notes.paper_finding in about[0] and figure_notes.SMOKE_RUNTIME in about[0], fig
+
+
+def test_runtime_notes_count_every_seed_of_the_preset():
+    """The notebooks' run counts and CPU-minutes come from the figure's configurations with the preset's seeds
+    (3 at demo scale), priced like the sweep plan; the notebooks carry exactly that text."""
+    from collapse_utils import sweep
+
+    for fig in figures.SPECS:
+        for preset in ("demo", "paper"):
+            configs = {c.run_key(): c for c in figures.figure_configs(fig, preset)}.values()
+            seeds = {c.seed for c in configs}
+            generations = sum(c.generations for c in configs)
+            text = figure_notes.runtime(fig, preset)
+            assert f"{len(configs)} runs" in text and f"{generations} generations" in text, (fig, preset, text)
+            if preset == "demo":
+                assert len(seeds) == 3 and f"× 3 seeds" in text, (fig, text)
+                cpu_min = generations * sweep.CPU_COST["demo"].per_generation_s / 60
+                assert f"≈{cpu_min:.0f} CPU-min" in text, (fig, text)
+            else:
+                hours = sum(c.generations * sweep.generation_seconds(c) for c in configs) / 3600
+                assert f"≈{hours:.0f} H200-hours" in text, (fig, text)
+            nb = nbformat.read(NOTEBOOKS[fig], as_version=4)
+            assert any(text in c.source for c in nb.cells if c.cell_type == "markdown"), (fig, preset)
+    # the size sweep at demo scale: 3 sizes x 3 seeds x 5 generations at 31 CPU-s each
+    assert "9 runs (3 per seed × 3 seeds), 45 generations: ≈23 CPU-min" in figure_notes.runtime("F2", "demo")
+

@@ -64,7 +64,14 @@ def test_plan_reports_done_partial_missing_failed_running(tmp_path, capsys):
                                                     tmp_path)}
     assert runs[16].state == "done" and runs[16].finished and runs[16].hours_left == 0
     assert runs[32].state == "1 of 2 generations done" and runs[32].done == 1
-    assert runs[32].hours_left == pytest.approx(runs[32].hours / 2)
+    # CPU time at smoke scale: a run's start-up plus its generations, at the recorded time of its finished ones
+    import json
+
+    gen1 = json.loads((rundir.gen_dir(store.run_dir_for(partial, tmp_path), 1) / "metrics.json").read_text())
+    assert runs[32].cpu and runs[32].recorded_s == pytest.approx(sum(gen1["timings"].values()))
+    assert runs[32].hours_left == pytest.approx(runs[32].hours - runs[32].recorded_s / 3600)
+    assert runs[48].recorded_s is None and runs[48].hours == pytest.approx(
+        (sweep.CPU_COST["smoke"].per_run_s + 2 * sweep.CPU_COST["smoke"].per_generation_s) / 3600)
     assert runs[48].state == "never started" and not store.run_dir_for(extra, tmp_path).exists()
     assert runs[16].figures == ["F2"]
 
@@ -89,8 +96,21 @@ def test_plan_reports_done_partial_missing_failed_running(tmp_path, capsys):
         assert r.run_dir.name in out
     assert "done" in out and "1 of 2 generations done" in out and "never started" in out
     assert "failed (1 of 2 generations done): RuntimeError: out of memory" in out
-    assert "3 run(s)" in out and "in all" in out and "longest chain" in out and "H200" in out
+    assert "3 run(s)" in out and "in all" in out and "longest chain" in out
+    assert "CPU time at smoke scale" in out and "CPU-min" in out and "recorded time" in out and "H200" not in out
     assert "to submit: 2 run(s)" in out
+
+
+def test_paper_plans_gpu_hours_and_demo_cpu_minutes(tmp_path, capsys):
+    assert main(["sweep", "--preset", "paper", "--only", "F2", "--run-root", str(tmp_path), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU-h" in out and "GPU-hours on one NVIDIA H200" in out and "CPU-min" not in out
+    assert main(["sweep", "--preset", "demo", "--only", "F2", "--run-root", str(tmp_path), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "H200" not in out and "GPU" not in out
+    # 9 runs (3 sizes x 3 seeds) x 5 generations at 31 CPU-s each
+    assert "9 run(s)" in out and f"{9 * 5 * 31 / 60:.0f} CPU-min in all" in out
+    assert not any(tmp_path.iterdir())  # planning writes nothing
 
 
 def test_estimate_uses_the_measured_throughput():
