@@ -43,7 +43,8 @@ def _table(paradigms=("replace",), methods=("none",), sizes=(64, 256), generatio
 
 
 def _title(out: D.FigureOutput) -> str:
-    return out.fig._suptitle.get_text()
+    """The suptitle with its line wrapping undone."""
+    return " ".join(out.fig._suptitle.get_text().split())
 
 
 @pytest.mark.parametrize("plot, metrics", [(P.plot_f2, ["gs_pixel"]), (P.plot_f3, ["entropy_pixel"]),
@@ -83,8 +84,8 @@ def test_selection_panels_by_dataset_and_paradigm(tmp_path):
     out = P.plot_f7(table, tmp_path)
     assert len([ax for ax in out.fig.axes if ax.get_visible()]) == 2
     assert set(pd.read_csv(out.files["csv"])["panel"]) == {"MNIST Replace", "MNIST Accumulate"}
-    assert "pixel space" in out.fig.axes[0].get_ylabel()
-    labels = {t.get_text() for t in out.fig.axes[0].get_legend().get_texts()}
+    assert "(px L2)" in out.fig.axes[0].get_ylabel()
+    labels = {t.get_text() for t in out.fig.legends[0].get_texts()}
     assert labels == {"Vanilla", "Threshold Decay Filter", "Greedy Selection"}
 
 
@@ -128,7 +129,8 @@ def test_f15_fallback_is_said(tmp_path):
 
 def test_paper_scale_title_has_no_note(tmp_path):
     table = _table().assign(preset="paper", scale="")
-    assert _title(P.plot_f14(table, tmp_path)).count("\n") == 0
+    title = _title(P.plot_f14(table, tmp_path))
+    assert "scale, not the paper's" not in title and "1 seed" in title
 
 
 def test_tile_images_layout():
