@@ -143,13 +143,20 @@ def wrap_to_width(text: str, width_in: float, fontsize: float) -> str:
 
 def figure_title(fig: plt.Figure, figure_id: str, text: str, wide: pd.DataFrame, extra: str = "", *,
                  seeds: str | None = None) -> None:
-    """The figure's title: ``<FIG>: text``, then the scale note for figures below paper scale, the seed count
-    (``seeds``, default :func:`seed_note`) and ``extra``, each wrapped to the figure's width."""
+    """The figure's title: ``<FIG>: text (seeds)`` with the seed count (``seeds``, default :func:`seed_note`), then
+    the scale note for figures below paper scale and ``extra``, each wrapped to the figure's width.
+
+    Figure heights are chosen for a title of two lines; a longer title makes the figure taller by its extra lines
+    (so the panels keep their size).
+    """
     width = fig.get_figwidth() - 0.15
     seeds = seed_note(wide) if seeds is None else seeds
-    note = "; ".join(s for s in (scale_notes(wide), seeds) if s)
-    lines = [f"{figure_id}: {text}"] + [s for s in (note, extra) if s]
-    fig.suptitle("\n".join(wrap_to_width(s, width, FONT_SIZE) for s in lines), fontsize=FONT_SIZE)
+    lines = [f"{figure_id}: {text}" + (f" ({seeds})" if seeds else "")] + [s for s in (scale_notes(wide), extra) if s]
+    title = "\n".join(wrap_to_width(s, width, FONT_SIZE) for s in lines)
+    extra_lines = title.count("\n") + 1 - 2
+    if extra_lines > 0:
+        fig.set_figheight(round(fig.get_figheight() + extra_lines * FONT_SIZE * 1.3 / 72, 2))
+    fig.suptitle(title, fontsize=FONT_SIZE)
 
 
 def save_figure(fig: plt.Figure, fig_dir: str | Path, figure_id: str, data: pd.DataFrame, *,

@@ -79,7 +79,7 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
     memo = [m for m in MEMORIZATION_PANELS if m in wide.columns and wide[m].notna().any()]
     top = int(with_pairs) + 1
     nrows = 1 + math.ceil(len(memo) / 2)
-    fig = plt.figure(figsize=(TWO_COLUMNS, 2.9 * nrows + 0.5), layout="constrained")
+    fig = plt.figure(figsize=(TWO_COLUMNS, 2.7 * nrows + 0.5), layout="constrained")
     grid = fig.add_gridspec(nrows, 2)
     panels: list[plt.Axes] = []
     ax_pairs = fig.add_subplot(grid[0, 0]) if with_pairs else None
@@ -259,7 +259,7 @@ def plot_f8(runs: RunsOrTable, fig_dir: str | Path, *, fid_metric: str = "fid",
 def _fid_note(fid_metric: str) -> str:
     """Title suffix saying which Fréchet distance a figure shows (clean-fid's FID is the default, unsaid)."""
     return {"fid": "", "fid_torchvision": " (torchvision Inception, the authors' FID.py)",
-            "fd_lenet": " (FD_LeNet: held-out samples vs MNIST test images, in place of FID at this scale)"
+            "fd_lenet": " (FD_LeNet, in place of FID at this scale)"
             }.get(fid_metric, f" ({fid_metric})")
 
 

@@ -138,3 +138,17 @@ def test_tile_images_layout():
     out = D.tile_images(imgs, ncols=3, pad=1)
     assert out.shape == (2 * 3 + 1, 3 * 3 + 1, 3)
     assert out[1, 1, 0] == imgs[0, 0, 0, 0] and out[4, 1, 0] == imgs[3, 0, 0, 0]
+
+
+def test_titles_say_the_seed_count(tmp_path):
+    three = _table(seeds=(0, 1, 2))
+    assert "mean ± sd over 3 seeds" in _title(P.plot_f2(three, tmp_path))
+    assert "1 seed" in _title(P.plot_f3(_table(), tmp_path))
+
+
+def test_axis_labels_are_short_and_name_their_unit():
+    for metric, unit in (("gs_pixel", "px L2"), ("entropy_pixel", "nats"), ("fd_lenet", "FD_LeNet"),
+                         ("fid", "Inception"), ("mnnd", "px L2"), ("cov_trace", "px²")):
+        label = D.metric_label(metric)
+        assert unit in label and len(label) <= 30 and "\n" not in label, label
+        assert len(D.metric_note(metric)) > len(label)
