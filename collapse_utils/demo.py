@@ -406,9 +406,11 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
         D.integer_generations(ax)
     axes[0, 0].set_title("(a) Generalization score")
     axes[0, 1].set_title("(b) Training-set entropy")
-    D.shared_legend(fig, axes[0])
+    order = [A.method_label(m) for m in D.METHOD_ORDER]
+    D.shared_legend(fig, axes[0], key=lambda lab: (lab.startswith("Accumulate"),
+                                                    next((i for i, m in enumerate(order) if lab.endswith(m)), 9)))
     seeds = sorted({r.config.seed for r in runs})
-    D.figure_title(fig, "selection", f"data selection and accumulate vs vanilla replace (n = {runs[0].config.n:,})",
+    D.figure_title(fig, "selection", f"data selection and accumulate vs vanilla replace, n = {runs[0].config.n:,}",
                    wide, seeds=f"one line per run: seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
     return D.save_figure(fig, fig_dir, "selection", A.long_table(wide, list(metrics), "selection"))
 

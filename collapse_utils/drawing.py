@@ -136,9 +136,18 @@ def seed_note(wide: pd.DataFrame, what: str = "lines") -> str:
 
 # ---------------------------------------------------------------------------------------------- files
 def wrap_to_width(text: str, width_in: float, fontsize: float) -> str:
-    """``text`` wrapped (at spaces, each line separately) to fit ``width_in`` inches at ``fontsize`` points."""
+    """``text`` wrapped (at spaces, each line separately) to fit ``width_in`` inches at ``fontsize`` points, with
+    the lines of a wrapped paragraph balanced (no one-word last line)."""
     chars = max(20, int(width_in * 72 / (0.56 * fontsize)))
-    return "\n".join(textwrap.fill(line, chars) if line else line for line in text.split("\n"))
+
+    def balanced(line: str) -> str:
+        lines = textwrap.wrap(line, chars) or [line]
+        width = chars
+        while width > 10 and len(textwrap.wrap(line, width - 1)) == len(lines):
+            width -= 1
+        return "\n".join(textwrap.wrap(line, width)) if len(lines) > 1 else line
+
+    return "\n".join(balanced(line) if line else line for line in text.split("\n"))
 
 
 def figure_title(fig: plt.Figure, figure_id: str, text: str, wide: pd.DataFrame, extra: str = "", *,
@@ -248,9 +257,9 @@ def method_line(ax: plt.Axes, df: pd.DataFrame, metric: str, label: str, color: 
 
 
 def shared_legend(fig: plt.Figure, axes: Iterable[plt.Axes], *, loc: str = "outside lower center",
-                  ncol: int | None = None, title: str | None = None) -> None:
-    """One legend for the whole figure (outside the panels) from the first of ``axes`` that has entries, and the
-    panels' own legends removed."""
+                  ncol: int | None = None, title: str | None = None, key: Any = None) -> None:
+    """One legend for the whole figure (outside the panels) with every distinct entry of ``axes`` (sorted by
+    ``key(label)`` when given), and the panels' own legends removed."""
     axes = list(axes)
     handles, labels = [], []
     for ax in axes:
@@ -261,6 +270,9 @@ def shared_legend(fig: plt.Figure, axes: Iterable[plt.Axes], *, loc: str = "outs
     for ax in axes:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
+    if key is not None:
+        pairs = sorted(zip(handles, labels), key=lambda hl: key(hl[1]))
+        handles, labels = [h for h, _ in pairs], [lab for _, lab in pairs]
     if handles:
         fig.legend(handles, labels, loc=loc, ncol=ncol or min(len(labels), 4), title=title, frameon=False)
 

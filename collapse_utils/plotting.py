@@ -334,7 +334,9 @@ def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
         ax.set_ylabel("Share of training set" if k % axes.shape[1] == 0 else "")
         ax.set_ylim(0, 1.02)
         ax.set_xticks(g)
-    shared_legend(fig, axes.flat, loc="outside right center", ncol=1, title="source")
+    shared_legend(fig, axes.flat, loc="outside right center", ncol=1, title="source",
+                  key=lambda lab: (0, 0) if lab == "real" else (1, int(lab.split()[-1])) if lab.startswith("gen ")
+                  else (2, 0))
     runs_note = seed_note(wide, "bars")
     figure_title(fig, "F10", "where the selected training set comes from", wide, seeds=runs_note)
     even = pd.DataFrame({"generation": np.arange(1, max_gen + 1), "even_mix_real_share": 1 / np.arange(1, max_gen + 1)})
