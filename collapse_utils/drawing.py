@@ -101,8 +101,8 @@ METRIC_NOTES = {
 
 
 def metric_label(metric: str) -> str:
-    """A short axis label: the quantity, ↑/↓ and its unit or space, e.g. ``GS ↑ (px L2)``, ``Entropy ↑ (nats, px)``
-    (the full definition: :func:`metric_note`)."""
+    """A short axis label: the quantity, ↑/↓ and its unit or space, e.g. ``GS ↑ (px L2)``, ``Entropy ↑ (nats,
+    px)`` (the full definition: :func:`metric_note`)."""
     if metric.startswith("gs_"):
         space = metric[3:]
         return f"GS ↑ ({_SPACE_SHORT.get(space, space)} L2)"
@@ -195,7 +195,8 @@ def save_figure(fig: plt.Figure, fig_dir: str | Path, figure_id: str, data: pd.D
 
 # ---------------------------------------------------------------------------------------------- drawing helpers
 def theme() -> None:
-    """The seaborn theme every figure of the package is drawn in: white grid, print font sizes (7–9 pt), thin lines."""
+    """The seaborn theme every figure of the package is drawn in: white grid, print font sizes (7–9 pt), thin
+    lines."""
     sns.set_theme(style="whitegrid", context="paper", rc={
         "font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE, "axes.labelsize": FONT_SIZE,
         "xtick.labelsize": SMALL_FONT, "ytick.labelsize": SMALL_FONT, "legend.fontsize": SMALL_FONT,

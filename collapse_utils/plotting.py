@@ -240,7 +240,9 @@ def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str,
 
 
 def plot_f7(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
-    """F7 (paper Fig. 5): generalization score ("Gen ↑") of vanilla / TDF / Greedy, panels dataset × paradigm."""
+    """F7 (paper Fig. 5): generalization score ("Gen ↑": mean L2 distance from a sample to its nearest training
+    image, in the runs' feature space; pixels 0–255 at demo/smoke scale) of vanilla / TDF / Greedy, panels
+    dataset × paradigm, mean ± sd over seeds."""
     fs = feature_space_of(as_frame(runs), feature_space)
     return plot_methods_grid(runs, fig_dir, figure_id="F7", metric=f"gs_{fs}",
                              title="generalization score (Gen ↑) with data selection")
@@ -278,7 +280,8 @@ def floor_note(floor: dict[str, Any] | None) -> str:
 
 
 def plot_f9(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None) -> FigureOutput:
-    """F9 (paper Fig. 7): training-set entropy ("Entropy ↑") of vanilla / TDF / Greedy, panels dataset × paradigm."""
+    """F9 (paper Fig. 7): training-set entropy ("Entropy ↑", nats: Kozachenko–Leonenko estimator with k = 1 in the
+    runs' feature space) of vanilla / TDF / Greedy, panels dataset × paradigm, mean ± sd over seeds."""
     fs = feature_space_of(as_frame(runs), feature_space)
     return plot_methods_grid(runs, fig_dir, figure_id="F9", metric=f"entropy_{fs}",
                              title="training-set entropy (Entropy ↑) with data selection")
@@ -293,11 +296,12 @@ def plot_f15(runs: RunsOrTable, fig_dir: str | Path, *, metric: str = "fd_dinov2
     """
     dino = metric == "fd_dinov2"
     space = {"fd_dinov2": "dinov2", "fid": "inception", "fd_lenet": "lenet"}.get(metric, metric)
-    label = {"fid": "Inception", "fd_lenet": "LeNet"}.get(metric, metric)
+    label = {"fid": "FD ↓ (Inception, fallback)", "fd_lenet": "FD_LeNet ↓ (fallback)"}.get(metric,
+                                                                                      f"{metric} (fallback)")
     out = plot_methods_grid(runs, fig_dir, figure_id="F15", metric=metric,
                             title="Fréchet distance in DINO space (FD_DINO ↓)" if dino
                             else "Fréchet distance — FALLBACK space, not DINO", note=fallback_note,
-                            ylabel=None if dino else f"FD ↓ ({label}, fallback)")
+                            ylabel=None if dino else label)
     out.data["fd_space"] = space if dino else f"{space} (fallback)"
     out.data.to_csv(out.files["csv"], index=False)
     return out
@@ -593,7 +597,8 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     tab.set_fontsize(SMALL_FONT)
     for cell in tab.get_celld().values():
         cell.set_linewidth(0.4)
-    ax.set_title(f"(b) {name} at the last generation\n({seeds} seed{'s' if seeds != 1 else ''}; paper: [PN], unverified)")
+    plural = "s" if seeds != 1 else ""
+    ax.set_title(f"(b) {name} at the last generation\n({seeds} seed{plural}; paper: [PN], unverified)")
     # within-digit diversity of the samples
     div = f11_diversity(runs)
     ax = fig.add_subplot(right[2])
