@@ -140,12 +140,15 @@ def wrap_to_width(text: str, width_in: float, fontsize: float) -> str:
     the lines of a wrapped paragraph balanced (no one-word last line)."""
     chars = max(20, int(width_in * 72 / (0.56 * fontsize)))
 
+    def wrap(line: str, width: int) -> list[str]:
+        return textwrap.wrap(line, width, break_on_hyphens=False)
+
     def balanced(line: str) -> str:
-        lines = textwrap.wrap(line, chars) or [line]
+        lines = wrap(line, chars) or [line]
         width = chars
-        while width > 10 and len(textwrap.wrap(line, width - 1)) == len(lines):
+        while width > 10 and len(wrap(line, width - 1)) == len(lines):
             width -= 1
-        return "\n".join(textwrap.wrap(line, width)) if len(lines) > 1 else line
+        return "\n".join(wrap(line, width)) if len(lines) > 1 else line
 
     return "\n".join(balanced(line) if line else line for line in text.split("\n"))
 

@@ -549,7 +549,7 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     gens = [g.generation for g in first[next(iter(first))].generations]
     grid_generations = list(grid_generations or sorted({gens[0], gens[-1]}))
     ng = len(grid_generations)
-    fig = plt.figure(figsize=(TWO_COLUMNS, 7.6), layout="constrained")
+    fig = plt.figure(figsize=(TWO_COLUMNS, 7.0), layout="constrained")
     outer = fig.add_gridspec(1, 2, width_ratios=[1.05 * ng, 2.4])
     left = outer[0].subgridspec(3, ng)
     right = outer[1].subgridspec(3, 1, height_ratios=[1, 0.9, 1])
