@@ -187,8 +187,8 @@ def plot_f4(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
         ax.set_title(title)
     axes[0, 1].set_ylabel("")
     shared_legend(fig, axes[0], loc="outside right center", ncol=1, title="dataset size")
-    figure_title(fig, "F4", "generalization score vs properties of the training set (each point: one generation "
-                 "of one run)", wide, seeds=_pooled_seeds(wide))
+    figure_title(fig, "F4", "generalization score vs properties of the training set, one point per generation "
+                 "of a run", wide, seeds=_pooled_seeds(wide))
     summary = {"entropy_vs_log_gs": fits["entropy_pixel"], "cov_trace_vs_log_gs": fits["cov_trace"]}
     return save_figure(fig, fig_dir, "F4", long_table(wide, ["gs_pixel", "entropy_pixel", "cov_trace"], "F4"),
                        summary=summary)
@@ -196,7 +196,7 @@ def plot_f4(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
 
 def _pooled_seeds(wide: pd.DataFrame) -> str:
     seeds = wide["seed"].nunique() if "seed" in wide else 1
-    return f"points: {seeds} seed{'s' if seeds != 1 else ''} pooled"
+    return f"{seeds} seed{'s' if seeds != 1 else ''} pooled"
 
 
 # ---------------------------------------------------------------------------------------------- F7, F8, F9, F15
@@ -483,8 +483,7 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
             if j == 0:
                 ax.set_ylabel(f"n = {r.config.n:,}")
             shown.append(dict(run=r.run_dir.name, generation=g.generation, images_shown=k))
-    seed_text = (f"images: seed {seeds[0]}" + (f" of {len(seeds)} seeds ({', '.join(map(str, seeds))})"
-                                                if len(seeds) > 1 else " (1 seed)"))
+    seed_text = f"images: seed {seeds[0]} of {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
     figure_title(fig, "F17", f"generated images over generations (replace), first {grid * grid} samples; "
                  "GS (px L2) below each grid", wide, seeds=seed_text)
     data = long_table(wide, ["gs_pixel"], "F17")
