@@ -392,24 +392,26 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
     D.theme()
     wide = A.metrics_frame(runs)
     metrics = ("gs_pixel", "entropy_pixel")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 4.2))
-    for ax, metric in zip(axes, metrics):
+    fig, axes = D.new_figure(D.TWO_COLUMNS, 3.1, 1, len(metrics))
+    for ax, metric in zip(axes[0], metrics):
         for r in runs:
             c = r.config
-            ax.plot([g.generation for g in r.generations], series(r, metric), marker="o",
+            ax.plot([g.generation for g in r.generations], series(r, metric), marker="o", markeredgewidth=0,
                     color=D.METHOD_COLORS.get(c.selection) if c.paradigm == "replace" else "tab:purple",
                     linestyle="--" if c.selection == "none" else "-",
                     label=("Accumulate, vanilla" if c.paradigm != "replace"
                            else f"Replace, {A.method_label(c.selection)}"))
         ax.set_xlabel(D.GEN_LABEL)
         ax.set_ylabel(D.metric_label(metric))
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize=8)
-    axes[0].set_title("Generalization score ↑")
-    axes[1].set_title("Training-set entropy ↑")
-    D.figure_title(fig, "selection", f"data selection and accumulate vs vanilla replace (n = {runs[0].config.n:,})",
-                   wide)
-    fig.tight_layout()
+        D.integer_generations(ax)
+    axes[0, 0].set_title("(a) Generalization score")
+    axes[0, 1].set_title("(b) Training-set entropy")
+    order = [A.method_label(m) for m in D.METHOD_ORDER]
+    D.shared_legend(fig, axes[0], key=lambda lab: (lab.startswith("Accumulate"),
+                                                    next((i for i, m in enumerate(order) if lab.endswith(m)), 9)))
+    seeds = sorted({r.config.seed for r in runs})
+    D.figure_title(fig, "selection", f"data selection and accumulate vs vanilla replace, n = {runs[0].config.n:,}",
+                   wide, seeds=f"one line per run: seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
     return D.save_figure(fig, fig_dir, "selection", A.long_table(wide, list(metrics), "selection"))
 
 

@@ -43,7 +43,8 @@ def _table(paradigms=("replace",), methods=("none",), sizes=(64, 256), generatio
 
 
 def _title(out: D.FigureOutput) -> str:
-    return out.fig._suptitle.get_text()
+    """The suptitle with its line wrapping undone."""
+    return " ".join(out.fig._suptitle.get_text().split())
 
 
 @pytest.mark.parametrize("plot, metrics", [(P.plot_f2, ["gs_pixel"]), (P.plot_f3, ["entropy_pixel"]),
@@ -83,8 +84,8 @@ def test_selection_panels_by_dataset_and_paradigm(tmp_path):
     out = P.plot_f7(table, tmp_path)
     assert len([ax for ax in out.fig.axes if ax.get_visible()]) == 2
     assert set(pd.read_csv(out.files["csv"])["panel"]) == {"MNIST Replace", "MNIST Accumulate"}
-    assert "pixel space" in out.fig.axes[0].get_ylabel()
-    labels = {t.get_text() for t in out.fig.axes[0].get_legend().get_texts()}
+    assert "(px L2)" in out.fig.axes[0].get_ylabel()
+    labels = {t.get_text() for t in out.fig.legends[0].get_texts()}
     assert labels == {"Vanilla", "Threshold Decay Filter", "Greedy Selection"}
 
 
@@ -128,7 +129,8 @@ def test_f15_fallback_is_said(tmp_path):
 
 def test_paper_scale_title_has_no_note(tmp_path):
     table = _table().assign(preset="paper", scale="")
-    assert _title(P.plot_f14(table, tmp_path)).count("\n") == 0
+    title = _title(P.plot_f14(table, tmp_path))
+    assert "scale, not the paper's" not in title and "1 seed" in title
 
 
 def test_tile_images_layout():
@@ -136,3 +138,17 @@ def test_tile_images_layout():
     out = D.tile_images(imgs, ncols=3, pad=1)
     assert out.shape == (2 * 3 + 1, 3 * 3 + 1, 3)
     assert out[1, 1, 0] == imgs[0, 0, 0, 0] and out[4, 1, 0] == imgs[3, 0, 0, 0]
+
+
+def test_titles_say_the_seed_count(tmp_path):
+    three = _table(seeds=(0, 1, 2))
+    assert "mean ± sd over 3 seeds" in _title(P.plot_f2(three, tmp_path))
+    assert "1 seed" in _title(P.plot_f3(_table(), tmp_path))
+
+
+def test_axis_labels_are_short_and_name_their_unit():
+    for metric, unit in (("gs_pixel", "px L2"), ("entropy_pixel", "nats"), ("fd_lenet", "FD_LeNet"),
+                         ("fid", "Inception"), ("mnnd", "px L2"), ("cov_trace", "px²")):
+        label = D.metric_label(metric)
+        assert unit in label and len(label) <= 30 and "\n" not in label, label
+        assert len(D.metric_note(metric)) > len(label)
