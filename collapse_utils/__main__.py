@@ -22,7 +22,8 @@ from .cli_common import add_preset_option, headline, preset_list
 from .presets import preset_overrides
 from .vocab import PRESETS
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep", "collapse_utils.claims")
+COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep", "collapse_utils.claims",
+                   "collapse_utils.results")
 
 DESCRIPTION = """\
 A reproduction of "A Closer Look at Model Collapse" (NeurIPS 2025): diffusion models trained
@@ -46,9 +47,12 @@ Commands (each has its own --help; each prints its preset and scale as its first
            by a rule fixed in advance), written beside the run store as CLAIMS-<preset>.md (the
            committed table only with --out docs/CLAIMS.md); trains nothing
              python -m collapse_utils claims --preset demo --seeds 0,1,2
+  bundle   a results bundle: a figure set's runs without models, from which figures and claims are
+           redrawn in seconds (figures --from-results DIR, claims --from-results DIR)
+             python -m collapse_utils figures --from-results results/demo
 
 Presets (the scale of every run; run --help lists each one's settings). The default --preset is
-demo for demo, figures and claims, and paper for sweep; run has none (give --preset).
+demo for demo, figures, claims and bundle, and paper for sweep; run has none (give --preset).
 {presets}
 
 Documentation: README.md (start here), docs/PAPER.md (the paper's methods and numbers).

@@ -324,10 +324,30 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prefetch", action="store_true", help="let each notebook train its own runs")
     p.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
     p.add_argument("--notebook-dir", type=Path, help="run the F*.ipynb of another folder (default: <repo>/notebooks)")
+    p.add_argument("--from-results", metavar="DIR", help="redraw the figures from a results bundle (e.g. "
+                   "results/demo, committed) with the notebooks' own calls: no training, no notebooks, seconds")
     p.set_defaults(func=_cmd_figures)
 
 
+def _cmd_from_results(args: argparse.Namespace) -> int:
+    """``figures --from-results DIR``: every figure of the bundle (or ``--only``) drawn from it."""
+    from .results import read_bundle, redraw
+
+    record = read_bundle(args.from_results, verify=False)
+    if args.preset_given and args.preset != record["preset"]:
+        raise ValueError(f"{args.from_results} holds {record['preset']}-scale runs; leave out --preset {args.preset}")
+    if args.run_root or args.param or args.workers:
+        raise ValueError("--from-results draws the bundle as it is: --run-root, --param and --workers do not apply")
+    outputs = redraw(args.from_results, fig_dir=args.fig_dir, figures=args.only.split(",") if args.only else None,
+                     device=args.device)
+    fig_dir = next(iter(outputs.values())).png.parent if outputs else args.fig_dir
+    print(f"\n{len(outputs)} figure(s) redrawn from {args.from_results}\nfigures: {fig_dir}", flush=True)
+    return 0
+
+
 def _cmd_figures(args: argparse.Namespace) -> int:
+    if args.from_results:
+        return _cmd_from_results(args)
     results = run_batch(args.preset, only=args.only.split(",") if args.only else None, run_root=args.run_root,
                         fig_dir=args.fig_dir, workers=args.workers, device=args.device, params=dict(args.param),
                         prefetch=not args.no_prefetch, timeout=args.timeout, notebook_dir=args.notebook_dir)

@@ -743,10 +743,12 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, out: str | None = None) -> str:
+def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, out: str | None = None,
+           source: str | None = None) -> str:
     """The claims table (docs/CLAIMS.md when asked for): the provenance, the Fréchet metric and its noise floor,
     the rule verbatim, the table. ``out``: the file as the command that rewrites it names it (``--out``), or None
-    for the default file beside the run store."""
+    for the default file beside the run store; ``source``: the results bundle it was read from (``--from-results``)
+    instead of a run store."""
     floors = {}
     for r in rows:
         if r.floor is not None:
@@ -758,7 +760,9 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
         floor_text = "not computed (no FD claim had both its runs and its metric; see the FD rows)"
     seeds = ", ".join(map(str, ctx.seeds))
     cmd = f"python -m collapse_utils claims --preset {ctx.preset} --seeds {','.join(map(str, ctx.seeds))}"
-    if ctx.run_root_given:
+    if source is not None:
+        cmd = f"python -m collapse_utils claims --from-results {source}"
+    elif ctx.run_root_given:
         cmd += f" --run-root {ctx.run_root}"
     if out is not None:
         cmd += f" --out {out}"
@@ -822,18 +826,32 @@ def default_claims_path(preset: str, run_root: Any = None) -> Any:
     return Path(run_root if run_root is not None else default_run_root()) / f"CLAIMS-{preset}.md"
 
 
-def write_claims(out: Any = None, preset: str = "demo", **kw: Any) -> tuple[Any, list[Row]]:
+def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None, **kw: Any) -> tuple[Any, list[Row]]:
     """Check the claims and write the markdown report to ``out`` (None: :func:`default_claims_path`); returns its
-    path and the rows."""
+    path and the rows. ``from_results``: read the runs of a results bundle (collapse_utils.results) instead of a
+    run store, with its preset, seeds, commits and date, so the same bundle always gives the same table."""
     import time
     from pathlib import Path
 
     from .provenance import git_commit
 
+    commit, date, source = git_commit(), time.strftime("%Y-%m-%d %H:%M %Z"), None
+    if from_results is not None:  # the bundle's runs, commits and date: the same bundle gives the same table
+        from .results import read_bundle, store_dir
+
+        record = read_bundle(from_results)
+        preset, kw["run_root"] = record["preset"], store_dir(from_results)
+        kw["seeds"] = sorted({s for f in record["figures"].values() for s in f["seeds"]})
+        commit, date = ", ".join(record["trained_by_commit"]), record["written"]
+        source = _shown_path(Path(from_results).resolve())
     rows, ctx = check_claims(preset, **kw)
+    if from_results is not None:
+        from .results import check_unchanged
+
+        check_unchanged(from_results, record)  # a metric the bundle lacked would have been written into it
     shown = None if out is None else _shown_path(Path(out).resolve())
     out = Path(out) if out is not None else default_claims_path(preset, kw.get("run_root"))
-    text = render(rows, ctx, commit=git_commit(), date=time.strftime("%Y-%m-%d %H:%M %Z"), out=shown)
+    text = render(rows, ctx, commit=commit, date=date, out=shown, source=source)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out, rows
@@ -870,6 +888,9 @@ def add_cli(sub: Any) -> None:
                                  "[default: <run store>/CLAIMS-<preset>.md]")
     p.add_argument("--only", help="comma-separated figure ids: only their claims (default: every claim)")
     p.add_argument("--device", help="torch device for post-hoc metrics (default: CUDA if available)")
+    p.add_argument("--from-results", metavar="DIR", help="read a results bundle (e.g. results/demo) instead of a "
+                   "run store: its preset and seeds; trains and computes nothing (docs/CLAIMS.md: "
+                   "--from-results results/demo --out docs/CLAIMS.md)")
     p.set_defaults(func=_cmd_claims)
 
 
@@ -882,7 +903,10 @@ def _cmd_claims(args: Any) -> int:
         raise ValueError("--seeds: give at least one seed")
     out = args.out  # None: beside the run store (default_claims_path), never docs/CLAIMS.md unless named
     only = [f.strip() for f in args.only.split(",")] if args.only else None
-    path, rows = write_claims(out, args.preset, run_root=args.run_root, seeds=seeds, device=args.device, only=only)
+    if args.from_results and args.run_root:
+        raise ValueError("--from-results reads the bundle's own store; leave out --run-root")
+    path, rows = write_claims(out, args.preset, from_results=args.from_results, run_root=args.run_root, seeds=seeds,
+                              device=args.device, only=only)
     counts: dict[str, int] = {}
     for r in rows:
         key = r.verdict.split(":")[0]

@@ -259,3 +259,56 @@ def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = Non
         log(f"redraw: {fig} -> {out_dir} ({time.perf_counter() - t0:.1f} s)")
     check_unchanged(bundle, record)
     return outputs
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+BUNDLE_DESCRIPTION = """\
+Write a results bundle: the runs of a figure set without their models (every metric of every run and
+generation, the training sets and samples the figures draw; no weights, no held-out samples), from a run store
+whose runs are finished. Metrics the figures plot and the runs lack are computed first (held-out metrics draw
+samples from the saved models), as the figure notebooks would; nothing is trained.
+Then anyone redraws the figures and the claims table from it in seconds:
+  python -m collapse_utils figures --from-results DIR
+  python -m collapse_utils claims --from-results DIR --out FILE
+
+example (the committed demo bundle, with F11-F13 at one seed):
+  python -m collapse_utils bundle --preset demo --out results/demo --seeds 'F11=0;F12=0;F13=0'
+"""
+
+
+def _parse_seeds(text: str | None) -> Any:
+    """``0,1,2`` (every figure) or ``F11=0;F12=0,1`` (those figures; the others take the preset's seeds)."""
+    if not text:
+        return None
+    try:
+        if "=" in text:
+            return {k.strip(): [int(s) for s in v.split(",") if s.strip()]
+                    for k, v in (part.split("=", 1) for part in text.split(";") if part.strip())}
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected 0,1,2 or F11=0;F12=0,1, got {text!r}") from None
+
+
+def add_cli(sub: Any) -> None:
+    import argparse
+
+    from .cli_common import add_preset_option
+
+    p = sub.add_parser("bundle", help="write a results bundle (runs without models) that redraws figures and claims",
+                       description=BUNDLE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_preset_option(p, "demo", "the scale of the runs")
+    p.add_argument("--out", required=True, help="the bundle folder (replaced whole), e.g. results/demo")
+    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
+    p.add_argument("--only", help="comma-separated figure ids (default: every figure)")
+    p.add_argument("--seeds", help="0,1,2 for every figure, or F11=0;F12=0 per figure (default: the preset's)")
+    p.add_argument("--device", help="torch device for metrics the runs lack (default: CUDA if available)")
+    p.set_defaults(func=_cmd_bundle)
+
+
+def _cmd_bundle(args: Any) -> int:
+    seeds = _parse_seeds(args.seeds)
+    figures = args.only.split(",") if args.only else None
+    if isinstance(seeds, dict) and figures is None:
+        figures = _figure_ids(None)
+    write_bundle(args.out, args.preset, run_root=args.run_root, seeds=seeds, figures=figures, device=args.device)
+    return 0
