@@ -49,7 +49,7 @@ def _imported(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], *([c, "--help"] for c in
-                                                                ("run", "demo", "figures", "sweep", "claims"))],
+                                                                ("run", "demo", "figures", "sweep", "claims", "bundle"))],
                          ids=lambda a: " ".join(a))
 def test_help_and_version_do_not_import_torch_or_diffusers(argv):
     """Help and version come before any model code: the command line loads torch and diffusers only in the
@@ -62,12 +62,12 @@ def test_help_and_version_do_not_import_torch_or_diffusers(argv):
 
 
 def test_every_command_is_covered_by_the_import_check():
-    assert set(_commands()) - {""} == {"run", "demo", "figures", "sweep", "claims"}
+    assert set(_commands()) - {""} == {"run", "demo", "figures", "sweep", "claims", "bundle"}
 
 
 # ---------------------------------------------------------------------------------------------- presets said
 def test_every_command_states_its_default_preset_in_its_help():
-    defaults = {"demo": "demo", "figures": "demo", "claims": "demo", "sweep": "paper"}
+    defaults = {"demo": "demo", "figures": "demo", "claims": "demo", "sweep": "paper", "bundle": "demo"}
     for name, parser in _commands().items():
         if not name:
             continue
@@ -76,7 +76,7 @@ def test_every_command_states_its_default_preset_in_its_help():
         assert action.default == defaults.get(name), name
         assert (f"[default: {defaults[name]}]" if name in defaults else "[no default: give one]") in help_text, name
     top = " ".join(_commands()[""].format_help().split())
-    assert "demo for demo, figures and claims, and paper for sweep; run has none" in top
+    assert "demo for demo, figures, claims and bundle, and paper for sweep; run has none" in top
 
 
 def test_run_without_a_preset_is_refused_naming_the_presets(tmp_path, capsys):
