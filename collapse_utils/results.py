@@ -157,6 +157,11 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
         log(f"bundle: {fig}: metrics of {len(sets[fig])} run(s)")
         fr = figure_runs(fig, preset, run_root=str(root), seeds=per_figure[fig], device=device)
         with_runs[fig] = {"seeds": per_figure[fig], "runs": [r.run_dir.name for r in fr.runs]}
+    if figures is None:  # the claims table reads these runs too: compute the metrics its rows need, here
+        from .claims import check_claims
+
+        log("bundle: metrics of the claims table")
+        check_claims(preset, run_root=root, seeds=sorted({s for v in per_figure.values() for s in v}), device=device)
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -181,7 +186,7 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
         "trained_by_commit": trained_by,
         "written_by_commit": git_commit(),
         "written": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "versions": package_versions(),
+        "versions": {**package_versions(), "matplotlib": _matplotlib_version()},
         "bytes": sum(f["bytes"] for f in files.values()),
         "files": files,
     }
@@ -192,6 +197,13 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
     log(f"bundle: wrote {out}: {len(runs)} runs, {record['generations']} generations, "
         f"{record['bytes'] / 1e6:.1f} MB in {len(files) + 1} files ({time.perf_counter() - t0:.0f} s)")
     return record
+
+
+def _matplotlib_version() -> str:
+    """The matplotlib that draws the figures (PNG/PDF bytes depend on it)."""
+    import matplotlib
+
+    return matplotlib.__version__
 
 
 def read_bundle(bundle: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]:

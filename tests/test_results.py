@@ -109,3 +109,35 @@ def test_seeds_per_figure(claims_store, tmp_path):
     assert record["figures"]["F2"]["seeds"] == [0, 1] and record["figures"]["F10"]["seeds"] == [1]
     assert all("-s1-" in name for name in record["figures"]["F10"]["runs"])
     assert set(results.redraw(tmp_path / "b", fig_dir=tmp_path / "f", log=lambda *a: None)) == {"F2", "F10"}
+
+
+# ---------------------------------------------------------------------------------------------- the committed bundle
+def test_committed_bundle_redraws_the_committed_figures_and_claims(tmp_path):
+    """results/demo redraws every committed figure and docs/CLAIMS.md with no training, byte for byte.
+
+    CSV/JSON data and the claims table must be identical everywhere; PNG/PDF bytes depend on matplotlib and
+    FreeType, so they are compared where those versions are the ones the bundle recorded (CI's install)."""
+    import matplotlib
+
+    from collapse_utils.claims import write_claims
+    from collapse_utils.paths import repo_root
+
+    root = repo_root()
+    bundle = root / "results" / "demo"
+    record = results.read_bundle(bundle)
+    assert record["bytes"] < 25e6
+    outputs = results.redraw(bundle, fig_dir=tmp_path, log=lambda *a: None)
+    assert set(outputs) == set(record["figures"])
+    same_versions = record["versions"].get("matplotlib") in (None, matplotlib.__version__)
+    compared = 0
+    for path in sorted(tmp_path.iterdir()):
+        committed = root / "figures" / path.name
+        assert committed.exists(), f"{path.name} is drawn but not committed"
+        if path.suffix in (".csv", ".json") or (same_versions and path.suffix in (".png", ".pdf")):
+            assert filecmp.cmp(path, committed, shallow=False), f"figures/{path.name} differs from its redraw"
+            compared += 1
+    assert compared >= 2 * len(outputs)
+    out, _ = write_claims(tmp_path / "CLAIMS.md", from_results=bundle)
+    committed = (root / "docs" / "CLAIMS.md").read_text(encoding="utf-8")
+    redrawn = out.read_text(encoding="utf-8").replace(f"--out {tmp_path / 'CLAIMS.md'}", "--out docs/CLAIMS.md")
+    assert redrawn == committed, "docs/CLAIMS.md differs from claims --from-results results/demo"
