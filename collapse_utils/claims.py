@@ -610,7 +610,9 @@ class RunCache:
             if name in ("fd_dinov2", "gs_dinov2", "entropy_dinov2"):
                 why = dinov2_unavailable_reason(self.ctx.device)
                 if why:
-                    return f"DINOv2 unavailable ({_first_line(why)})"
+                    # the loader's own error differs with the environment (HF_HUB_OFFLINE, cache): not in the table
+                    return ("DINOv2 unavailable (could not load 'facebook/dinov2-small': not in the Hugging Face "
+                            "cache and COLLAPSE_DINOV2_PATH unset, or no connection)")
             if name in self.failed:
                 return self.failed[name]
             todo = [r for r in runs if (r.config.run_key(), name) not in self.done]
@@ -803,14 +805,17 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
 
 
 def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[int] = (0, 1, 2),
-                 device: str | None = None, only: Sequence[str] | None = None) -> tuple[list[Row], Context]:
-    """Every claim's row (those of the figures ``only`` when given) from the run store ``run_root``."""
+                 device: str | None = None, only: Sequence[str] | None = None,
+                 show_run_root: bool | None = None) -> tuple[list[Row], Context]:
+    """Every claim's row (those of the figures ``only`` when given) from the run store ``run_root``;
+    ``show_run_root``: whether the regenerate commands name it (None: when it was given)."""
     from pathlib import Path
 
     from .paths import default_run_root
 
+    shown = run_root is not None if show_run_root is None else show_run_root
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
-                  run_root is not None)
+                  shown)
     cache = RunCache(ctx)
     claims = [c for c in CLAIMS if only is None or c.figure in only]
     return [evaluate(c, ctx, cache) for c in claims], ctx
@@ -842,6 +847,7 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
         record = read_bundle(from_results)
         preset, kw["run_root"] = record["preset"], store_dir(from_results)
         kw["seeds"] = sorted({s for f in record["figures"].values() for s in f["seeds"]})
+        kw["show_run_root"] = False  # its rows' commands retrain into the user's own store, not the bundle's
         commit, date = ", ".join(record["trained_by_commit"]), record["written"]
         source = _shown_path(Path(from_results).resolve())
     rows, ctx = check_claims(preset, **kw)
