@@ -105,7 +105,7 @@ def test_a_store_with_unfinished_runs_is_refused(claims_store, tmp_path):
 def test_seeds_per_figure(claims_store, tmp_path):
     """A bundle may hold figures at different seed counts (e.g. one seed where the others did not fit)."""
     record = results.write_bundle(tmp_path / "b", "smoke", run_root=claims_store, seeds={"F2": [0, 1], "F10": [1]},
-                                  log=lambda *a: None)
+                                  figures=FIGS, log=lambda *a: None)
     assert record["figures"]["F2"]["seeds"] == [0, 1] and record["figures"]["F10"]["seeds"] == [1]
     assert all("-s1-" in name for name in record["figures"]["F10"]["runs"])
     assert set(results.redraw(tmp_path / "b", fig_dir=tmp_path / "f", log=lambda *a: None)) == {"F2", "F10"}
