@@ -18,10 +18,10 @@ import numpy as np
 
 
 def floors(sizes: list[int]) -> list[tuple[str, str]]:
-    from collapse_utils.config import make_config
-    from collapse_utils.heldout import real_reference
-    from collapse_utils.metrics import fd_lenet
-    from collapse_utils.run_metrics import fd_noise_floor, fd_noise_floor_spread
+    from collapse_utils.core.config import make_config
+    from collapse_utils.loop.heldout import real_reference
+    from collapse_utils.measure.metrics import fd_lenet
+    from collapse_utils.loop.run_metrics import fd_noise_floor, fd_noise_floor_spread
 
     cfg = make_config("demo")
     rows = []
@@ -38,11 +38,11 @@ def floors(sizes: list[int]) -> list[tuple[str, str]]:
 
 
 def heldout_costs(run_root: Path) -> list[tuple[str, str]]:
-    from collapse_utils.config import make_config
-    from collapse_utils.heldout import heldout_samples
-    from collapse_utils.rundir import load_run
-    from collapse_utils.run_metrics import ensure_figure_metrics
-    from collapse_utils.store import run_dir_for
+    from collapse_utils.core.config import make_config
+    from collapse_utils.loop.heldout import heldout_samples
+    from collapse_utils.loop.rundir import load_run
+    from collapse_utils.loop.run_metrics import ensure_figure_metrics
+    from collapse_utils.loop.store import run_dir_for
 
     cfg = make_config("demo")  # vanilla replace, n = 128, seed 0
     run = load_run(run_dir_for(cfg, run_root))

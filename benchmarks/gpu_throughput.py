@@ -120,7 +120,7 @@ def free_memory(device: torch.device) -> None:
 
 
 def train_config(sz: Sizes, steps: int, mixed_precision: str, **kw: Any):
-    from collapse_utils.config import make_config
+    from collapse_utils.core.config import make_config
 
     return make_config("paper", model=sz.model, resolution=sz.resolution, n=sz.train_n, train_steps=steps,
                        batch_size=sz.train_batch, mixed_precision=mixed_precision, checkpoint_every=10**9,
@@ -135,7 +135,7 @@ def check_images(sz: Sizes) -> tuple[np.ndarray, str]:
     """Real images for the loss-curve and sampling checks: the bundled CIFAR-10 cats and dogs (else random)."""
     if sz.resolution == 32 and sz.channels == 3:
         try:
-            from collapse_utils.data import load_dataset
+            from collapse_utils.core.data import load_dataset
 
             return load_dataset("cifar10_catdog").images, "cifar10_catdog (2,000 real 32×32 images)"
         except Exception as exc:  # the bundled file is another module's; fall back visibly
@@ -220,7 +220,7 @@ def section(name: str, fn: Callable[[], None], res: Results) -> None:
 
 # ====================================================================== training throughput
 def timed_train(train_fn: Callable, images: np.ndarray, cfg, device: torch.device, skip: int) -> tuple[float, Any]:
-    from collapse_utils.ddpm import TrainJob
+    from collapse_utils.diffusion.ddpm import TrainJob
 
     stamps: dict[int, float] = {}
 
@@ -232,9 +232,9 @@ def timed_train(train_fn: Callable, images: np.ndarray, cfg, device: torch.devic
 
 
 def bench_training(sz: Sizes, device: torch.device, res: Results) -> None:
-    from collapse_utils.devices import OPTIONS
-    from collapse_utils.fast_train import train_fast
-    from collapse_utils.train import train_reference
+    from collapse_utils.core.devices import OPTIONS
+    from collapse_utils.diffusion.fast_train import train_fast
+    from collapse_utils.diffusion.train import train_reference
 
     images = random_images(sz.train_n, sz)
     reset_accelerate()
@@ -266,14 +266,14 @@ def bench_training(sz: Sizes, device: torch.device, res: Results) -> None:
 
 # ====================================================================== sampling throughput
 def sampling_model(sz: Sizes, device: torch.device):
-    from collapse_utils.models import build_scheduler, build_unet
+    from collapse_utils.diffusion.models import build_scheduler, build_unet
 
     torch.manual_seed(0)
     return build_unet(sz.model, resolution=sz.resolution, channels=sz.channels).to(device).eval(), build_scheduler()
 
 
 def ref_step_ms(model, sched, sz: Sizes, device: torch.device) -> float:
-    from collapse_utils.sample import sample_batch
+    from collapse_utils.diffusion.sample import sample_batch
 
     shape = (sz.channels, sz.resolution, sz.resolution)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -303,8 +303,8 @@ def build_fast_sampler(model, sched, sz: Sizes, device: torch.device, compile: s
     Inductor options default to none here: the checks swap weights into a built sampler, which "freezing"
     (weights baked into the compiled code) would silently ignore.
     """
-    from collapse_utils.ddpm import SampleSettings
-    from collapse_utils.fast_sample import FastSampler
+    from collapse_utils.diffusion.ddpm import SampleSettings
+    from collapse_utils.diffusion.fast_sample import FastSampler
 
     kw: dict[str, Any] = dict(batch_size=sz.sample_batch, inductor={})
     kw.update(options)
@@ -475,7 +475,7 @@ def naive_greedy(x: torch.Tensor, picks: int, seed: int) -> list[int]:
 
 
 def bench_greedy(sz: Sizes, device: torch.device, res: Results) -> None:
-    from collapse_utils.selection import greedy_selection
+    from collapse_utils.loop.selection import greedy_selection
 
     gen = torch.Generator(device="cpu").manual_seed(0)
     spaces = {
@@ -514,7 +514,7 @@ def sklearn_knn_s(train: np.ndarray, query: np.ndarray, k: int) -> tuple[float, 
 
 
 def bench_metrics(sz: Sizes, device: torch.device, res: Results) -> None:
-    from collapse_utils.metrics import generalization_score, knn_entropy, nearest_neighbors
+    from collapse_utils.measure.metrics import generalization_score, knn_entropy, nearest_neighbors
 
     rng = np.random.default_rng(2)
     dim = sz.channels * sz.resolution ** 2
@@ -564,8 +564,8 @@ def loss_window_stats(ref: list[float], ours: list[float], window: int) -> dict[
 
 def ref_loss_worker(sz: Sizes, device: torch.device, steps: int, out_json: Path) -> None:
     """Train the reference for ``steps`` on the check images, writing the losses as they come."""
-    from collapse_utils.ddpm import TrainJob
-    from collapse_utils.train import train_reference
+    from collapse_utils.diffusion.ddpm import TrainJob
+    from collapse_utils.diffusion.train import train_reference
 
     images, _ = check_images(sz)
     losses: list[float] = []
@@ -590,9 +590,9 @@ def start_ref_loss(sz: Sizes, device: torch.device, steps: int, out_json: Path, 
 
 def check_fp32_equal(sz: Sizes, device: torch.device, res: Results) -> None:
     """Both recipes in fp32 from the same seed: the same draws and maths, so (nearly) the same losses."""
-    from collapse_utils.ddpm import TrainJob
-    from collapse_utils.fast_train import train_fast
-    from collapse_utils.train import train_reference
+    from collapse_utils.diffusion.ddpm import TrainJob
+    from collapse_utils.diffusion.fast_train import train_fast
+    from collapse_utils.diffusion.train import train_reference
 
     images, _ = check_images(sz)
     cfg = train_config(sz, sz.exact_steps, "no").replace(n=len(images))
@@ -610,8 +610,8 @@ def check_fp32_equal(sz: Sizes, device: torch.device, res: Results) -> None:
 
 
 def train_fast_curve(sz: Sizes, device: torch.device, steps: int):
-    from collapse_utils.ddpm import TrainJob
-    from collapse_utils.fast_train import train_fast
+    from collapse_utils.diffusion.ddpm import TrainJob
+    from collapse_utils.diffusion.fast_train import train_fast
 
     images, source = check_images(sz)
     cfg = train_config(sz, steps, "fp16").replace(n=len(images))
@@ -632,8 +632,8 @@ def check_loss_curve(ref_json: Path, ours: list[float], sz: Sizes, res: Results,
 
 def check_sampling(model, sampler, sz: Sizes, device: torch.device, res: Results) -> None:
     """Same generator, reference fp32 vs fast path: one-step ε and whole trajectories."""
-    from collapse_utils.ddpm import to_uint8
-    from collapse_utils.sample import sample_batch
+    from collapse_utils.diffusion.ddpm import to_uint8
+    from collapse_utils.diffusion.sample import sample_batch
 
     model = model.to(device).eval()
     with torch.no_grad():
@@ -664,7 +664,7 @@ def check_sampling(model, sampler, sz: Sizes, device: torch.device, res: Results
 
 
 def sampler_scheduler(sz: Sizes):
-    from collapse_utils.models import build_scheduler
+    from collapse_utils.diffusion.models import build_scheduler
 
     return build_scheduler()
 

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from collapse_utils import io as cio
-from collapse_utils.rundir import load_run
+from collapse_utils.core import io as cio
+from collapse_utils.loop.rundir import load_run
 
 
 def main(root: Path) -> None:

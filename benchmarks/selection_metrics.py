@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
-from collapse_utils import selection  # noqa: E402
-from collapse_utils.metrics import generalization_score, knn_entropy, nearest_neighbors  # noqa: E402
-from collapse_utils.selection import (  # noqa: E402
+from collapse_utils.loop import selection
+from collapse_utils.measure.metrics import generalization_score, knn_entropy, nearest_neighbors  # noqa: E402
+from collapse_utils.loop.selection import (  # noqa: E402
     default_filter_params, greedy_selection, threshold_decay_filter)
 
 SPACE_DIMS = {"pixel": 3072, "dinov2": 384}

@@ -17,13 +17,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, make_config
-from .cli_common import add_preset_option, headline, preset_list
-from .presets import preset_overrides
-from .vocab import PRESETS
+from .core.config import RunConfig, make_config
+from .core.cli_common import add_preset_option, headline, preset_list
+from .core.presets import preset_overrides
+from .core.vocab import PRESETS
 
-COMMAND_MODULES = ("collapse_utils.demo", "collapse_utils.batch", "collapse_utils.sweep", "collapse_utils.claims",
-                   "collapse_utils.results")
+# the sub-commands after `run`, in --help's order: (module, the function that adds the command's parser)
+COMMANDS = (("collapse_utils.paper.demo", "add_cli"), ("collapse_utils.paper.batch", "add_cli"),
+            ("collapse_utils.paper.sweep", "add_cli"), ("collapse_utils.paper.claims", "add_cli"),
+            ("collapse_utils.paper.batch", "add_bundle_cli"))
 
 DESCRIPTION = """\
 A reproduction of "A Closer Look at Model Collapse" (NeurIPS 2025): diffusion models trained
@@ -155,9 +157,9 @@ def add_run_cli(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     """Run the loop; each generation's metrics row goes to stdout (one JSON line) as soon as it finishes, its time
     and the time left to stderr, so stdout stays one JSON row per generation."""
-    from . import rundir
-    from .loop import GenerationClock, run_self_consuming
-    from .rundir import RunResult
+    from .loop import rundir
+    from .loop.run import GenerationClock, run_self_consuming
+    from .loop.rundir import RunResult
 
     if args.preset is None:  # a run's scale is never chosen silently
         raise ValueError("run needs --preset, the scale of the run:\n" + preset_list(4)
@@ -195,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_cli(sub)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_cli(sub)
+    for module, adder in COMMANDS:
+        getattr(importlib.import_module(module), adder)(sub)
     # -v also after the sub-command; SUPPRESS leaves a -v given before it in place when it is absent here.
     for command in {id(p): p for p in sub.choices.values()}.values():
         if "--verbose" not in command._option_string_actions:

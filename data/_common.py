@@ -18,7 +18,7 @@ import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(DATA_DIR.parent))  # the package, also when it is not installed
-from collapse_utils.data import _pureml_mnist, sha256_file  # noqa: E402
+from collapse_utils.core.data import _pureml_mnist, sha256_file  # noqa: E402
 
 SUMS_FILE = DATA_DIR / "SHA256SUMS"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # earliest time a zip header can hold

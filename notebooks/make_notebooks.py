@@ -1,15 +1,15 @@
-"""Write one papermill notebook per paper figure (``notebooks/F*.ipynb``) from ``collapse_utils.figures.SPECS``.
+"""Write one papermill notebook per paper figure (``notebooks/F*.ipynb``) from ``collapse_utils.paper.figures.SPECS``.
 
 Every notebook has the same shape, so they stay consistent:
 
 1. a title cell with the "Open in Colab" badge (its address from pyproject.toml's ``[project.urls]``);
 2. the figure's notes: what it plots, the paper's finding (docs/PAPER.md), what to expect at demo and paper
-   scale and the runtime of each preset (``collapse_utils.figure_notes.NOTES``);
+   scale and the runtime of each preset (``collapse_utils.paper.figure_notes.NOTES``);
 3. the setup cell: where the package is not importable (a fresh Colab runtime) it clones the repository and
    ``pip install -e``'s it; on Colab it can keep the run store on Google Drive (elsewhere it only reports);
 4. the ``parameters`` cell (papermill) — preset, dataset, sizes, generations, paradigms, methods, feature space,
    seeds, device, run root, figure directory, workers, plus the figure's own options, with their defaults and
-   comments from ``collapse_utils.figures.PARAMETERS`` (the one table of notebook parameters);
+   comments from ``collapse_utils.paper.figures.PARAMETERS`` (the one table of notebook parameters);
 5. one call into the package that returns (or trains, then reuses) the figure's runs with their metrics;
 6. one plotting call, which writes ``<fig_dir>/<FIG>.png/.pdf/.csv``, then displays the figure and its numbers.
 
@@ -33,8 +33,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from collapse_utils.figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME, runtime  # noqa: E402
-from collapse_utils.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
+from collapse_utils.paper.figure_notes import NOTES, RUNTIME_SOURCES, SMOKE_RUNTIME, runtime  # noqa: E402
+from collapse_utils.paper.figures import PARAMETERS, SPECS, FigureSpec  # noqa: E402
 
 ROOT = HERE.parent
 PYPROJECT = ROOT / "pyproject.toml"
@@ -221,7 +221,7 @@ def plot_source(spec: FigureSpec) -> str:
 
 def notes_source(spec: FigureSpec) -> str:
     """The figure's notes cell: what it plots, the paper's finding, what to expect, runtime per preset
-    (``collapse_utils.figure_notes.NOTES``, the one place this text lives; the runtimes' counts come from the figure's
+    (``collapse_utils.paper.figure_notes.NOTES``, the one place this text lives; the runtimes' counts come from the figure's
     configurations, ``figure_notes.runtime``)."""
     n = NOTES[spec.id]
     return (

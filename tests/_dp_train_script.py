@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from accelerate import PartialState
 
-from collapse_utils.config import make_config
-from collapse_utils.train import train_model
+from collapse_utils.core.config import make_config
+from collapse_utils.diffusion.train import train_model
 
 
 class Stop(Exception):

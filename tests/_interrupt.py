@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collapse_utils.train import train_model
+from collapse_utils.diffusion.train import train_model
 
 
 class Interrupted(Exception):

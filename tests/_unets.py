@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from collapse_utils.models import build_unet
+from collapse_utils.diffusion.models import build_unet
 
 
 def tiny_unet(seed: int = 0, num_classes: int | None = None):

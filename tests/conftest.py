@@ -33,7 +33,7 @@ CLAIMS_STORE_SEEDS = (0, 1)
 
 
 def claims_store_configs() -> list:
-    from collapse_utils import figures
+    from collapse_utils.paper import figures
 
     seeds = list(CLAIMS_STORE_SEEDS)
     return (figures.figure_configs("F2", "smoke", seeds=seeds)
@@ -44,7 +44,7 @@ def claims_store_configs() -> list:
 @pytest.fixture(scope="session")
 def claims_store(tmp_path_factory):
     """A run store holding :func:`claims_store_configs`' finished smoke runs."""
-    from collapse_utils import store
+    from collapse_utils.loop import store
 
     root = tmp_path_factory.mktemp("claims_store")
     store.ensure_runs(claims_store_configs(), root)

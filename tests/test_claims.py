@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from collapse_utils import claims as C
-from collapse_utils import figures, run_metrics, vocab
+from collapse_utils.paper import claims as C
+from collapse_utils.paper import figures
+from collapse_utils.loop import run_metrics
+from collapse_utils.core import vocab
 from collapse_utils.__main__ import build_parser, main
 
 from conftest import CLAIMS_STORE_SEEDS
@@ -142,7 +144,7 @@ def _rows(text: str) -> dict[str, list[str]]:
 def _writes_only_metrics(before: dict[str, str], after: dict[str, str]) -> None:
     assert set(before) <= set(after), "files were removed from the run store"
     changed = [p for p in after if before.get(p) != after[p]]
-    # post-hoc metrics, and the held-out samples they draw (collapse_utils.heldout)
+    # post-hoc metrics, and the held-out samples they draw (collapse_utils.loop.heldout)
     assert all(re.search(r"gen_\d+/(metrics\.json$|heldout/)", p) for p in changed), changed
     assert not any(re.search(r"gen_\d+/heldout/", p) for p in before if before[p] != after.get(p)), \
         "held-out samples already drawn must be kept"
@@ -208,7 +210,7 @@ def test_claims_never_overwrite_the_committed_table_unless_named(claims_store, t
     """Without --out the table goes beside the run store, named by its preset; docs/CLAIMS.md is untouched."""
     import shutil
 
-    from collapse_utils.paths import repo_root
+    from collapse_utils.core.paths import repo_root
 
     committed = repo_root() / "docs" / "CLAIMS.md"
     before = (committed.read_bytes(), committed.stat().st_mtime_ns)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from collapse_utils import demo
+from collapse_utils.paper import demo
 from collapse_utils.__main__ import _shown, build_parser, config_fields, main
-from collapse_utils.presets import PRESET_SUMMARIES, preset_overrides
-from collapse_utils.vocab import PRESETS
+from collapse_utils.core.presets import PRESET_SUMMARIES, preset_overrides
+from collapse_utils.core.vocab import PRESETS
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -192,7 +192,7 @@ def test_demo_takes_sizes_and_keeps_vanilla_replace_shared():
 
 # ---------------------------------------------------------------------------------------------- run reports
 def test_generation_clock_estimates_from_measured_times():
-    from collapse_utils.loop import GenerationClock, format_duration
+    from collapse_utils.loop.run import GenerationClock, format_duration
 
     now = [0.0]
     clock = GenerationClock(4, reused=[1], clock=lambda: now[0])
@@ -208,7 +208,8 @@ def test_generation_clock_estimates_from_measured_times():
 
 
 def test_run_prints_each_generation_as_it_finishes(tmp_path, capsys, monkeypatch):
-    from collapse_utils import loop, sample, train
+    from collapse_utils.loop import run as loop
+    from collapse_utils.diffusion import sample, train
 
     bars = []
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from collapse_utils.config import PRESETS, RunConfig, make_config
-from collapse_utils.models import build_scheduler, build_unet, count_parameters, min_resolution
+from collapse_utils.core.config import PRESETS, RunConfig, make_config
+from collapse_utils.diffusion.models import build_scheduler, build_unet, count_parameters, min_resolution
 
 
 @pytest.mark.parametrize("name, millions", [("unet32", 7.13), ("unet48", 16.01), ("unet64", 28.45), ("unet128", 113.67)])

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_utils import features as F
-from collapse_utils import figures
-from collapse_utils import metrics as M
-from collapse_utils import vocab
-from collapse_utils.config import make_config
-from collapse_utils.loop import run_self_consuming
-from collapse_utils.presets import scale
-from collapse_utils.rundir import load_run
-from collapse_utils.run_metrics import ensure_figure_metrics, ensure_metrics
+from collapse_utils.measure import features as F
+from collapse_utils.paper import figures
+from collapse_utils.measure import metrics as M
+from collapse_utils.core import vocab
+from collapse_utils.core.config import make_config
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.core.presets import scale
+from collapse_utils.loop.rundir import load_run
+from collapse_utils.loop.run_metrics import ensure_figure_metrics, ensure_metrics
 
 SAMPLE_METRICS = ["samples_entropy_pixel", "samples_cov_trace", "samples_mnnd"]
 
@@ -147,7 +147,7 @@ def test_fid_torchvision_through_the_fd_path(replace_run, stand_in):
 
 
 def test_fid_mode_selects_the_metric_the_figure_computes_and_plots(tmp_path, stand_in):
-    from collapse_utils import plotting
+    from collapse_utils.paper import plotting
 
     fr = figures.figure_runs("F12", "smoke", run_root=str(tmp_path / "runs"), fig_dir=str(tmp_path / "fig"),
                              paradigms=["replace"], methods=["none"], generations=1, workers=1,

@@ -1,4 +1,4 @@
-"""collapse_utils.data: bundled data, seeded subsets, conversions, the folder:/npy: routes and the error paths."""
+"""collapse_utils.core.data: bundled data, seeded subsets, conversions, the folder:/npy: routes and the error paths."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from collapse_utils import data as D
-from collapse_utils.data import (ChecksumError, DatasetUnavailableError, ImageDataset, load_dataset, resize_images,
+from collapse_utils.core import data as D
+from collapse_utils.core.data import (ChecksumError, DatasetUnavailableError, ImageDataset, load_dataset, resize_images,
                                  subset_order, validate_images)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from collapse_utils import demo
-from collapse_utils.config import make_config
+from collapse_utils.paper import demo
+from collapse_utils.core.config import make_config
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -32,7 +32,7 @@ def test_demo_plan_meets_the_issue_minimums():
 
 def test_plan_runs_are_the_figure_experiments():
     """The figure notebooks ask for the same configurations, so they reuse the demo's runs."""
-    from collapse_utils import experiments as E
+    from collapse_utils.loop import experiments as E
 
     plan = demo.demo_plan("demo")
     grid = {c.run_key() for c in E.selection_grid("demo")}

@@ -75,11 +75,11 @@ def test_data_parallel_recipes_agree(dp_reports):
 def test_smoke_loop_two_processes_shards_sampling_exactly(tmp_path):
     from diffusers import UNet2DModel
 
-    from collapse_utils import io as cio
-    from collapse_utils.config import derive_seed
-    from collapse_utils.rundir import load_run
-    from collapse_utils.models import build_scheduler
-    from collapse_utils.sample import sample_images
+    from collapse_utils.core import io as cio
+    from collapse_utils.core.config import derive_seed
+    from collapse_utils.loop.rundir import load_run
+    from collapse_utils.diffusion.models import build_scheduler
+    from collapse_utils.diffusion.sample import sample_images
 
     run_dir = tmp_path / "run"
     cli = ["run", "--preset", "smoke", "--n", "16", "--generations", "2", "--train-steps", "4", "--sample-steps", "3",
@@ -103,7 +103,7 @@ def test_smoke_loop_two_processes_shards_sampling_exactly(tmp_path):
                                device="cpu", progress=False)
         np.testing.assert_array_equal(single, samples)
     np.testing.assert_array_equal(result.generations[1].train_images, result.generations[0].samples)
-    from collapse_utils.tracking import installed
+    from collapse_utils.loop.tracking import installed
 
     if installed("tensorboard"):  # only the main process logs: one event file
         assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1

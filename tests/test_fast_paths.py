@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from _unets import tiny_unet as seeded_tiny_unet
-from collapse_utils import devices, fast_sample, fast_train
-from collapse_utils.config import make_config
-from collapse_utils.ddpm import SampleSettings, balanced_labels, draw_noise
-from collapse_utils.devices import resolve_recipe
-from collapse_utils.models import build_scheduler
-from collapse_utils.sample import sample_images
-from collapse_utils.train import TRAINERS, train_model
+from collapse_utils.core import devices
+from collapse_utils.diffusion import fast_sample, fast_train
+from collapse_utils.core.config import make_config
+from collapse_utils.diffusion.ddpm import SampleSettings, balanced_labels, draw_noise
+from collapse_utils.core.devices import resolve_recipe
+from collapse_utils.diffusion.models import build_scheduler
+from collapse_utils.diffusion.sample import sample_images
+from collapse_utils.diffusion.train import TRAINERS, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from collapse_utils import features as F
-from collapse_utils import metrics as M
+from collapse_utils.measure import features as F
+from collapse_utils.measure import metrics as M
 
 
 def tiny_images(seed: int, n: int = 6, size: int = 16) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Every paper figure, drawn from real smoke-scale runs, is laid out for print: a standard width, every text inside
 the canvas, no two texts on top of each other, seeds said, and the same data redrawn gives the same files.
 
-The runs come from the notebooks' own call (:func:`collapse_utils.figures.figure_runs`) at ``--preset smoke`` in a
+The runs come from the notebooks' own call (:func:`collapse_utils.paper.figures.figure_runs`) at ``--preset smoke`` in a
 shared temporary run store (about half a minute on a CPU); the size-sweep figures (F2, F3, F4, F14, F17) get two
 seeds, so that averaged lines and repeated-seed image grids are exercised. Each figure is drawn by its
-``plot_fNN`` with the options the notebook would pass, and its :class:`~collapse_utils.drawing.FigureOutput`
-figure is rendered and checked by :func:`collapse_utils.drawing.text_layout_problems`.
+``plot_fNN`` with the options the notebook would pass, and its :class:`~collapse_utils.paper.drawing.FigureOutput`
+figure is rendered and checked by :func:`collapse_utils.paper.drawing.text_layout_problems`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from collapse_utils import drawing as D  # noqa: E402
-from collapse_utils import figures  # noqa: E402
-from collapse_utils import plotting as P  # noqa: E402
+from collapse_utils.paper import drawing as D
+from collapse_utils.paper import figures
+from collapse_utils.paper import plotting as P
 
 # Two seeds for the size sweep (shared by F2, F3, F4, F14, F17); the other figures at the smoke preset's one seed.
 TWO_SEEDS = {"F2", "F3", "F4", "F14", "F17"}
@@ -108,7 +108,7 @@ def test_f11_table_names_its_distance(smoke_runs, tmp_path):
 
 
 def test_demo_selection_figure_layout(smoke_runs, tmp_path):
-    from collapse_utils.demo import plot_selection
+    from collapse_utils.paper.demo import plot_selection
 
     runs = [r for r in smoke_runs["F7"].runs if r.config.paradigm == "replace" or r.config.selection == "none"]
     out = plot_selection(runs, tmp_path)

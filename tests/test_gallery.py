@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collapse_utils import gallery
-from collapse_utils.figures import SPECS
+from collapse_utils.paper import gallery
+from collapse_utils.paper.figures import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gallery_is_current():
     text = gallery.render((ROOT / gallery.CLAIMS).read_text(encoding="utf-8"), ROOT)
     assert (ROOT / gallery.GALLERY).read_text(encoding="utf-8") == text, \
-        "docs/FIGURES.md is stale: run python -m collapse_utils.gallery"
+        "docs/FIGURES.md is stale: run python -m collapse_utils.paper.gallery"
 
 
 def test_gallery_shows_every_figure_with_its_verdicts_and_commands():

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_utils import train as train_mod
-from collapse_utils.config import make_config
-from collapse_utils.experiments import guidance_experiment
-from collapse_utils.ddpm import balanced_labels, drop_labels, guided_epsilon, null_class
-from collapse_utils.loop import run_self_consuming
-from collapse_utils.models import build_scheduler, build_unet
-from collapse_utils.paradigms import Pool, even_counts, select_from_pool
-from collapse_utils.sample import model_null_class, sample_images
-from collapse_utils.train import check_labels, train_model
+from collapse_utils.diffusion import train as train_mod
+from collapse_utils.core.config import make_config
+from collapse_utils.loop.experiments import guidance_experiment
+from collapse_utils.diffusion.ddpm import balanced_labels, drop_labels, guided_epsilon, null_class
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.diffusion.models import build_scheduler, build_unet
+from collapse_utils.loop.paradigms import Pool, even_counts, select_from_pool
+from collapse_utils.diffusion.sample import model_null_class, sample_images
+from collapse_utils.diffusion.train import check_labels, train_model
 
 NULL = 10
 
@@ -268,7 +268,7 @@ def test_guidance_experiment_runs():
 
 
 def test_demo_cfg_baseline_is_the_selection_grids_vanilla_accumulate_run():
-    from collapse_utils.experiments import selection_grid
+    from collapse_utils.loop.experiments import selection_grid
 
     unconditional = guidance_experiment("demo")[0]
     grid = selection_grid("demo", paradigms=("accumulate_subsample",), methods=("none",))
@@ -299,7 +299,7 @@ def test_cli_runs_a_conditional_loop(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------------------------- F11 figure pieces
 def test_f11_figure_configs_are_the_guidance_experiment():
-    from collapse_utils import figures
+    from collapse_utils.paper import figures
 
     keys = [c.run_key() for c in figures.figure_configs("F11", "smoke")]
     assert keys == [c.run_key() for c in guidance_experiment("smoke")]
@@ -310,7 +310,7 @@ def test_f11_figure_configs_are_the_guidance_experiment():
 
 
 def test_digit_rows_and_within_digit_diversity():
-    from collapse_utils.analysis import digit_rows, within_class_mnnd
+    from collapse_utils.paper.analysis import digit_rows, within_class_mnnd
 
     images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
     labels = np.array([1, 0, 1, 0, 1, 2])

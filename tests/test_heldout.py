@@ -8,11 +8,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from collapse_utils import heldout, rundir
-from collapse_utils.config import make_config
-from collapse_utils.metrics import memorization_index
-from collapse_utils.run_metrics import ensure_figure_metrics, ensure_metrics
-from collapse_utils.store import ensure_runs
+from collapse_utils.loop import heldout, rundir
+from collapse_utils.core.config import make_config
+from collapse_utils.measure.metrics import memorization_index
+from collapse_utils.loop.run_metrics import ensure_figure_metrics, ensure_metrics
+from collapse_utils.loop.store import ensure_runs
 
 
 def _brute(generated, heldout_set, training, q=0.05):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_utils import io as cio
-from collapse_utils import rundir
-from collapse_utils.config import make_config
-from collapse_utils.loop import run_self_consuming
-from collapse_utils.rundir import ConfigMismatchError, UNET_WEIGHTS, load_run
+from collapse_utils.core import io as cio
+from collapse_utils.loop import rundir
+from collapse_utils.core.config import make_config
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.loop.rundir import ConfigMismatchError, UNET_WEIGHTS, load_run
 
 BASE = dict(n=16, generations=2, train_steps=4, num_inference_steps=3, sample_batch_size=16, progress=False)
 
@@ -133,8 +133,8 @@ def test_the_same_run_key_gives_the_same_bytes_whoever_launches_it(finished, tmp
 
 _KILLED_PARENT = """
 import sys
-from collapse_utils.config import make_config
-from collapse_utils.store import ensure_runs
+from collapse_utils.core.config import make_config
+from collapse_utils.loop.store import ensure_runs
 cfgs = [make_config("smoke", n=16, generations=3, train_steps=400, seed=s, progress=False) for s in (0, 1)]
 ensure_runs(cfgs, sys.argv[1], workers=2, on_generation=lambda c, g: None)
 """
@@ -172,10 +172,10 @@ def test_workers_die_with_a_killed_parent(tmp_path):
 def test_bad_input_messages_name_the_option_or_file_and_the_fix(tmp_path, capsys):
     import errno
 
-    from collapse_utils import io as cio
+    from collapse_utils.core import io as cio
     from collapse_utils.__main__ import main
-    from collapse_utils.data import load_dataset
-    from collapse_utils.preflight import _size
+    from collapse_utils.core.data import load_dataset
+    from collapse_utils.loop.preflight import _size
 
     bogus = tmp_path / "images.npy"
     bogus.write_text("not an array")
@@ -207,11 +207,11 @@ def test_bad_input_messages_name_the_option_or_file_and_the_fix(tmp_path, capsys
 
 
 def test_a_sample_part_damaged_in_place_is_drawn_again(tmp_path):
-    from collapse_utils.models import build_scheduler
-    from collapse_utils.sample import sample_images
+    from collapse_utils.diffusion.models import build_scheduler
+    from collapse_utils.diffusion.sample import sample_images
 
     torch.manual_seed(0)
-    from collapse_utils.models import build_unet
+    from collapse_utils.diffusion.models import build_unet
 
     model = build_unet("tiny", resolution=8, channels=1)
     kw = dict(seed=1, batch_size=4, num_inference_steps=3, progress=False)
@@ -249,15 +249,15 @@ def test_a_checkpoint_damaged_in_place_costs_its_steps(tmp_path, caplog):
     assert ckpt.exists()  # whole: kept
     biggest = max((f for f in ckpt.iterdir() if f.is_file()), key=lambda f: f.stat().st_size)
     _overwrite_inside(biggest, count=8)
-    with caplog.at_level(logging.WARNING, logger="collapse_utils.rundir"):
+    with caplog.at_level(logging.WARNING, logger="collapse_utils.loop.rundir"):
         rundir.verify_checkpoint(ckpt)
     assert not ckpt.exists() and "does not match the sha256" in caplog.text
 
 
 _RACER = """
 import sys
-from collapse_utils.config import make_config
-from collapse_utils.loop import run_self_consuming
+from collapse_utils.core.config import make_config
+from collapse_utils.loop.run import run_self_consuming
 cfg = make_config("smoke", n=16, generations=2, train_steps=30, num_inference_steps=3, sample_batch_size=16,
                   progress=False)
 run_self_consuming(cfg, sys.argv[1])
@@ -300,7 +300,7 @@ def test_two_processes_on_one_run_train_each_generation_once(tmp_path):
 
 
 def test_a_busy_run_is_skipped_with_the_holder_named_when_not_waiting(tmp_path):
-    from collapse_utils.rundir import RunBusyError, RunLock
+    from collapse_utils.loop.rundir import RunBusyError, RunLock
 
     run_dir = tmp_path / "run"
     with RunLock(run_dir):

@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
-from collapse_utils import data as D
-from collapse_utils import features as F
-from collapse_utils import lenet as L
-from collapse_utils import metrics as M
+from collapse_utils.core import data as D
+from collapse_utils.measure import features as F
+from collapse_utils.measure import lenet as L
+from collapse_utils.measure import metrics as M
 
 N = 2000  # per side: the sample size at which FD_LeNet must separate digit sets
 
@@ -117,8 +117,8 @@ def test_generation_metrics_leaves_fd_lenet_to_the_held_out_path(test_digits):
 
 
 def test_preflight_refuses_lenet_for_colour_datasets(tmp_path):
-    from collapse_utils.config import make_config
-    from collapse_utils.preflight import preflight
+    from collapse_utils.core.config import make_config
+    from collapse_utils.loop.preflight import preflight
 
     cfg = make_config("smoke", dataset="cifar10_catdog", metrics=["gs_lenet"])
     with pytest.raises(ValueError, match="'lenet'.*grey images"):

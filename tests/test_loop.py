@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from collapse_utils.__main__ import main as cli_main
-from collapse_utils.config import PARADIGMS, make_config
-from collapse_utils.loop import run_self_consuming
-from collapse_utils.rundir import ConfigMismatchError, load_run
+from collapse_utils.core.config import PARADIGMS, make_config
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.loop.rundir import ConfigMismatchError, load_run
 
 N = 16
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from scipy.special import digamma, gammaln
 
-from collapse_utils import metrics as M
+from collapse_utils.measure import metrics as M
 
 
 def brute_knn(q, r, k, exclude_self=False):

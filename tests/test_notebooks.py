@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collapse_utils import batch as figure_batch
-from collapse_utils import figure_notes, figures, run_metrics
+from collapse_utils.paper import batch as figure_batch
+from collapse_utils.paper import figure_notes, figures
+from collapse_utils.loop import run_metrics
 from collapse_utils.__main__ import main as cli_main
 
 NOTEBOOKS = figure_batch.discover_notebooks()
@@ -190,7 +191,7 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
 
 
 def test_param_lists_written_without_brackets_reach_the_notebook_as_lists():
-    from collapse_utils.batch import _parse_param
+    from collapse_utils.paper.batch import _parse_param
 
     assert _parse_param("sizes=64,256") == ("sizes", [64, 256])
     assert _parse_param("pairs=((1, 2), (3, 4))") == ("pairs", [[1, 2], [3, 4]])
@@ -283,7 +284,7 @@ def test_every_figure_says_what_it_plots_finds_expects_and_costs():
 def test_runtime_notes_count_every_seed_of_the_preset():
     """The notebooks' run counts and CPU-minutes come from the figure's configurations with the preset's seeds
     (3 at demo scale), priced like the sweep plan; the notebooks carry exactly that text."""
-    from collapse_utils import sweep
+    from collapse_utils.paper import sweep
 
     for fig in figures.SPECS:
         for preset in ("demo", "paper"):

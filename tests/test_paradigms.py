@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from collapse_utils.config import make_config
-from collapse_utils.paradigms import Pool, build_training_set, even_counts, real_images_needed, subsample_evenly
+from collapse_utils.core.config import make_config
+from collapse_utils.loop.paradigms import Pool, build_training_set, even_counts, real_images_needed, subsample_evenly
 
 N = 12
 

@@ -1,4 +1,4 @@
-"""A run's models as diffusers pipelines (collapse_utils.pipeline), their model cards and sample grids.
+"""A run's models as diffusers pipelines (collapse_utils.diffusion.pipeline), their model cards and sample grids.
 
 Real tiny smoke runs: the pipeline loads a generation's model folder with no network, samples it with the run's
 steps and guidance scale, and with the run's generator gives exactly the run's ``samples.npy``; diffusers' own
@@ -21,13 +21,13 @@ import pytest
 import torch
 from PIL import Image
 
-from collapse_utils import pipeline as cpipe
-from collapse_utils import rundir
-from collapse_utils.config import derive_seed, make_config
-from collapse_utils.ddpm import batch_generator
-from collapse_utils.loop import run_self_consuming
-from collapse_utils.pipeline import CollapsePipeline
-from collapse_utils.sample import sample_images
+from collapse_utils.diffusion import pipeline as cpipe
+from collapse_utils.loop import rundir
+from collapse_utils.core.config import derive_seed, make_config
+from collapse_utils.diffusion.ddpm import batch_generator
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.diffusion.pipeline import CollapsePipeline
+from collapse_utils.diffusion.sample import sample_images
 
 CPU = torch.device("cpu")
 BASE = dict(n=20, generations=2, sample_batch_size=16, progress=False)
@@ -217,7 +217,7 @@ def test_conditional_model_without_trust_remote_code_fails_naming_the_file_and_t
 
 def test_pipeline_file_without_the_package_says_what_to_install(cond, monkeypatch):
     code = (cond[1].generations[0].dir / "model" / "collapse_pipeline.py").read_text()
-    monkeypatch.setitem(sys.modules, "collapse_utils.pipeline", None)  # as if the package were not installed
+    monkeypatch.setitem(sys.modules, "collapse_utils.diffusion.pipeline", None)  # as if the package were not installed
     with pytest.raises(ImportError, match=r"CollapsePipeline.*model-collapse-repro.*not installed"):
         exec(compile(code, "collapse_pipeline.py", "exec"), {})
 
@@ -259,7 +259,7 @@ def test_folder_without_sampling_settings_gets_diffusers_defaults(uncond, tmp_pa
 
     folder = tmp_path / "model"
     shutil.copytree(uncond[1].generations[0].dir / "model", folder)
-    (folder / rundir.SAMPLING_FILE).unlink()
+    (folder / cpipe.SAMPLING_FILE).unlink()
     pipe = CollapsePipeline.from_pretrained(folder)
     assert (pipe.default_num_inference_steps, pipe.default_guidance_scale) == (1000, 1.0)
 

@@ -12,9 +12,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from collapse_utils import analysis as A  # noqa: E402
-from collapse_utils import drawing as D  # noqa: E402
-from collapse_utils import plotting as P  # noqa: E402
+from collapse_utils.paper import analysis as A
+from collapse_utils.paper import drawing as D
+from collapse_utils.paper import plotting as P
 
 NOTE = "demo scale, not the paper's: 8×8 MNIST"
 

@@ -2,7 +2,7 @@
 bad input is refused clearly before any long work starts, leaving the run directory as it was.
 
 Kills are real: a forked child process (or, once, ``python -m collapse_utils run``) runs the loop and is sent
-SIGKILL by the test hook ``COLLAPSE_KILL_AT`` (collapse_utils.io.kill_point) at a named point; the run is then
+SIGKILL by the test hook ``COLLAPSE_KILL_AT`` (collapse_utils.core.io.kill_point) at a named point; the run is then
 resumed here and compared with an uninterrupted run of the same configuration. Everything runs single-threaded
 on the CPU (same thread count, same kernels: the byte-identity claim is for one machine).
 """
@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_utils import io as cio
-from collapse_utils.testhooks import KILL_ENV
-from collapse_utils.config import RunConfig, make_config
-from collapse_utils.loop import _parts_meta, run_self_consuming
-from collapse_utils.rundir import ConfigMismatchError, prepare_parts_dir
+from collapse_utils.core import io as cio
+from collapse_utils.core.testhooks import KILL_ENV
+from collapse_utils.core.config import RunConfig, make_config
+from collapse_utils.loop.run import _parts_meta, run_self_consuming
+from collapse_utils.loop.rundir import ConfigMismatchError, prepare_parts_dir
 
 N = 16
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_killed_run_resumes_to_identical_artifacts(point, reference, tmp_path, c
     run_dir = tmp_path / "run"
     killed_run(_cfg(), run_dir, point)
     assert KILL_POINTS[point](run_dir), f"unexpected state after the kill at {point}"
-    with caplog.at_level(logging.INFO, logger="collapse_utils.train"):
+    with caplog.at_level(logging.INFO, logger="collapse_utils.diffusion.train"):
         run_self_consuming(_cfg(), run_dir)
     if point.startswith("train_step:"):  # at most K = 2 steps were lost
         step = 2 if point.endswith(":3") else 4
@@ -249,7 +249,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 
 
 def test_integrity_checks_find_truncation(tmp_path):
-    from collapse_utils.rundir import UNET_WEIGHTS
+    from collapse_utils.loop.rundir import UNET_WEIGHTS
 
     cio.atomic_save_npy(tmp_path / "x.npy", np.zeros((5, 4, 4, 1), np.uint8))
     assert cio.check_npy(tmp_path / "x.npy", dtype=np.uint8, ndim=4) == (5, 4, 4, 1)
@@ -305,7 +305,7 @@ BAD_DATA = {
 
 @pytest.mark.parametrize("case", list(BAD_DATA))
 def test_bad_data_is_refused_before_anything_is_written(case, tmp_path):
-    from collapse_utils.data import DatasetUnavailableError
+    from collapse_utils.core.data import DatasetUnavailableError
 
     make_dataset, extra, error, message = BAD_DATA[case]
     cfg = _cfg(dataset=make_dataset(tmp_path), generations=1, selection="none").replace(**extra)  # None = native size
@@ -350,8 +350,8 @@ def test_unknown_metric_is_refused_at_start(tmp_path):
 @pytest.mark.parametrize("overrides", [dict(feature_space="dinov2"), dict(selection="none", metrics=("fd_dinov2",))],
                          ids=["dinov2 selection", "dinov2 metric"])
 def test_missing_feature_weights_fail_at_start_not_after_generation_1(overrides, tmp_path, monkeypatch):
-    from collapse_utils import features
-    from collapse_utils.features import FeatureSpaceUnavailableError
+    from collapse_utils.measure import features
+    from collapse_utils.measure.features import FeatureSpaceUnavailableError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(features.DINOV2_PATH_ENV, str(tmp_path / "no-dinov2-here"))
@@ -391,8 +391,8 @@ def test_not_enough_disk_is_refused_at_start_but_a_finished_run_still_loads(refe
 
 
 def test_disk_estimate_covers_what_a_run_writes(reference):
-    from collapse_utils.preflight import estimate_disk_bytes
-    from collapse_utils.models import build_unet, count_parameters
+    from collapse_utils.loop.preflight import estimate_disk_bytes
+    from collapse_utils.diffusion.models import build_unet, count_parameters
 
     written = sum(p.stat().st_size for p in reference.rglob("*") if p.is_file())
     params = count_parameters(build_unet("tiny", resolution=8, channels=1))
@@ -410,7 +410,7 @@ def test_resumed_training_is_bit_identical(conditional, digits8, tmp_path):
     """Optimizer, LR schedule, noise/label-dropout generator and data order all come back from the checkpoint."""
     from _interrupt import train_until
 
-    from collapse_utils.train import train_model
+    from collapse_utils.diffusion.train import train_model
 
     images, labels = digits8[0][:48], digits8[1][:48]
     cfg = make_config("smoke", train_steps=7, checkpoint_every=3, warmup_steps=2, batch_size=16, conditional=conditional,
@@ -426,7 +426,7 @@ def test_resumed_training_is_bit_identical(conditional, digits8, tmp_path):
 
 
 def test_paper_scale_on_a_cpu_is_warned_about_and_small_runs_are_not():
-    from collapse_utils.preflight import paper_scale_on_cpu
+    from collapse_utils.loop.preflight import paper_scale_on_cpu
 
     cpu = torch.device("cpu")
     assert "takes days" in paper_scale_on_cpu(make_config("paper"), cpu)

@@ -14,8 +14,9 @@ import shutil
 
 import pytest
 
-from collapse_utils import results, rundir
-from collapse_utils.figures import figure_runs
+from collapse_utils.paper import results
+from collapse_utils.loop import rundir
+from collapse_utils.paper.figures import figure_runs
 from conftest import CLAIMS_STORE_SEEDS
 
 FIGS = ["F2", "F10"]
@@ -48,7 +49,7 @@ def test_bundle_holds_results_not_models(bundle):
 
 
 def test_weights_free_copy_loads_but_cannot_resume(bundle, claims_store):
-    from collapse_utils.loop import run_self_consuming
+    from collapse_utils.loop.run import run_self_consuming
 
     out, record = bundle
     run_dir = next(results.store_dir(out).iterdir())
@@ -119,8 +120,8 @@ def test_committed_bundle_redraws_the_committed_figures_and_claims(tmp_path):
     FreeType, so they are compared where those versions are the ones the bundle recorded (CI's install)."""
     import matplotlib
 
-    from collapse_utils.claims import write_claims
-    from collapse_utils.paths import repo_root
+    from collapse_utils.paper.claims import write_claims
+    from collapse_utils.core.paths import repo_root
 
     root = repo_root()
     bundle = root / "results" / "demo"

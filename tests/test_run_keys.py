@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from collapse_utils.config import RunConfig, make_config
-from collapse_utils.vocab import PARADIGMS, PRESETS, SELECTION_METHODS
+from collapse_utils.core.config import RunConfig, make_config
+from collapse_utils.core.vocab import PARADIGMS, PRESETS, SELECTION_METHODS
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "run_keys.json"
 
@@ -44,7 +44,7 @@ SPACES = {"none": ("pixel",), "random": ("pixel",), "greedy": ("pixel", "dinov2"
 def _grid_config(preset: str, dataset: str, paradigm: str, selection: str, space: str) -> RunConfig:
     """A configuration as the experiments build one (experiments._config): the preset, the dataset, at paper
     scale the dataset's resolution."""
-    from collapse_utils.presets import PAPER_DATASET_OVERRIDES
+    from collapse_utils.core.presets import PAPER_DATASET_OVERRIDES
 
     values: dict[str, Any] = dict(dataset=dataset, paradigm=paradigm, selection=selection, feature_space=space)
     if preset == "paper":
@@ -56,7 +56,7 @@ def _grid_config(preset: str, dataset: str, paradigm: str, selection: str, space
 
 def fixture_configs() -> list[tuple[str, RunConfig]]:
     """(label, configuration) of every configuration the fixture pins."""
-    from collapse_utils import figures
+    from collapse_utils.paper import figures
 
     out: list[tuple[str, RunConfig]] = []
     for preset in PRESETS:
@@ -134,7 +134,7 @@ def test_the_fixture_covers_every_figure_and_grid_cell():
     entries = _fixture()["entries"]
     labels = [e["label"] for e in entries]
     assert len(labels) == len(set(labels))
-    from collapse_utils import figures
+    from collapse_utils.paper import figures
 
     for fig in figures.SPECS:
         for preset in PRESETS:
@@ -183,7 +183,7 @@ def test_moved_keys_are_exactly_the_written_out_implied_values():
 def test_f13_default_decay_arm_is_f8s_filter_run():
     """F13's arm at the filter's default decay (0.95 in pixel space, 0.80 in DINOv2 space under accumulate) is
     the very run of F8's Threshold Decay Filter arm: one key, trained once. The other arms keep their own keys."""
-    from collapse_utils import figures
+    from collapse_utils.paper import figures
 
     for preset, default in (("demo", 0.95), ("paper", 0.80)):
         f8 = {c.run_key() for c in figures.figure_configs("F8", preset) if c.selection == "threshold"
@@ -219,7 +219,7 @@ def test_a_new_field_at_its_default_changes_no_key():
 def test_a_run_recorded_before_a_new_field_resumes_with_it(tmp_path):
     """A run folder whose config.json predates an option resumes with that option at its default (the check of a
     resumed configuration compares key_dict, which leaves the new field out), and refuses another value."""
-    from collapse_utils import rundir
+    from collapse_utils.loop import rundir
 
     grown = dataclasses.make_dataclass("GrownConfig", [("ema_decay", "float", dataclasses.field(default=0.999))],
                                        bases=(RunConfig,))
@@ -254,9 +254,9 @@ def test_the_store_finds_a_run_under_its_former_key(tmp_path):
     was started with, and shows each caller the configuration it asked for."""
     import shutil
 
-    from collapse_utils import rundir, store
-    from collapse_utils.loop import run_self_consuming
-    from collapse_utils.rundir import ConfigMismatchError
+    from collapse_utils.loop import rundir, store
+    from collapse_utils.loop.run import run_self_consuming
+    from collapse_utils.loop.rundir import ConfigMismatchError
 
     entry = next(e for e in _fixture()["entries"] if e["label"] == "figure F13 smoke #3")
     f13 = RunConfig.from_dict(entry["config"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from collapse_utils import selection as S
+from collapse_utils.loop import selection as S
 
 
 # ----------------------------------------------------------------------------------------- references

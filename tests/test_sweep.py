@@ -14,9 +14,10 @@ import pytest
 
 pytest.importorskip("submitit")
 
-from collapse_utils import figures, rundir, store, sweep  # noqa: E402
+from collapse_utils.paper import figures, sweep
+from collapse_utils.loop import rundir, store
 from collapse_utils.__main__ import main  # noqa: E402
-from collapse_utils.loop import run_self_consuming  # noqa: E402
+from collapse_utils.loop.run import run_self_consuming  # noqa: E402
 
 # F2 at smoke scale: two runs (n = 16, 32), 2 generations each, seconds apiece.
 F2 = ["--preset", "smoke", "--only", "F2", "--param", "sizes=[16,32]", "--param", "generations=2"]
@@ -76,7 +77,7 @@ def test_plan_reports_done_partial_missing_failed_running(tmp_path, capsys):
     assert runs[16].figures == ["F2"]
 
     # a failure recorded by a task, and a run whose lock another writer holds
-    err = sweep.error_path(tmp_path, partial)
+    err = store.error_path(tmp_path, partial)
     err.parent.mkdir(parents=True, exist_ok=True)
     err.write_text("RuntimeError: out of memory\n\ntraceback …\n")
     lock = rundir.RunLock(store.run_dir_for(extra, tmp_path)).acquire(wait=False)
@@ -163,9 +164,9 @@ def test_failed_task_records_its_error(tmp_path):
     run_dir = tmp_path / store.run_name(cfg)
     with pytest.raises(Exception) as raised:
         sweep.RunTask()(bad, str(run_dir))
-    err = sweep.error_path(tmp_path, cfg)
+    err = store.error_path(tmp_path, cfg)
     assert err.read_text().splitlines()[0] == f"{type(raised.value).__name__}: {raised.value}".replace("\n", " ")
-    assert sweep.run_state(cfg, tmp_path) == (0, "failed (0 of 2 generations done)", err.read_text().splitlines()[0])
+    assert store.run_state(cfg, tmp_path) == (0, "failed (0 of 2 generations done)", err.read_text().splitlines()[0])
 
 
 def test_checkpoint_requeues_the_same_call(tmp_path):
@@ -210,7 +211,7 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch, capsys):
 
 
 def test_figures_prefetch_trains_the_runs_the_plan_lists(tmp_path):
-    from collapse_utils import batch
+    from collapse_utils.paper import batch
 
     plan = sweep.plan_runs("smoke", ["F2"], {"sizes": 16}, tmp_path)
     assert [r.state for r in plan] == ["never started"]
@@ -221,7 +222,7 @@ def test_figures_prefetch_trains_the_runs_the_plan_lists(tmp_path):
 
 _TASK = """
 import json, sys
-from collapse_utils import sweep
+from collapse_utils.paper import sweep
 sweep.RunTask()(json.loads(sys.argv[1]), sys.argv[2])
 """
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from collapse_utils import rundir, tracking
-from collapse_utils.config import EXECUTION_FIELDS, RunConfig, make_config
-from collapse_utils.loop import run_self_consuming
+from collapse_utils.loop import rundir, tracking
+from collapse_utils.core.config import EXECUTION_FIELDS, RunConfig, make_config
+from collapse_utils.loop.run import run_self_consuming
 
 STEPS = 4
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from _unets import tiny_unet
-from collapse_utils.config import make_config
-from collapse_utils.ddpm import EpochStream, balanced_labels, lr_at
-from collapse_utils.models import build_scheduler
-from collapse_utils.sample import sample_images
-from collapse_utils.train import train_model
+from collapse_utils.core.config import make_config
+from collapse_utils.diffusion.ddpm import EpochStream, balanced_labels, lr_at
+from collapse_utils.diffusion.models import build_scheduler
+from collapse_utils.diffusion.sample import sample_images
+from collapse_utils.diffusion.train import train_model
 
 
 def test_tiny_unet_loss_falls_on_real_digits(digits8):

@@ -1,0 +1,519 @@
+"""The paper on a cluster: plan, submit and watch every run the figures need (``python -m collapse_utils sweep``).
+
+* ``sweep --preset paper --plan`` lists every run the chosen figures need (the configurations the notebooks ask
+  for, deduplicated by run key), its state in the run store, and an estimate of its GPU-hours on one H200 from the
+  measured throughput (:data:`THROUGHPUT`), with the total and the longest chain (generations are sequential, so
+  the longest run bounds the wall time however many GPUs there are). The CPU presets (smoke, demo) are planned in
+  CPU time instead (:data:`CPU_COST`, or the recorded time of a run's finished generations).
+* ``sweep --preset paper --executor slurm --partition gpu ...`` submits the runs that are not finished as one
+  submitit job array (one task per run, :class:`RunTask`); ``local`` runs them as processes on this machine (one
+  run per visible GPU at a time), ``debug`` in this process. Job logs go to ``<run store>/_jobs/``; a task that
+  fails records its error in ``_jobs/<run>.error``, which the plan shows.
+* ``sweep ... --status`` prints the same table for the store while the jobs run.
+
+A task only calls :func:`collapse_utils.loop.run.run_self_consuming`: it resumes a run from its last checkpoint, and
+waits when another process holds the run's lock. When Slurm preempts a task or its time runs out, submitit calls
+:meth:`RunTask.checkpoint`, which requeues the same call; the run then resumes (at most one checkpoint interval,
+``checkpoint_every`` steps, is redone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..core.config import RunConfig
+from ..core.paths import default_run_root, jobs_dir, run_dir_for, run_name
+from ..core.cli_common import add_preset_option
+
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+@dataclass(frozen=True)
+class Throughput:
+    train_img_s: float  # training images per second
+    sample_img_s: float  # sampled images per second at 1000 DDPM steps
+
+
+# Measured on one NVIDIA H200 (benchmarks/gpu_throughput.md): UNet48 on 32×32×3 images, training at batch 128,
+# sampling at batch 1024. "fast" is the default CUDA path (bf16, CUDA graphs, compiled sampler), "reference" the
+# authors' recipe (fp16 + GradScaler, eager; recipe="reference"). The one place these numbers live.
+DEVICE = "one NVIDIA H200"
+THROUGHPUT = {
+    "fast": Throughput(train_img_s=5972.0, sample_img_s=71.91),
+    "reference": Throughput(train_img_s=1229.0, sample_img_s=21.36),
+}
+MEASURED_MODEL = ("unet48", 32)  # model and resolution the numbers were measured with
+
+
+def recipe_path(cfg: RunConfig) -> str:
+    return "reference" if cfg.recipe == "reference" else "fast"
+
+
+def generation_seconds(cfg: RunConfig) -> float:
+    """Estimated GPU-seconds of one generation: training plus sampling (no metrics, no compile time)."""
+    rate = THROUGHPUT[recipe_path(cfg)]
+    train = cfg.train_steps * cfg.batch_size / rate.train_img_s
+    sample = cfg.samples_per_generation * (cfg.num_inference_steps / 1000) / rate.sample_img_s
+    return train + sample
+
+
+def is_measured_shape(cfg: RunConfig) -> bool:
+    return (cfg.model, cfg.resolution) == MEASURED_MODEL
+
+
+@dataclass(frozen=True)
+class CpuCost:
+    """What a run of a CPU preset costs on one CPU thread (a run computes single-threaded on a CPU)."""
+
+    per_run_s: float  # start-up: the process, its imports, the data
+    per_generation_s: float
+    source: str
+
+
+# The CPU presets run on a laptop, not an H200: their plan is in CPU time. The one place these numbers live.
+CPU_COST = {
+    "demo": CpuCost(0.0, 31.0, "≈31 CPU-s per generation, benchmarks/demo_findings.md: 943 CPU-s for the demo's 30 "
+                               "generations, start-up included"),
+    "smoke": CpuCost(6.0, 0.5, "≈6 s start-up + ≈0.5 s per generation, a smoke run timed on a 2-core CPU"),
+}
+
+
+def on_cpu(cfg: RunConfig) -> bool:
+    """Whether the plan gives this run in CPU time (the CPU presets) rather than GPU-hours (paper)."""
+    return cfg.preset in CPU_COST
+
+
+def recorded_generation_seconds(run_dir: Path, done: int) -> float | None:
+    """The mean time of a run's finished generations as the loop recorded it (``timings`` in each
+    generation's metrics.json: training set, training, sampling, metrics), or None when it has none."""
+    import json
+
+    times = []
+    for g in range(1, done + 1):
+        try:
+            timings = json.loads((run_dir / f"gen_{g:02d}" / "metrics.json").read_text()).get("timings") or {}
+        except (OSError, ValueError):
+            continue
+        if timings:
+            times.append(sum(float(v) for v in timings.values()))
+    return sum(times) / len(times) if times else None
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+@dataclass
+class PlannedRun:
+    config: RunConfig
+    run_dir: Path
+    figures: list[str] = field(default_factory=list)
+    done: int = 0
+    state: str = "never started"
+    error: str | None = None
+    recorded_s: float | None = None  # mean recorded time of its finished generations (CPU presets)
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.config.generations
+
+    @property
+    def cpu(self) -> bool:
+        return on_cpu(self.config)
+
+    @property
+    def generation_hours(self) -> float:
+        """One generation: GPU-hours on one H200 (paper), CPU-hours on one thread (CPU presets: the recorded time of
+        its finished generations where it has some, else :data:`CPU_COST`)."""
+        if not self.cpu:
+            return generation_seconds(self.config) / 3600
+        cost = CPU_COST[self.config.preset]
+        return (self.recorded_s if self.recorded_s is not None else cost.per_generation_s) / 3600
+
+    def _hours(self, generations: int) -> float:
+        start = CPU_COST[self.config.preset].per_run_s / 3600 if self.cpu and generations > 0 else 0.0
+        return start + generations * self.generation_hours
+
+    @property
+    def hours(self) -> float:
+        return self._hours(self.config.generations)
+
+    @property
+    def hours_left(self) -> float:
+        return self._hours(max(0, self.config.generations - self.done))
+
+
+def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, Any] | None = None,
+              root: str | os.PathLike | None = None, notebook_dir: Path | None = None,
+              skipped: dict[str, str] | None = None) -> list[PlannedRun]:
+    """Every run the chosen figures' notebooks need, deduplicated by run key, with its state in the store."""
+    from ..loop.store import run_state
+    from .batch import check_parameters, discover_notebooks, notebook_configs
+
+    params = dict(params or {})
+    root = Path(root if root is not None else default_run_root())
+    notebooks = discover_notebooks(only, notebook_dir)
+    check_parameters(params, notebooks)
+    by_key: dict[str, PlannedRun] = {}
+    for fig, configs in notebook_configs(notebooks, {**params, "preset": preset}, skipped).items():
+        for c in configs:
+            run = by_key.setdefault(c.run_key(), PlannedRun(c, run_dir_for(c, root)))
+            if fig not in run.figures:
+                run.figures.append(fig)
+    for run in by_key.values():
+        run.done, run.state, run.error = run_state(run.config, root)
+        if run.cpu and run.done:
+            run.recorded_s = recorded_generation_seconds(run.run_dir, run.done)
+    return list(by_key.values())
+
+
+def _hours(h: float) -> str:
+    if 0 < h < 0.005:
+        return "<0.01"
+    return f"{h:.2f}" if h < 10 else f"{h:.1f}"
+
+
+def _minutes(h: float) -> str:
+    m = h * 60
+    if 0 < m < 0.05:
+        return "<0.1"
+    return f"{m:.1f}" if m < 10 else f"{m:.0f}"
+
+
+def format_plan(runs: list[PlannedRun], root: Path) -> str:
+    """The table of runs, their states and time estimates (GPU-hours at paper scale, CPU-minutes for the CPU
+    presets), the total and the longest chain."""
+    cpu = bool(runs) and all(r.cpu for r in runs)
+    shown = _minutes if cpu else _hours
+    rows = [("run", "figures", "gens", "state", "CPU-min" if cpu else "GPU-h", "left")]
+    for r in runs:
+        mark = "" if cpu or is_measured_shape(r.config) else "*"
+        state = r.state + (f": {r.error}" if r.error else "")
+        rows.append((r.run_dir.name, ",".join(r.figures), str(r.config.generations), state,
+                     shown(r.hours) + mark, shown(r.hours_left)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    total, left = sum(r.hours for r in runs), sum(r.hours_left for r in runs)
+    counts: dict[str, int] = {}
+    for r in runs:
+        kind = r.state.split(" (")[0] if not r.state[0].isdigit() else "partial"
+        counts[kind] = counts.get(kind, 0) + 1
+    lines.append("")
+    lines.append(f"run store: {root}")
+    lines.append(f"{len(runs)} run(s): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if cpu:
+        preset = runs[0].config.preset
+        recorded = sum(r.recorded_s is not None for r in runs)
+        lines.append(f"CPU time at {preset} scale, one thread per run ({CPU_COST[preset].source}"
+                     + (f"; {recorded} run(s) from the recorded time of their finished generations" if recorded else "")
+                     + f"): {_minutes(total)} CPU-min in all, {_minutes(left)} left; two worker processes on an "
+                     f"idle 2-core machine take about that ÷ 1.5–2 in wall time ({_minutes(left / 2)}–"
+                     f"{_minutes(left / 1.5)} min)")
+    else:
+        lines.append(f"GPU-hours on {DEVICE} (fast path, benchmarks/gpu_throughput.md; training + sampling, no "
+                     f"metrics or compile time): {_hours(total)} in all, {_hours(left)} left")
+    if runs:
+        longest = max(runs, key=lambda r: r.hours_left)
+        unit, per = ("min", _minutes(longest.generation_hours) + " CPU-min") if cpu else \
+            ("h", _hours(longest.generation_hours) + " h")
+        lines.append(f"longest chain (generations run one after another): {shown(longest.hours_left)} {unit} left, "
+                     f"{longest.run_dir.name} ({longest.config.generations} generations × {per})")
+    if not cpu and any(not is_measured_shape(r.config) for r in runs):
+        lines.append("* not the measured UNet48 at 32×32: the same rates are used, so the estimate says little "
+                     "(smaller models run faster)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- the task
+@contextlib.contextmanager
+def _slot(path: str | None):
+    """Hold the flock of a local executor's GPU (or CPU) slot, so one run at a time uses it."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+        yield
+
+
+try:
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover - submitit is a dependency; plan/status still work without it
+    _Checkpointable = object  # type: ignore[assignment,misc]
+
+
+class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
+    """One array task: run (or resume) one self-consuming run in its run directory.
+
+    A failure is recorded in ``<store>/_jobs/<run>.error`` (first line: the error; then the traceback, host and
+    job) and raised again, so submitit reports it too; success removes the record. ``checkpoint()`` (called by
+    submitit on preemption or timeout) requeues the same call: the run resumes from its last checkpoint.
+    """
+
+    def __call__(self, cfg_dict: dict, run_dir: str, slot: str | None = None) -> str:
+        from ..loop.run import run_self_consuming
+
+        err = jobs_dir(Path(run_dir).parent) / f"{Path(run_dir).name}.error"
+        try:
+            from ..loop.store import as_stored
+
+            cfg = as_stored(RunConfig.from_dict(cfg_dict), Path(run_dir))
+            with _slot(slot):
+                run_self_consuming(cfg, run_dir, wait=True)
+        except Exception as exc:
+            err.parent.mkdir(parents=True, exist_ok=True)
+            job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or "-"
+            err.write_text(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n\n"
+                           f"host {socket.gethostname()}, pid {os.getpid()}, job {job}, "
+                           f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n\n{traceback.format_exc()}")
+            raise
+        err.unlink(missing_ok=True)
+        return run_dir
+
+    def checkpoint(self, cfg_dict: dict, run_dir: str, slot: str | None = None) -> Any:
+        """The same call, requeued (the run resumes from its checkpoint)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, cfg_dict, run_dir, slot)
+
+
+# ---------------------------------------------------------------------------------------------- submission
+EXECUTORS = ("slurm", "local", "debug")
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would interrupt every run
+SLURM_DEFAULTS = {"timeout_min": 24 * 60, "gpus_per_node": 1}  # submitit's default time is 5 minutes
+MAX_REQUEUES = 100  # timeouts a task may be requeued after (submitit's default, 3, ends a long run early)
+
+
+def slurm_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``update_parameters`` of the Slurm options given (AutoExecutor names; see README)."""
+    p: dict[str, Any] = {}
+    for opt, key in (("partition", "slurm_partition"), ("account", "slurm_account"), ("qos", "slurm_qos"),
+                     ("slurm_array_parallelism", "slurm_array_parallelism"), ("time", "timeout_min"),
+                     ("gpus_per_node", "gpus_per_node"), ("cpus_per_task", "cpus_per_task"), ("mem_gb", "mem_gb")):
+        value = getattr(args, opt, None)
+        if value is not None:
+            p[key] = value
+    return p
+
+
+def visible_gpus() -> list[int]:
+    """The GPUs a local sweep spreads its runs over: those CUDA_VISIBLE_DEVICES names (as indices), else every GPU
+    torch sees; none on a CPU machine."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None and all(x.strip().isdigit() for x in env.split(",") if x.strip()):
+        return [int(x) for x in env.split(",") if x.strip()]
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    except Exception:  # pragma: no cover
+        return []
+
+
+class RunChain(_Checkpointable):  # type: ignore[misc,valid-type]
+    """A local slot's runs, one after another in one process (a waiting run costs no process and no memory).
+
+    Each run goes through :class:`RunTask` (its error recorded, the chain going on); the result lists each run's
+    directory, or ``"ERROR <message>"``. ``checkpoint()`` requeues the whole chain: finished runs are skipped.
+    """
+
+    def __call__(self, cfg_dicts: list[dict], run_dirs: list[str], slot: str | None = None) -> list[str]:
+        out = []
+        for cfg_dict, run_dir in zip(cfg_dicts, run_dirs):
+            try:
+                out.append(RunTask()(cfg_dict, run_dir, slot))
+            except Exception as exc:
+                out.append(f"ERROR {type(exc).__name__}: {exc}")
+        return out
+
+    def checkpoint(self, cfg_dicts: list[dict], run_dirs: list[str], slot: str | None = None) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, cfg_dicts, run_dirs, slot)
+
+
+@dataclass
+class ChainedRun:
+    """One run of a :class:`RunChain` job, with the job interface the CLI uses (``job_id``, ``done``, ``result``)."""
+
+    job: Any
+    index: int
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.job.job_id}[{self.index}]"
+
+    def done(self) -> bool:
+        return self.job.done()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def result(self) -> str:
+        value = self.job.result()[self.index]
+        if value.startswith("ERROR "):
+            raise RuntimeError(value[len("ERROR "):])
+        return value
+
+
+def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[str, Any] | None = None,
+           local_slots: int | None = None, gpus: list[int] | None = None) -> list[Any]:
+    """Submit the runs as submitit jobs (one task per run); returns the jobs, in the order of ``runs``.
+
+    ``slurm``: one job array. ``local``: on a machine with GPUs, one executor per visible GPU
+    (``visible_gpus=(k,)``, so each task sees only its GPU), on a CPU machine ``local_slots`` slots (default: the
+    CPU count); each slot is one process running its share of the runs in turn (:class:`RunChain`; a slot lock in
+    ``_jobs/`` keeps two sweeps from sharing it). ``debug``: in this process, each run when its result is asked for.
+    """
+    import submitit
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    parameters = dict(parameters or {})
+    folder = jobs_dir(root) / "%j"
+    jobs_dir(root).mkdir(parents=True, exist_ok=True)
+    given = list(runs)
+    runs = sorted(given, key=lambda r: -r.hours_left)  # longest first
+    cfgs = [r.config.to_dict() for r in runs]
+    dirs = [str(r.run_dir) for r in runs]
+    task = RunTask()
+    if executor != "local":
+        ex = submitit.AutoExecutor(folder=folder, cluster=executor, slurm_max_num_timeout=MAX_REQUEUES)
+        if executor == "slurm":
+            parameters = {**SLURM_DEFAULTS, **parameters}
+        ex.update_parameters(name="collapse-sweep", **parameters)
+        jobs = ex.map_array(task, cfgs, dirs, [None] * len(runs))
+    else:
+        gpus = visible_gpus() if gpus is None else gpus
+        slots = [f"gpu{k}" for k in gpus] or [f"cpu{k}" for k in range(local_slots or os.cpu_count() or 1)]
+        timeout = parameters.pop("timeout_min", LOCAL_TIMEOUT_MIN)
+        jobs_by_index: dict[int, Any] = {}
+        for s, name in enumerate(slots):
+            idx = list(range(s, len(runs), len(slots)))
+            if not idx:
+                continue
+            # LocalExecutor itself: AutoExecutor does not pass visible_gpus on. Without GPUs asked for, submitit
+            # sets CUDA_VISIBLE_DEVICES="" (a CPU machine loses nothing).
+            ex = submitit.LocalExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+            gpu_params = dict(visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
+            ex.update_parameters(timeout_min=timeout, **gpu_params)
+            slot = str(jobs_dir(root) / f".slot-{name}.lock")
+            chain = ex.submit(RunChain(), [cfgs[i] for i in idx], [dirs[i] for i in idx], slot)
+            for k, i in enumerate(idx):
+                jobs_by_index[i] = ChainedRun(chain, k)
+        jobs = [jobs_by_index[i] for i in range(len(runs))]
+    order = {id(r): i for i, r in enumerate(runs)}
+    return [jobs[order[id(r)]] for r in given]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+SWEEP_DESCRIPTION = """\
+Plan, submit and watch every run the chosen figures need (the configurations their notebooks ask
+for, each run once however many figures share it).
+
+  --plan      list the runs, their state in the run store and their estimated cost, the total and the
+              longest chain: GPU-hours on one H200 at paper scale (fast path, benchmarks/gpu_throughput.md),
+              CPU-minutes at smoke and demo scale (≈31 CPU-s per demo generation, benchmarks/demo_findings.md,
+              or the recorded time of a run's finished generations)
+  --status    the same table while jobs run (done / k of G generations done / running: who holds
+              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error)
+  --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
+              on this machine, one run per visible GPU at a time) or debug (in this process)
+
+Then make the figures from the finished store: python -m collapse_utils figures --preset P --only ...
+
+examples:
+  python -m collapse_utils sweep --preset paper --plan
+  python -m collapse_utils sweep --preset paper --only F2,F7 --executor slurm --partition gpu \\
+      --account myproj --time 2880 --gpus-per-node 1 --cpus-per-task 8 --mem-gb 64 \\
+      --slurm-array-parallelism 16
+  python -m collapse_utils sweep --preset paper --status
+"""
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    from .batch import _parse_param
+
+    p = sub.add_parser("sweep", help="plan, submit (Slurm / local / debug) and watch every run of the figures",
+                       description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_preset_option(p, "paper", "the scale of the runs (run --help describes the presets); smoke and demo plan "
+                      "CPU time, paper GPU-hours")
+    p.add_argument("--only", help="comma-separated figure ids, e.g. F7,F8 (default: every notebooks/F*.ipynb)")
+    p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
+                   help="a notebook parameter for every figure, as a python literal (e.g. generations=2)")
+    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
+    p.add_argument("--notebook-dir", type=Path, help=argparse.SUPPRESS)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--plan", action="store_true", help="list the runs, their states and cost (GPU-hours at paper "
+                      "scale, CPU-minutes at smoke and demo scale); submit nothing")
+    what.add_argument("--status", action="store_true", help="the same table, for watching a sweep")
+    what.add_argument("--executor", choices=EXECUTORS, help="submit the runs not finished")
+    s = p.add_argument_group("submission (slurm; --time also bounds local tasks)")
+    s.add_argument("--partition", help="sbatch --partition")
+    s.add_argument("--account", help="sbatch --account")
+    s.add_argument("--qos", help="sbatch --qos")
+    s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
+                   "resumes [default: 1440]")
+    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1]")
+    s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
+    s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
+    s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")
+    s.add_argument("--local-slots", type=int, help="local on a CPU machine: runs at a time (default: CPU count)")
+    s.add_argument("--wait", action="store_true", help="wait for every task and report failures (debug always "
+                   "waits)")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _status_command(args: argparse.Namespace, root: Path) -> str:
+    parts = ["python -m collapse_utils sweep", f"--preset {args.preset}"]
+    if args.only:
+        parts.append(f"--only {args.only}")
+    parts += [f"--param '{k}={v!r}'" for k, v in args.param]
+    parts += [f"--run-root {root}", "--status"]
+    return " ".join(parts)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    root = Path(args.run_root or default_run_root()).resolve()
+    skipped: dict[str, str] = {}
+    runs = plan_runs(args.preset, args.only.split(",") if args.only else None, dict(args.param), root,
+                     args.notebook_dir, skipped)
+    for fig, why in skipped.items():
+        print(f"{fig}: skipped ({why})", flush=True)
+    if args.plan or args.status:
+        print(format_plan(runs, root))
+        if args.plan:
+            todo = [r for r in runs if not r.finished]
+            print(f"to submit: {len(todo)} run(s) (--executor slurm|local|debug)")
+        return 0
+    todo = [r for r in runs if not r.finished]
+    if not todo:
+        print(f"every one of the {len(runs)} run(s) is finished in {root}")
+        return 0
+    jobs = submit(todo, root, args.executor, slurm_parameters(args), local_slots=args.local_slots)
+    print(f"submitted {len(jobs)} run(s) with the {args.executor} executor; logs in {jobs_dir(root)}")
+    for r, j in zip(todo, jobs):
+        print(f"  job {j.job_id}: {r.run_dir.name}")
+    print(f"watch: {_status_command(args, root)}")
+    if args.executor == "debug" or args.wait:
+        failed = 0
+        for r, j in zip(todo, jobs):
+            try:
+                j.result()
+            except Exception as exc:
+                failed += 1
+                print(f"  FAILED {r.run_dir.name}: {type(exc).__name__}: {str(exc).splitlines()[-1:]}",
+                      file=sys.stderr)
+        print(f"{len(jobs) - failed}/{len(jobs)} run(s) finished")
+        return 1 if failed else 0
+    return 0
