@@ -199,7 +199,7 @@ def runs_source(spec: FigureSpec, params: dict[str, Any]) -> str:
                          subsequent_indent=" " * 4)
     return (
         "from IPython.display import Image, display\n\n"
-        "from collapse_utils import figures, plotting\n\n"
+        "from collapse_utils.paper import figures, plotting\n\n"
         "# The figure's runs from the run store: trained only if missing, shared with the other figures.\n"
         "# Text values (papermill -p) are read as meant: sizes=\"[16,32]\", \"16,32\" or \"16\"; \"None\".\n"
         f'fr = figures.figure_runs(\n    "{spec.id}", preset,\n{args},\n)\n'
