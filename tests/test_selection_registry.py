@@ -211,3 +211,37 @@ def test_config_dict_round_trip_keeps_the_plugin(plugin):
     again = RunConfig.from_dict(cfg.to_dict())
     assert again.run_key() == cfg.run_key() and again.selection_params == {"start": 2}
     assert {f.name for f in dataclasses.fields(RunConfig)} >= {"selection_params"}
+
+
+# ----------------------------------------------------------------------------------------- the explore notebook
+@pytest.mark.slow
+def test_the_explore_notebook_compares_a_new_method_at_smoke_scale(tmp_path):
+    """notebooks/explore_selection.ipynb through papermill: it writes its method next to the run store, trains it
+    in spawned workers beside vanilla / Greedy / TDF, draws the curves and prints the verdicts; the figure batch
+    never picks it up."""
+    import pandas as pd
+    import papermill
+
+    from collapse_utils.paper import batch as figure_batch
+
+    assert "explore_selection" not in {p.stem for p in figure_batch.discover_notebooks().values()}
+    nb = figure_batch.notebooks_dir() / "explore_selection.ipynb"
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(nb), str(out), kernel_name="python3", cwd=str(figure_batch.repo_root()),
+                               progress_bar=False,
+                               parameters=dict(preset="smoke", seeds=[0, 1], workers=2, run_root=str(tmp_path / "runs"),
+                                               fig_dir=str(tmp_path / "figs")))
+    table = pd.read_csv(tmp_path / "figs" / "explore_selection.csv")
+    assert set(table["arm"]) == {"vanilla", "Greedy", "TDF", "new"} and set(table["seed"]) == {0, 1}
+    assert (tmp_path / "figs" / "explore_selection.png").exists()
+    assert (tmp_path / "runs" / "_methods" / "explore_selection_methods.py").exists()
+    new_runs = set(table.loc[table["arm"] == "new", "run"])
+    assert len(new_runs) == 2 and all("explore_selection_methods_kmeanspp" in r for r in new_runs)
+    text = "".join(o.get("text", "") for c in nbformat_read(out).cells for o in c.get("outputs", []))
+    assert "the new method keeps gs_pixel higher than Greedy" in text and "(k = 2)" in text
+
+
+def nbformat_read(path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)

@@ -179,6 +179,9 @@ def _completed(method: SelectionMethod) -> SelectionMethod:
                                short=method.short or method.label or method.name)
 
 
+register_selection_method = register  # the name in the package's public API
+
+
 def method_names() -> tuple[str, ...]:
     """The registered methods' names, in legend order (vanilla, the paper's two, random, then others)."""
     return tuple(_REGISTRY)
