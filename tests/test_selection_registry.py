@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,6 +212,25 @@ def test_config_dict_round_trip_keeps_the_plugin(plugin):
     again = RunConfig.from_dict(cfg.to_dict())
     assert again.run_key() == cfg.run_key() and again.selection_params == {"start": 2}
     assert {f.name for f in dataclasses.fields(RunConfig)} >= {"selection_params"}
+
+
+def test_subprocesses_find_a_resolved_plugin(plugin):
+    """Sweep tasks (submitit) and notebook kernels are new processes that inherit the environment, not sys.path:
+    resolving a plug-in puts its folder on PYTHONPATH, so a task rebuilds the same configuration and key."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    name, path = plugin
+    cfg = make_config("smoke", selection=f"{name}:kcenter", **FAST)
+    assert str(path.parent) in os.environ["PYTHONPATH"].split(os.pathsep)
+    code = ("import json, sys; from collapse_utils.core.config import RunConfig; "
+            "print(RunConfig.from_dict(json.loads(sys.argv[1])).run_key())")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(cfg.to_dict())], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == cfg.run_key()
 
 
 # ----------------------------------------------------------------------------------------- the explore notebook

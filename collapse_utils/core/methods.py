@@ -38,6 +38,7 @@ method never reuses runs made with the old code; helpers the method imports from
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -149,6 +150,7 @@ class SelectionMethod:
 
 
 _REGISTRY: dict[str, SelectionMethod] = {}
+_RESOLVED: dict[str, SelectionMethod] = {}  # plug-ins named "module:function", as first resolved in this process
 
 
 def register(method: SelectionMethod, *, replace: bool = False) -> SelectionMethod:
@@ -169,11 +171,11 @@ def register(method: SelectionMethod, *, replace: bool = False) -> SelectionMeth
 
 
 def _completed(method: SelectionMethod) -> SelectionMethod:
-    import dataclasses
-
+    """``method`` with its labels and colour filled in: a colour none of the other methods has (a reloaded
+    plug-in's own included)."""
     colour = method.colour
     if colour is None:
-        used = {m.colour for m in _REGISTRY.values() if m.name != method.name}
+        used = {m.colour for m in [*_REGISTRY.values(), *_RESOLVED.values()] if m.name != method.name}
         colour = next((c for c in PLUGIN_COLOURS if c not in used), PLUGIN_COLOURS[len(_REGISTRY) % len(PLUGIN_COLOURS)])
     return dataclasses.replace(method, colour=colour, label=method.label or method.name,
                                short=method.short or method.label or method.name)
@@ -210,8 +212,11 @@ def get_method(name: str) -> SelectionMethod:
         raise ValueError(f"unknown selection method {name!r}; choose one of {', '.join(method_names())}, or name "
                          "your own function as 'module:function' (see collapse_utils.core.methods)")
     fn, _module = _import_path(name)
-    spec = getattr(fn, "__selection_method__", None)
-    return _completed(_from_function(name, fn, spec or {}))
+    cached = _RESOLVED.get(name)
+    if cached is None or cached.function is not fn:  # first use, or the module was reloaded
+        cached = _completed(_from_function(name, fn, getattr(fn, "__selection_method__", None) or {}))
+        _RESOLVED[name] = cached
+    return cached
 
 
 def check_selection(cfg: Any) -> SelectionMethod:
