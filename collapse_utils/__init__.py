@@ -33,6 +33,9 @@ _API = {
     "figure_runs": "collapse_utils.paper.figures",
     "check_claims": "collapse_utils.paper.claims",
     "generation_metrics": "collapse_utils.measure.metrics",
+    "selection_method": "collapse_utils.core.methods",
+    "SelectionMethod": "collapse_utils.core.methods",
+    "register_selection_method": "collapse_utils.core.methods",
 }
 
 __all__ = sorted(_API)

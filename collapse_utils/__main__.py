@@ -93,19 +93,36 @@ def _option(f: dataclasses.Field) -> tuple[str, dict[str, Any]]:
     """The ``run`` option of one RunConfig field: its flag, type and help come from the field."""
     meta, kind = f.metadata, str(f.type)
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-    help_text = f"{meta['help']} {preset_defaults(f)}".replace("%", "%%")  # argparse formats help with %
+    listing = f" {meta['listing']()}" if "listing" in meta else ""
+    help_text = f"{meta['help']}{listing} {preset_defaults(f)}".replace("%", "%%")  # argparse formats help with %
     kw: dict[str, Any] = dict(dest=f.name, help=help_text)
     if kind == "bool":
         kw.update(action="store_true", default=None)
         return flag, kw
     if kind.startswith("tuple["):
         kw["type"] = _parse_tuple(float if "float" in kind else str)
+    elif kind.startswith("dict"):
+        kw["type"] = _parse_mapping
     else:
         kw["type"] = int if kind.startswith("int") else float if kind.startswith("float") else str
     if "choices" in meta:
         kw["choices"] = meta["choices"]
-    kw["metavar"] = None if "choices" in meta else f.name.upper()
+    kw["metavar"] = None if "choices" in meta else meta.get("metavar", f.name.upper())
     return flag, kw
+
+
+def _parse_mapping(text: str) -> dict[str, Any]:
+    """A JSON object given on the command line (``--selection-params '{"k": 3}'``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({exc})") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+_parse_mapping.__name__ = "JSON object"
 
 
 def _shown(value: Any) -> str:

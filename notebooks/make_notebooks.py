@@ -274,6 +274,192 @@ def notebook_for(spec: FigureSpec, repo_url: str | None = None) -> nbformat.Note
     return nb
 
 
+# ---------------------------------------------------------------------------------------------- explore_selection
+# A notebook that is no paper figure: its name does not start with "F", so the figure batch (notebooks/F*.ipynb)
+# never runs it. It shows how a selection method of one's own plugs in (collapse_utils.core.methods).
+EXPLORE = "explore_selection"
+
+EXPLORE_TITLE = """\
+{badge}
+
+# Exploring a selection method of your own
+
+The paper's remedy for collapse is *selection*: each generation trains on n images picked from a larger candidate
+pool so that the training set stays diverse (`docs/PAPER.md` §4: Greedy Selection, Algorithm 1; Threshold Decay
+Filter, Algorithm 2). This notebook plugs in a new method and compares it with vanilla, Greedy and TDF at the
+preset's scale and seeds, through the shared run store (the vanilla / Greedy / TDF runs are those of F7–F10).
+
+The method lives in a small module file that the notebook writes next to the run store, and is named by its import
+path `module:function`: the run store's worker processes import it from there, and the sha256 of that file is part
+of the run key, so editing the method trains new runs instead of reusing stale ones. The function gets the pool's
+features in the run's feature space ((N, D) floats; pixel space: 0–255 values) and returns n distinct indices
+(`collapse_utils/core/methods.py` documents the contract and the `@selection_method` decorator).
+
+Not a paper figure: `python -m collapse_utils figures` does not run it. Papermill:
+`papermill notebooks/explore_selection.ipynb out.ipynb -p preset smoke`."""
+
+EXPLORE_PARAMETERS = """\
+preset = "demo"        # scale: smoke (seconds), demo (minutes on a CPU), paper (GPU days)
+dataset = None         # None: the preset's selection dataset
+paradigm = "replace"   # replace or accumulate_subsample (docs/PAPER.md §4.4)
+feature_space = None   # where every method compares images; None: the preset's (pixel at smoke/demo scale)
+n = None               # images per training set; None: the preset's selection size
+generations = None     # None: the preset's selection generations
+seeds = None           # None: the preset's seeds; the verdicts need at least 2
+device = None          # torch device; None: CUDA when available
+run_root = None        # the run store; None: $COLLAPSE_RUNS or <repo>/runs
+fig_dir = "figures"    # where explore_selection.png/.csv are written
+workers = 1            # runs trained in parallel (spawned workers import the method by its path)
+method_module = "explore_selection_methods"  # the module file written next to the run store
+method_name = "kmeanspp"                     # the function in it that is the new method"""
+
+EXPLORE_METHOD = '''\
+# The new method: k-means++ seeding (D² sampling, Arthur & Vassilvitskii 2007) as a selection method. Like Greedy
+# Selection (farthest-point sampling) it spreads the picks out, but it draws each next point at random with
+# probability proportional to its squared distance to the picks so far instead of taking the farthest one, so it
+# is less drawn to outliers. Edit METHOD_SOURCE and re-run: the changed file gets new run keys, so new runs.
+import pathlib
+import sys
+
+from collapse_utils.core.paths import default_run_root
+
+METHOD_SOURCE = """\\
+# A selection method of one's own for notebooks/explore_selection.ipynb (written by the notebook).
+import numpy as np
+
+from collapse_utils.core.methods import selection_method
+
+
+@selection_method(label="k-means++ seeding", short="k-means++")
+def kmeanspp(features, n, *, seed=0):
+    # n distinct indices: the first uniformly at random, each next one with probability proportional to its
+    # squared distance to the nearest point picked so far (picked points have distance 0).
+    x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    rng = np.random.default_rng(seed)
+    picked = [int(rng.integers(len(x)))]
+    d2 = ((x - x[picked[0]]) ** 2).sum(1)
+    d2[picked[0]] = 0.0
+    while len(picked) < n:
+        total = d2.sum()
+        if total > 0:
+            i = int(rng.choice(len(x), p=d2 / total))
+        else:  # only duplicates of picked points are left: the first one not picked
+            i = int(np.flatnonzero(~np.isin(np.arange(len(x)), picked))[0])
+        picked.append(i)
+        d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(1))
+        d2[i] = 0.0
+    return np.array(picked, dtype=np.int64)
+"""
+
+root = pathlib.Path(run_root) if run_root else default_run_root()
+method_dir = root / "_methods"  # next to the run store, where every worker and kernel can import it
+method_dir.mkdir(parents=True, exist_ok=True)
+method_file = method_dir / f"{method_module}.py"
+if not method_file.exists() or method_file.read_text() != METHOD_SOURCE:
+    method_file.write_text(METHOD_SOURCE)
+if str(method_dir) not in sys.path:
+    sys.path.insert(0, str(method_dir))  # spawned workers get this sys.path too
+METHOD = f"{method_module}:{method_name}"
+print("new method:", METHOD, "in", method_file)'''
+
+EXPLORE_RUNS = """\
+from collapse_utils.core.methods import label_of
+from collapse_utils.core.presets import scale
+from collapse_utils.loop.experiments import selection_grid
+from collapse_utils.loop.store import ensure_runs
+
+ARMS = {"vanilla": "none", "Greedy": "greedy", "TDF": "threshold", "new": METHOD}
+seeds = list(seeds) if seeds is not None else list(scale(preset).seeds)
+configs = selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=[paradigm],
+                         methods=list(ARMS.values()), feature_space=feature_space, n=n, generations=generations,
+                         seeds=seeds, **({"device": device} if device else {}))
+runs = ensure_runs(configs, root, workers=workers)
+by_arm = {arm: [r for r in runs if r.config.selection == method] for arm, method in ARMS.items()}
+for arm, rs in by_arm.items():
+    print(f"{arm:8s} {label_of(ARMS[arm]):24s}", ", ".join(r.run_dir.name for r in rs))"""
+
+EXPLORE_CURVES = """\
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from collapse_utils.core.methods import colour_of
+from collapse_utils.measure.features import pixel_features
+from collapse_utils.measure.metrics import frechet_distance
+
+
+def fd_pixel(run, g):
+    # FD-style: the Fréchet distance between generation g's samples and the run's real images, in pixel space.
+    return frechet_distance(pixel_features(run.generations[g - 1].samples), pixel_features(run.real_images()))
+
+
+rows = []
+for arm, rs in by_arm.items():
+    for r in rs:
+        for g in r.generations:
+            rows.append(dict(arm=arm, seed=r.config.seed, generation=g.generation, run=r.run_dir.name,
+                             gs_pixel=g.metrics["gs_pixel"], entropy_pixel=g.metrics["entropy_pixel"],
+                             fd_pixel=fd_pixel(r, g.generation)))
+table = pd.DataFrame(rows)
+pathlib.Path(fig_dir).mkdir(parents=True, exist_ok=True)
+table.to_csv(pathlib.Path(fig_dir) / "explore_selection.csv", index=False)
+
+panels = {"gs_pixel": "Generalization score (pixel) ↑", "entropy_pixel": "Training-set entropy (pixel) ↑",
+          "fd_pixel": "FD to the real images (pixel) ↓"}
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+for ax, (metric, title) in zip(axes, panels.items()):
+    for arm, sub in table.groupby("arm", sort=False):
+        stats = sub.groupby("generation")[metric].agg(["mean", "std"]).fillna(0.0)
+        ax.plot(stats.index, stats["mean"], marker="o", label=label_of(ARMS[arm]), color=colour_of(ARMS[arm]),
+                linestyle="--" if arm == "vanilla" else "-")
+        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                        color=colour_of(ARMS[arm]), alpha=0.15)
+    ax.set_title(title)
+    ax.set_xlabel("Generation")
+axes[0].legend(fontsize=8)
+fig.suptitle(f"{label_of(METHOD)} vs vanilla, Greedy and TDF ({paradigm}, preset {preset}, {len(seeds)} seed(s))")
+fig.tight_layout()
+fig.savefig(pathlib.Path(fig_dir) / "explore_selection.png", dpi=120)
+plt.show()"""
+
+EXPLORE_VERDICTS = """\
+# Claims-style verdicts (the claims table's rule, collapse_utils.paper.claims): per seed, the paired effect
+# d = new − X at the last generation (for the FD, X − new: lower is better); "holds" when the mean of d exceeds
+# 2 standard errors, "does not hold" when it is below −2 se, else "not resolved" (one seed never resolves).
+from collapse_utils.paper.claims import summarize, verdict
+
+last = table[table["generation"] == table["generation"].max()].set_index(["arm", "seed"])
+lines = []
+for metric, better in (("gs_pixel", "higher"), ("entropy_pixel", "higher"), ("fd_pixel", "lower")):
+    for other in ("vanilla", "Greedy", "TDF"):
+        d = [float(last.loc[("new", s), metric] - last.loc[(other, s), metric]) * (1 if better == "higher" else -1)
+             for s in seeds]
+        st = summarize(d)
+        lines.append(dict(claim=f"the new method keeps {metric} {better} than {other}",
+                          effect=f"{st.mean:+.4g} ± {st.sd:.3g} (k = {st.k})", verdict=verdict(d)))
+verdicts = pd.DataFrame(lines)
+print(verdicts.to_string(index=False))"""
+
+
+def explore_notebook(repo_url: str | None = None) -> nbformat.NotebookNode:
+    """notebooks/explore_selection.ipynb: a selection method of one's own against vanilla, Greedy and TDF."""
+    repo_url = repo_url or repository_url()
+    cells = [
+        new_markdown_cell(EXPLORE_TITLE.format(badge=colab_badge(EXPLORE, repo_url))),
+        new_code_cell(setup_source(repo_url)),
+        new_code_cell(EXPLORE_PARAMETERS, metadata={"tags": ["parameters"]}),
+        new_code_cell(EXPLORE_METHOD),
+        new_code_cell(EXPLORE_RUNS),
+        new_code_cell(EXPLORE_CURVES),
+        new_code_cell(EXPLORE_VERDICTS),
+    ]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"explore-{i}"
+    nb = new_notebook(cells=cells)
+    nb.metadata.update(kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
+                       language_info={"name": "python"})
+    return nb
+
+
 def write_all(out_dir: Path = HERE) -> list[Path]:
     repo_url = repository_url()
     paths = []
@@ -281,7 +467,9 @@ def write_all(out_dir: Path = HERE) -> list[Path]:
         path = out_dir / f"{spec.id}.ipynb"
         nbformat.write(notebook_for(spec, repo_url), path)
         paths.append(path)
-    return paths
+    path = out_dir / f"{EXPLORE}.ipynb"
+    nbformat.write(explore_notebook(repo_url), path)
+    return [*paths, path]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import numpy as np
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
 from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, HELDOUT_METRICS, METRIC_NAMES,
-                    MIXED_PRECISION, PARADIGMS, RECIPES, RESIZE_METHODS, SELECTION_METHODS, TRACKERS)
+                    MIXED_PRECISION, PARADIGMS, RECIPES, RESIZE_METHODS, TRACKERS)
+from . import methods
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
 # so a run made on a GPU is found again from a CPU notebook and vice versa.
@@ -50,7 +51,8 @@ KEY_FIELDS_V1 = (
 
 def _opt(default: Any, help: str, **cli: Any) -> Any:
     """A RunConfig field with its help text; ``cli`` holds command-line details (``flag``, ``choices``,
-    ``skip``) that the ``run`` command builds its options from (collapse_utils.__main__)."""
+    ``metavar``, ``skip``, ``listing``: a function whose text ends the help, e.g. the registered selection
+    methods) that the ``run`` command builds its options from (collapse_utils.__main__)."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **cli})
     return field(default=default, metadata={"help": help, **cli})
@@ -75,8 +77,9 @@ class RunConfig:
                                     "earlier samples (README.md 'One run from the command line', docs/PAPER.md §4.4)",
                          choices=PARADIGMS)
     generations: int = _opt(8, "number of generations (train-sample rounds); generation 1 trains on real data")
-    selection: str = _opt("none", "how n images are picked from the candidate pool: none, random, greedy "
-                                  "(Greedy Selection) or threshold (Threshold Decay Filter)", choices=SELECTION_METHODS)
+    selection: str = _opt("none", "how n images are picked from the candidate pool: a registered method or your own "
+                                  "function as module:function (collapse_utils.core.methods); registered:",
+                          listing=methods.describe_methods, metavar="METHOD")
     feature_space: str = _opt("pixel", "space in which selection compares images", choices=FEATURE_SPACES)
     pool_factor: int | None = _opt(None, "samples per model = pool_factor x n (default: 2 with selection under "
                                          "replace, as the authors; else 1)")
@@ -89,6 +92,8 @@ class RunConfig:
     filter_schedule: str = _opt("every_pass", "Threshold Decay Filter: lower the threshold after every pass (the "
                                               "authors' code) or when_stalled (the paper's pseudo-code)",
                                 choices=FILTER_SCHEDULES)
+    selection_params: dict[str, Any] = _opt({}, "parameters of a plug-in selection method, as a JSON object (the "
+                                                "built-ins' are the fields above)", flag="--selection-params")
     metrics: tuple[str, ...] = _opt(DEFAULT_METRICS, "comma-separated metrics measured every generation, any "
                                                      f"of {', '.join(METRIC_NAMES)}", flag="--metrics")
 
@@ -155,6 +160,8 @@ class RunConfig:
                 setattr(self, f.name, value.item())
         if isinstance(self.metrics, (list, tuple)):
             self.metrics = tuple(self.metrics)
+        if self.selection_params is None:  # None and {}: no parameters, one key
+            self.selection_params = {}
         if isinstance(self.adam_betas, (list, tuple)):
             self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         self.validate()
@@ -214,8 +221,7 @@ class RunConfig:
             errors.append(f"decay must lie in (0, 1), got {self.decay}")
         if self.filter_schedule not in FILTER_SCHEDULES:
             errors.append(f"filter_schedule must be 'every_pass' or 'when_stalled', got {self.filter_schedule!r}")
-        if self.selection not in SELECTION_METHODS:
-            errors.append(f"selection {self.selection!r} is unknown; choose none, random, greedy or threshold")
+        errors.extend(self._selection_errors())
         if self.feature_space not in FEATURE_SPACES:
             errors.append(f"feature_space {self.feature_space!r} is unknown; choose pixel, dinov2 or inception")
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
@@ -277,6 +283,23 @@ class RunConfig:
         if errors:
             raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
 
+    def _selection_errors(self) -> list[str]:
+        """The selection method exists (a registered name, or a ``module:function`` that imports) and its
+        parameters are its own. Whether it supports the feature space is the preflight's
+        (:func:`collapse_utils.core.methods.check_selection`), before anything is trained or written."""
+        try:
+            method = methods.get_method(self.selection)
+        except ValueError as exc:
+            return [str(exc)]
+        if method.builtin and self.selection_params:
+            return [f"selection {self.selection!r} is built in and takes no selection_params (its parameters are "
+                    f"RunConfig fields); got {sorted(self.selection_params)}"]
+        unknown = sorted(set(self.selection_params) - {p.name for p in method.params if not p.runtime})
+        if unknown:
+            return [f"selection {self.selection!r} takes no parameter(s) {unknown}; its parameters: "
+                    f"{sorted(p.name for p in method.params if not p.runtime)}"]
+        return []
+
     # ------------------------------------------------------------------ derived values
     @property
     def samples_per_generation(self) -> int:
@@ -328,18 +351,16 @@ class RunConfig:
         factor (2 for a selection under replace or fresh, else 1) and, for the Threshold Decay Filter, the
         starting threshold and the decay factor of the feature space and pool kind
         (selection.default_filter_params: pixel 2000 and 0.95; DINOv2 60 and Inception 10 with 0.95 under
-        replace, 0.80 under accumulate). A space without filter defaults (lenet) implies none."""
+        replace, 0.80 under accumulate): the fields of the method's parameters with defaults per feature space
+        (collapse_utils.core.methods). A space without defaults (lenet for the filter) implies none."""
         implied: dict[str, Any] = {}
         if self.paradigm != "replace_2n":  # replace_2n samples 2n whatever the pool factor
             implied["pool_factor"] = 2 if self.selection != "none" and self.paradigm in ("replace", "fresh") else 1
-        if self.selection == "threshold":
-            from ..loop.selection import default_filter_params  # lazily: selection imports torch
-
-            kind = "accumulate" if self.paradigm in ("accumulate", "accumulate_subsample") else "replace"
-            try:
-                implied.update(default_filter_params(self.feature_space, kind))
-            except ValueError:
-                pass
+        kind = "accumulate" if self.paradigm in ("accumulate", "accumulate_subsample") else "replace"
+        try:
+            implied.update(methods.get_method(self.selection).implied_fields(self.feature_space, kind))
+        except ValueError:
+            pass
         return implied
 
     def canonical_key_dict(self) -> dict[str, Any]:
@@ -349,6 +370,8 @@ class RunConfig:
         for name, value in self.implied_values().items():
             if d.get(name) is not None and d[name] == value:
                 d[name] = None
+        if not methods.is_builtin(self.selection):  # a plug-in: its code is part of what the run computes
+            d["selection_source_sha256"] = methods.get_method(self.selection).source_digest()
         return d
 
     def run_key(self) -> str:
@@ -361,6 +384,9 @@ class RunConfig:
         * a field added since enters it only while its value differs from its default: adding an option with a
           default changes no key, and giving that default explicitly gives the key of leaving it out;
         * execution fields (:data:`EXECUTION_FIELDS`) never enter it;
+        * a plug-in selection method (``selection="module:function"``, collapse_utils.core.methods) adds the sha256
+          of its source file (``selection_source_sha256``), so an edited method never reuses a stored run; the
+          built-in methods add nothing;
         * a field whose ``None`` stands for a value implied by other fields (:meth:`implied_values`: the pool
           factor, the Threshold Decay Filter's threshold and decay) enters it as ``None`` when given that very
           value, so ``decay=0.95`` on a pixel-space filter is the same run, and key, as the default ``decay=None``.
@@ -374,6 +400,8 @@ class RunConfig:
         """Former keys of this run: the keys that the first scheme (:meth:`key_dict` hashed as given) gave to
         each spelling of this configuration, with every implied value either ``None`` or written out, other
         than :meth:`run_key` itself. A run folder made under one of them holds this very run."""
+        if not methods.is_builtin(self.selection):
+            return ()  # plug-in runs were keyed with their source from the start: no former keys
         implied = self.implied_values()
         names = [k for k in implied if getattr(self, k) is None or getattr(self, k) == implied[k]]
         keys: list[str] = []

@@ -30,6 +30,7 @@ def default_run_root() -> Path:
 def run_name(cfg: "RunConfig", key: str | None = None) -> str:
     """A readable directory name that still carries the configuration key (``key``: one of its former keys)."""
     sel = cfg.selection if cfg.selection == "none" else f"{cfg.selection}-{cfg.feature_space}"
+    sel = sel.replace(":", "_")  # a plug-in method's module:function
     cond = "-cfg" if cfg.conditional else ""
     return (f"{cfg.preset}-{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.paradigm}-{sel}{cond}-n{cfg.n}"
             f"-s{cfg.seed}-{key or cfg.run_key()}")

@@ -18,8 +18,15 @@ RESIZE_METHODS = ("bilinear", "area", "nearest")
 # How generation g >= 2 builds its training set (PAPER.md §4.4; the loop's module table).
 PARADIGMS = ("replace", "replace_2n", "accumulate_subsample", "accumulate", "fresh")
 
-# How n images are picked from a candidate pool: none (the first n), random, Greedy Selection (Algorithm 1),
-# Threshold Decay Filter (Algorithm 2).
+# Display names of the paradigms: in legends and panel titles, and in running text (the claims table, the demo's arm
+# names), where the paper's "accumulate" is accumulate_subsample.
+PARADIGM_LABELS = {"replace": "Replace", "replace_2n": "Replace, 2N images", "accumulate_subsample": "Accumulate",
+                   "accumulate": "Accumulate (growing set)", "fresh": "Fresh real data"}
+PARADIGM_SHORT_LABELS = {**{p: p for p in PARADIGMS}, "accumulate_subsample": "accumulate"}
+
+# The built-in ways n images are picked from a candidate pool: none (the first n), random, Greedy Selection
+# (Algorithm 1), Threshold Decay Filter (Algorithm 2). Everything else about a method (its function, parameters,
+# defaults, feature spaces, labels, colour) and methods of one's own: the registry, collapse_utils.core.methods.
 SELECTION_METHODS = ("none", "random", "greedy", "threshold")
 # When the Threshold Decay Filter lowers its threshold: after every pass (the authors' code) or only when a pass
 # adds nothing (the paper's pseudo-code).

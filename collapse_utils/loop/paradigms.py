@@ -26,6 +26,7 @@ import numpy as np
 from ..measure import features as feats
 from . import selection as sel
 from ..core.config import RunConfig, derive_seed
+from ..core.methods import NO_SELECTION, check_selection
 
 SelectFn = Callable[..., np.ndarray]
 
@@ -83,25 +84,20 @@ def select_from_pool(
     select_fn: SelectFn | None = None,
     paradigm_kind: str = "replace",
 ) -> Pool:
-    """Pick ``n`` of ``pool`` with ``cfg.selection`` in ``cfg.feature_space``.
+    """Pick ``n`` of ``pool`` with ``cfg.selection`` in ``cfg.feature_space``: the method of the registry
+    (collapse_utils.core.methods) with its parameters for this configuration and pool kind
+    (:meth:`~collapse_utils.core.methods.SelectionMethod.config_params`), a plug-in's too.
 
     Conditional runs with ``class_selection='per_class'`` select within each class, keeping the class
     counts of a balanced set (so guidance still sees every digit); ``'global'`` ignores labels.
     """
     if n > len(pool):
         raise ValueError(f"cannot select {n} images from a pool of {len(pool)}")
-    if cfg.selection == "none":
+    if cfg.selection == NO_SELECTION:
         return pool.take(np.arange(n))
     features_fn = features_fn or (lambda imgs: feats.extract_features(imgs, cfg.feature_space, device=cfg.device))
     select_fn = select_fn or sel.select
-    params: dict[str, Any] = {}
-    if cfg.selection == "threshold":
-        params = sel.default_filter_params(cfg.feature_space, paradigm_kind)
-        if cfg.threshold is not None:
-            params["threshold"] = cfg.threshold
-        if cfg.decay is not None:
-            params["decay"] = cfg.decay
-        params["schedule"] = cfg.filter_schedule
+    params: dict[str, Any] = check_selection(cfg).config_params(cfg, paradigm_kind)
     features = features_fn(pool.images)
     if not (cfg.conditional and cfg.class_selection == "per_class" and pool.labels is not None):
         return pool.take(select_fn(cfg.selection, features, n, seed=seed, **params))

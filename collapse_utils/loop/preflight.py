@@ -1,6 +1,7 @@
 """Preflight: the checks a run must pass before any long work starts, so bad input fails first and loses nothing.
 
-The real images (count, shape, dtype), the model and resolution, the metric names, the feature networks that
+The selection method and the feature space it compares in (collapse_utils.core.methods.check_selection), the
+real images (count, shape, dtype), the model and resolution, the metric names, the feature networks that
 selection and metrics will need (loaded now, so missing DINOv2 weights fail here rather than after generation 1
 trained), the free disk for the generations still to run, and a warning for a paper-size run on a CPU.
 """
@@ -16,6 +17,7 @@ from ..core import io as cio
 from . import rundir
 from ..core.config import RunConfig
 from ..core.data import validate_images
+from ..core.methods import check_selection
 from ..measure.features import check_feature_space
 from ..diffusion.models import MODEL_CONFIGS, build_unet, count_parameters, min_resolution
 from .paradigms import real_images_needed
@@ -44,6 +46,7 @@ def _size(nbytes: int) -> str:
 
 def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: torch.device | str | None = None) -> None:
     """Refuse the run now if it cannot finish (see the module docstring); nothing is written."""
+    check_selection(cfg)
     validate_images(real_images, name=f"dataset {cfg.dataset!r}")
     if len(real_images) < real_images_needed(cfg):
         raise ValueError(f"the run needs {real_images_needed(cfg)} real images, but only {len(real_images)} were loaded")

@@ -28,6 +28,7 @@ from ..core.devices import resolve_device as checked_device
 from ..core.devices import fixed_cpu_threads, resolve_recipe
 from ..diffusion.models import build_scheduler
 from .paradigms import Pool, build_training_set
+from ..core.methods import check_selection
 from .preflight import paper_scale_on_cpu, preflight
 from .rundir import GenerationResult, RunResult
 from .run_metrics import measure_generation
@@ -274,6 +275,7 @@ def run_self_consuming(
     from accelerate import PartialState
 
     config.validate()
+    check_selection(config)  # before the folder, its lock or any training: a method and a space that do not fit
     tracking.resolve_tracker(config.tracker)  # a chosen tracker that is not installed stops the run here
     # cpu=True lets torchrun/accelerate start several CPU processes (gloo); accelerate ignores the flag otherwise.
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))

@@ -1,5 +1,6 @@
 """Entropy-raising data selection (PAPER.md §4): Greedy Selection (Algorithm 1) and the Threshold Decay
-Filter (Algorithm 2), plus the "none" and "random" baselines, behind one dispatcher :func:`select`.
+Filter (Algorithm 2), plus the "none" and "random" baselines, behind one dispatcher :func:`select` that
+serves every method of the registry (collapse_utils.core.methods), plug-ins named ``"module:function"`` too.
 
 All return int64 indices into ``features`` in the order the points were picked. Distances are Euclidean,
 computed in torch on ``device`` (``None`` -> the features' device for tensors, else CUDA if available).
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 
 from ..measure.metrics import as_features, centering_offset
-from ..core.vocab import FILTER_SCHEDULES, POOL_KINDS, SELECTION_METHODS
+from ..core import methods as registry
+from ..core.vocab import FILTER_SCHEDULES, POOL_KINDS
 
 # float16 storage + float32-accumulating matmul for integer-valued data on CUDA (see _RowDistances);
 # a switch so that benchmarks can compare against the plain float32 path.
@@ -25,19 +27,6 @@ USE_CUDA_GRAPHS = True
 GRAPH_BLOCK = 64
 _PARADIGM_ALIASES = {"replace": "replace", "last": "replace", "accumulate": "accumulate",
                      "accumulated": "accumulate"}
-
-# Initial threshold tau_0 and decay alpha per feature space and paradigm (PAPER.md §4.2 table, authors' code).
-# "inception" (FID pool3, the offline stand-in for DINOv2) is our choice, not the authors': see
-# default_filter_params.
-_FILTER_DEFAULTS = {
-    ("pixel", "replace"): (2000.0, 0.95),
-    ("pixel", "accumulate"): (2000.0, 0.95),
-    ("dinov2", "replace"): (60.0, 0.95),
-    ("dinov2", "accumulate"): (60.0, 0.80),
-    ("inception", "replace"): (10.0, 0.95),
-    ("inception", "accumulate"): (10.0, 0.80),
-}
-
 
 # --------------------------------------------------------------------------------------------- validation
 def _check_n(n, pool: int) -> int:
@@ -313,36 +302,62 @@ def default_filter_params(space: str, paradigm: str) -> dict:
     distance (3008); the same ratios in pool3 space (median pairwise 19.4, median 1-NN 14.7) give 8.0 and
     9.8. Since empty passes are skipped, a tau_0 somewhat too large only shifts the tau grid.
     """
-    key = (space, _PARADIGM_ALIASES.get(paradigm, paradigm))
-    if key[1] not in POOL_KINDS:
+    kind = _PARADIGM_ALIASES.get(paradigm, paradigm)
+    if kind not in POOL_KINDS:
         raise ValueError(f"unknown paradigm {paradigm!r}; valid: {POOL_KINDS}")
-    if key not in _FILTER_DEFAULTS:
-        raise ValueError(f"no filter defaults for feature space {space!r}; valid: pixel, dinov2, inception")
-    threshold, decay = _FILTER_DEFAULTS[key]
-    return {"threshold": threshold, "decay": decay}
+    method = registry.get_method("threshold")
+    if not method.supports(space):
+        raise ValueError(f"no filter defaults for feature space {space!r}; valid: {', '.join(method.spaces)}")
+    return method.defaults_for(space, kind)
 
 
 # --------------------------------------------------------------------------------------------- dispatcher
-def select(method: str, features, n: int, *, seed: int = 0, **params) -> np.ndarray:
-    """Pick n of the rows of ``features`` with one of :data:`SELECTION_METHODS` (the loop's selection hook).
+def select_none(features, n: int, *, seed: int = 0) -> np.ndarray:
+    """The registry's "none": the features checked (shape, empty, finite), then the first n."""
+    as_features(features, device="cpu" if not isinstance(features, torch.Tensor) else None)
+    return first_n_selection(features, n)
 
-    ``params``: ``device`` for greedy/threshold; ``threshold``, ``decay`` (required) and ``schedule`` for
-    threshold. Input is validated (empty or non-finite features, n larger than the pool, threshold <= 0,
-    decay outside (0, 1), unknown method or parameter) with ValueErrors.
+
+def select_random(features, n: int, *, seed: int = 0) -> np.ndarray:
+    """The registry's "random": the features checked (shape, empty, finite), then n drawn at random."""
+    as_features(features, device="cpu" if not isinstance(features, torch.Tensor) else None)
+    return random_selection(features, n, seed=seed)
+
+
+def select_threshold(features, n: int, *, seed: int = 0, threshold: float | None = None,
+                     decay: float | None = None, schedule: str = "every_pass", device=None) -> np.ndarray:
+    """The registry's "threshold": the filter's parameters checked, then Algorithm 2."""
+    _check_filter_params(threshold, decay, schedule)
+    return threshold_decay_filter(features, n, threshold=threshold, decay=decay, seed=seed, schedule=schedule,
+                                  device=device)
+
+
+def _checked_picks(name: str, idx, n: int, pool: int) -> np.ndarray:
+    """A plug-in's answer as int64 indices: n distinct ones in [0, pool), else a ValueError naming it."""
+    out = np.asarray(idx)
+    if out.ndim != 1 or len(out) != n or (len(out) and not np.issubdtype(out.dtype, np.integer)):
+        raise ValueError(f"selection {name!r} must return {n} integer indices, got {out.dtype} of shape {out.shape}")
+    out = out.astype(np.int64)
+    if len(out) and (out.min() < 0 or out.max() >= pool or len(np.unique(out)) != n):
+        raise ValueError(f"selection {name!r} must return {n} distinct indices in [0, {pool}), got {out.tolist()[:10]}…")
+    return out
+
+
+def select(method: str, features, n: int, *, seed: int = 0, **params) -> np.ndarray:
+    """Pick n of the rows of ``features`` with a registered method or a ``"module:function"`` plug-in
+    (collapse_utils.core.methods; the loop's selection hook).
+
+    ``params``: the method's parameters (:class:`~collapse_utils.core.methods.Param`): ``device`` for
+    greedy/threshold; ``threshold``, ``decay`` (required) and ``schedule`` for threshold. Input is validated
+    (empty or non-finite features, n larger than the pool, threshold <= 0, decay outside (0, 1), unknown method
+    or parameter) with ValueErrors; a plug-in's answer must be n distinct indices into ``features``.
     """
-    if method not in SELECTION_METHODS:
-        raise ValueError(f"unknown selection method {method!r}; valid: {SELECTION_METHODS}")
-    allowed = {"none": set(), "random": set(), "greedy": {"device"},
-               "threshold": {"device", "threshold", "decay", "schedule"}}[method]
+    spec = registry.get_method(method)
+    allowed = spec.param_names
     extra = set(params) - allowed
     if extra:
         raise ValueError(f"selection {method!r} takes no parameter(s) {sorted(extra)}; allowed: {sorted(allowed)}")
-    if method == "greedy":
-        return greedy_selection(features, n, seed=seed, **params)
-    if method == "threshold":
-        _check_filter_params(params.get("threshold"), params.get("decay"), params.get("schedule", "every_pass"))
-        return threshold_decay_filter(features, n, seed=seed, **params)
-    as_features(features, device="cpu" if not isinstance(features, torch.Tensor) else None)  # shape, empty, finite
-    if method == "random":
-        return random_selection(features, n, seed=seed)
-    return first_n_selection(features, n)
+    if spec.builtin:
+        return spec.resolve()(features, n, seed=seed, **params)
+    _check_n(n, len(features))
+    return _checked_picks(method, spec.resolve()(features, n, seed=seed, **params), n, len(features))

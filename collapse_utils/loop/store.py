@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from ..core.config import RunConfig
 from ..core.devices import die_with_parent
+from ..core.methods import check_selection
 from . import rundir
 from .run import run_self_consuming
 from ..core.paths import default_run_root, error_path, jobs_dir, repo_root, run_dir_for, run_name  # noqa: F401  (re-exported)
@@ -147,6 +148,8 @@ def ensure_runs(
     is called in this process after every generation computed here (reused ones are not reported).
     """
     configs = list(configs)
+    for c in configs:  # every run's method and feature space fit, before any run trains
+        check_selection(c)
     root = Path(root if root is not None else default_run_root())
     todo = [c for c in _unique(configs) if not is_finished(c, root)]
     todo.sort(key=lambda c: -(c.generations * c.train_steps * max(1, c.n // 1024)))

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from ..core.methods import label_of
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
     from ..loop.rundir import RunResult
@@ -25,8 +27,6 @@ RunsOrTable = Union[Sequence["RunResult"], pd.DataFrame]
 
 # ---------------------------------------------------------------------------------------------- names in the data files
 ID_COLUMNS = ("run", "preset", "dataset", "n", "paradigm", "selection", "feature_space", "decay", "seed", "generation")
-METHOD_LABELS = {"none": "Vanilla", "threshold": "Threshold Decay Filter", "greedy": "Greedy Selection",
-                 "random": "Random selection"}
 DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10_catdog": "CIFAR-10 cats/dogs", "ffhq32": "FFHQ",
                   "fashion_mnist": "Fashion-MNIST", "digits": "sklearn digits"}
 
@@ -48,7 +48,7 @@ def scale_note(cfg: "RunConfig") -> str:
 def method_label(selection: str, paradigm: str = "replace", decay: float | None = None) -> str:
     if paradigm == "replace_2n":
         return "Vanilla with 2N images"
-    label = METHOD_LABELS.get(selection, selection)
+    label = label_of(selection)  # the registry's (collapse_utils.core.methods)
     if selection == "threshold" and decay is not None and not _isnan(decay):
         label += f" (α = {decay:.2f})"
     return label
@@ -229,7 +229,7 @@ def f11_label(cfg: "RunConfig") -> str:
     label = f"CFG (w = {cfg.guidance_scale:g})"
     if setting == "cfg_selection":
         per = ", per digit" if cfg.class_selection == "per_class" else ", global"
-        label += f" + {METHOD_LABELS.get(cfg.selection, cfg.selection)}{per}"
+        label += f" + {label_of(cfg.selection)}{per}"
     return label
 
 

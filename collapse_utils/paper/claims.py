@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..core.vocab import FID_MODES
+from ..core.methods import short_label_of
+from ..core.vocab import FID_MODES, PARADIGM_SHORT_LABELS
 
 # ---------------------------------------------------------------------------------------------- the rule
 # FD claims use the preset's Fréchet distance (presets.Scale.fid_mode: the Inception FID needs 299x299 inputs and
@@ -178,8 +179,8 @@ def _arm(paradigm: str | None = None, selection: str | None = None, **fields: An
     return {k: v for k, v in out.items() if v is not None}
 
 
-_METHOD = {"threshold": "TDF", "greedy": "Greedy"}
-_PARADIGM = {"replace": "replace", "accumulate_subsample": "accumulate"}
+_METHOD = {m: short_label_of(m) for m in ("threshold", "greedy")}  # the registry's short labels: TDF, Greedy
+_PARADIGM = PARADIGM_SHORT_LABELS
 # PAPER.md §2 F7/F9 read-off at it8 (CIFAR rows): vanilla, TDF, Greedy.
 _F7_PAPER = {"replace": (18.9, 29.3, 30.8), "accumulate_subsample": (27.8, 35.1, 37.5)}
 _F9_PAPER = {"replace": (524, 685, 699), "accumulate_subsample": (673, 737, 745)}
@@ -431,7 +432,7 @@ def _arm_name(arm: Mapping[str, Any]) -> str:
     if "paradigm" in arm:
         parts.append(_PARADIGM.get(arm["paradigm"], arm["paradigm"]))
     if "selection" in arm:
-        parts.append({"none": "vanilla"}.get(arm["selection"], _METHOD.get(arm["selection"], arm["selection"])))
+        parts.append(short_label_of(arm["selection"]))
     return " ".join(parts)
 
 

@@ -34,6 +34,8 @@ import numpy as np
 
 from ..core.config import RunConfig
 from ..core.io import json_default
+from ..core.methods import NO_SELECTION, colour_of, method_names, short_label_of
+from ..core.vocab import PARADIGM_SHORT_LABELS
 
 DEMO_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
 PAPER_R = 0.91
@@ -120,8 +122,8 @@ def demo_plan(preset: str = "demo", *, seed: int | None = None, generations: int
 
 def describe_arm(cfg: RunConfig) -> str:
     """A short human label: 'replace n=256', 'replace + Greedy n=256', 'accumulate n=256'."""
-    par = {"replace": "replace", "accumulate_subsample": "accumulate"}.get(cfg.paradigm, cfg.paradigm)
-    sel = {"none": "", "greedy": " + Greedy", "threshold": " + TDF", "random": " + random"}[cfg.selection]
+    par = PARADIGM_SHORT_LABELS.get(cfg.paradigm, cfg.paradigm)
+    sel = "" if cfg.selection == NO_SELECTION else f" + {short_label_of(cfg.selection)}"
     return f"{par}{sel} n={cfg.n}"
 
 
@@ -396,7 +398,7 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
         for r in runs:
             c = r.config
             ax.plot([g.generation for g in r.generations], series(r, metric), marker="o", markeredgewidth=0,
-                    color=D.METHOD_COLORS.get(c.selection) if c.paradigm == "replace" else "tab:purple",
+                    color=colour_of(c.selection) if c.paradigm == "replace" else "tab:purple",
                     linestyle="--" if c.selection == "none" else "-",
                     label=("Accumulate, vanilla" if c.paradigm != "replace"
                            else f"Replace, {A.method_label(c.selection)}"))
@@ -405,7 +407,7 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
         D.integer_generations(ax)
     axes[0, 0].set_title("(a) Generalization score")
     axes[0, 1].set_title("(b) Training-set entropy")
-    order = [A.method_label(m) for m in D.METHOD_ORDER]
+    order = [A.method_label(m) for m in method_names()]
     D.shared_legend(fig, axes[0], key=lambda lab: (lab.startswith("Accumulate"),
                                                     next((i for i, m in enumerate(order) if lab.endswith(m)), 9)))
     seeds = sorted({r.config.seed for r in runs})

@@ -23,15 +23,11 @@ import seaborn as sns
 
 from .analysis import scale_notes
 from ..core.io import json_default
-from ..core.vocab import PARADIGMS
+from ..core.vocab import PARADIGM_LABELS, PARADIGMS  # noqa: F401  (PARADIGM_LABELS re-exported)
 
-# Legend order of the selection methods: vanilla first, then the paper's two (vocab.SELECTION_METHODS is not a
-# display order); paradigms are shown in the vocabulary's order.
-METHOD_ORDER = ("none", "threshold", "greedy", "random")
-METHOD_COLORS = {"none": "tab:blue", "threshold": "tab:green", "greedy": "tab:red", "random": "tab:gray"}
+# Selection methods are drawn in the registry's order (vanilla first, then the paper's two, random, then methods
+# of one's own) with the registry's colours (collapse_utils.core.methods); paradigms in the vocabulary's order.
 PARADIGM_ORDER = PARADIGMS
-PARADIGM_LABELS = {"replace": "Replace", "replace_2n": "Replace, 2N images", "accumulate_subsample": "Accumulate",
-                   "accumulate": "Accumulate (growing set)", "fresh": "Fresh real data"}
 SPACE_LABELS = {"pixel": "pixel space, 0–255", "dinov2": "DINOv2-small CLS", "inception": "Inception pool3",
                 "lenet": "MNIST LeNet fc2"}
 GEN_LABEL = "Generation"

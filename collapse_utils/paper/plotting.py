@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis import (F11_SETTINGS, METHOD_LABELS, RunsOrTable, as_frame, dataset_label, default_generations,
+from ..core.methods import colour_of, label_of, method_names, short_label_of
+from .analysis import (F11_SETTINGS, RunsOrTable, as_frame, dataset_label, default_generations,
                        f11_diversity, f11_fid_summary, f11_fid_table, f11_grid_images, f11_label, f11_runs_frame,
                        f11_setting, f11_summary, feature_space_of, is_table, log_fit, long_table, method_label,
                        metrics_frame, nearest_training_pairs, pick_run, require_metrics, source_table, svd_points,
                        with_method_labels)
-from .drawing import (GEN_LABEL, METHOD_COLORS, METHOD_ORDER, ONE_COLUMN, PARADIGM_LABELS, PARADIGM_ORDER,
+from .drawing import (GEN_LABEL, ONE_COLUMN, PARADIGM_LABELS, PARADIGM_ORDER,
                       SMALL_FONT, TWO_COLUMNS, FigureOutput, figure_title, integer_generations, lines_by_size)
 from .drawing import log_y as log_axis
 from .drawing import (method_line, metric_label, new_figure, panel_grid, save_figure, seed_note, shared_legend,
@@ -222,8 +223,8 @@ def plot_methods_grid(runs: RunsOrTable, fig_dir: str | Path, *, figure_id: str,
     for i, ds in enumerate(datasets):
         for j, par in enumerate(paradigms):
             ax, sub = axes[i, j], wide[(wide["dataset"] == ds) & (wide["paradigm"] == par)]
-            for m in _ordered(sub["selection"], METHOD_ORDER):
-                method_line(ax, sub[sub["selection"] == m], metric, method_label(m), METHOD_COLORS.get(m),
+            for m in _ordered(sub["selection"], method_names()):
+                method_line(ax, sub[sub["selection"] == m], metric, method_label(m), colour_of(m),
                             dashed=m == "none")
             draw_floor(ax, floor)
             ax.set_title(f"{dataset_label(ds)} {PARADIGM_LABELS.get(par, par)}")
@@ -318,7 +319,7 @@ def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
         raise ValueError("F10 needs accumulate runs with selection")
     data = source_table(wide)
     data["panel"] = (data["dataset"].map(dataset_label) + " Accumulate + "
-                     + data["selection"].map(lambda s: METHOD_LABELS.get(s, s)))
+                     + data["selection"].map(label_of))
     panels = list(dict.fromkeys(data["panel"]))
     fig, axes = panel_grid(len(panels), min(2, len(panels)), height=2.4,
                            width=TWO_COLUMNS if len(panels) > 1 else ONE_COLUMN + 1.0)
@@ -495,7 +496,6 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
 # ---------------------------------------------------------------------------------------------- F11
 F11_COLORS = {"unconditional": "tab:gray", "cfg": "tab:blue", "cfg_selection": "tab:green"}
 F11_SHORT = {"unconditional": "Unconditional", "cfg": "CFG", "cfg_selection": "CFG + selection"}
-_METHOD_SHORT = {"threshold": "TDF", "greedy": "Greedy", "random": "random"}
 
 
 def _f11_short(cfg: "RunConfig") -> str:
@@ -504,7 +504,7 @@ def _f11_short(cfg: "RunConfig") -> str:
     if setting == "cfg":
         return f"CFG (w = {cfg.guidance_scale:g})"
     if setting == "cfg_selection":
-        return f"CFG + {_METHOD_SHORT.get(cfg.selection, cfg.selection)}"
+        return f"CFG + {short_label_of(cfg.selection)}"
     return F11_SHORT[setting]
 
 
