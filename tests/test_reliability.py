@@ -68,13 +68,16 @@ def artifacts(run_dir: Path) -> dict[str, object]:
         if p.suffix in (".npy", ".safetensors") or p.name in ("train_log.json", "COMPLETE") \
                 or p.name in ("README.md", "sampling.json", "samples.png"):  # the docs are deterministic too
             out[rel] = p.read_bytes()
-        elif p.name == "hashes.json":
-            out[rel] = json.loads(p.read_text())
+        elif p.name == "hashes.json":  # metrics.json holds timings, so its hash (and DONE's of the record) varies
+            out[rel] = {k: v for k, v in json.loads(p.read_text()).items() if k != "metrics.json"}
+        elif p.name == "DONE":
+            out[rel] = sorted(k for k in json.loads(p.read_text()) if k not in ("finished", "record")) \
+                + [json.loads(p.read_text()).get("real"), json.loads(p.read_text()).get("config")]
         elif p.name == "metrics.json":
             metrics = json.loads(p.read_text())
             metrics.pop("timings")
             out[rel] = metrics
-        elif p.name in ("DONE", "config.json", "manifest.json", "source.json") or p.parent.name in ("unet", "scheduler") \
+        elif p.name in ("config.json", "manifest.json", "source.json") or p.parent.name in ("unet", "scheduler") \
                 or p.name == "model_index.json":
             out[rel] = "present"
         else:

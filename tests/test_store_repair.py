@@ -1,0 +1,180 @@
+"""Every byte a result depends on is checked, and every command repairs what it finds (README "Reliability").
+
+A finished smoke run (2 generations) is copied per case and damaged: a checkpoint missing a file, a finished
+generation damaged in place, a content record deleted, a model config edited, metrics edited, labels deleted, a
+config deleted, a second writer through a symbolic link. Each is detected by reading the run, and the repairing
+commands (resume, ``ensure_runs``, the sweep's plan) put back the bytes of the undamaged run. The damage matrix at
+the end applies every damage to every artifact of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from collapse_utils.core import io as cio
+from collapse_utils.core.config import make_config
+from collapse_utils.loop import rundir, store
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.loop.rundir import ConfigMismatchError, RunBusyError, RunLock, load_run
+from test_reliability import _cfg, assert_same_run, killed_run
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    run_self_consuming(_cfg(), run_dir)
+    return run_dir
+
+
+def _copy(reference: Path, tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir, symlinks=True)
+    return run_dir
+
+
+def _same_size(path: Path, count: int = 16) -> None:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + count] = bytes((b + 1) % 256 for b in data[mid:mid + count])
+    path.write_bytes(bytes(data))
+
+
+def _usable(run_dir: Path) -> int:
+    return len(load_run(run_dir).generations)
+
+
+# ---------------------------------------------------------------------- a checkpoint is all or nothing
+@pytest.mark.parametrize("name", ["optimizer.bin", "scheduler.bin", "custom_checkpoint_0.pkl", "hashes.json"])
+def test_a_checkpoint_missing_one_file_is_discarded_whole(name, reference, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    killed_run(_cfg(), run_dir, "train_step:1:3")
+    (run_dir / "gen_01/ckpt" / name).unlink()
+    with caplog.at_level(logging.WARNING):
+        run_self_consuming(_cfg(), run_dir)
+    assert "from step 0" in caplog.text
+    assert_same_run(run_dir, reference)
+
+
+# ---------------------------------------------------------------------- every command repairs a damaged run
+def test_the_store_redoes_a_damaged_finished_run(tmp_path):
+    from collapse_utils.paper.sweep import PlannedRun
+
+    cfg = _cfg()
+    root = tmp_path / "store"
+    store.ensure_runs([cfg], root)
+    run_dir = store.run_dir_for(cfg, root)
+    want = (run_dir / "gen_02/samples.npy").read_bytes()
+    _same_size(run_dir / "gen_02/samples.npy")
+    assert not store.is_finished(cfg, root)
+    done, state, _ = store.run_state(cfg, root)
+    assert done == 1 and "damaged" in state and "gen_02/samples.npy" in state
+    planned = PlannedRun(cfg, run_dir, done=done, state=state)
+    assert not planned.finished  # the sweep submits it again
+    [run] = store.ensure_runs([cfg], root)
+    assert len(run.generations) == 2
+    assert (run_dir / "gen_02/samples.npy").read_bytes() == want
+
+
+# ---------------------------------------------------------------------- the record's own absence is detected
+def test_a_deleted_hash_record_does_not_turn_the_checks_off(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "gen_01/hashes.json").unlink()
+    _same_size(run_dir / "gen_01/samples.npy")
+    assert _usable(run_dir) == 0
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+def test_a_deleted_real_record_does_not_turn_the_checks_off(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "real/hashes.json").unlink()
+    _same_size(run_dir / "real/images.npy")
+    assert _usable(run_dir) == 0
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+# ---------------------------------------------------------------------- model configs, metrics, labels
+@pytest.mark.parametrize("damage", ["act_fn", "delete unet config", "scheduler config"])
+def test_model_config_files_are_in_the_content_record(damage, reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    model = run_dir / "gen_01/model"
+    if damage == "act_fn":
+        path = model / "unet/config.json"
+        text = path.read_text()
+        assert '"act_fn": "silu"' in text
+        path.write_text(text.replace('"act_fn": "silu"', '"act_fn": "mish"'))
+    elif damage == "delete unet config":
+        (model / "unet/config.json").unlink()
+    else:
+        path = model / "scheduler/scheduler_config.json"
+        text = path.read_text()
+        path.write_text(text.replace('"linear"', '"lineaR"'))
+    assert _usable(run_dir) == 0
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+def test_metrics_json_is_in_the_content_record(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    path = run_dir / "gen_02/metrics.json"
+    metrics = json.loads(path.read_text())
+    key = next(k for k, v in sorted(metrics.items()) if isinstance(v, float))
+    text = path.read_text()
+    old = json.dumps(metrics[key])
+    new = ("9" if old[0] != "9" else "8") + old[1:]
+    path.write_text(text.replace(f'"{key}": {old}', f'"{key}": {new}', 1))
+    assert path.read_text() != text
+    assert _usable(run_dir) == 1
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("conditional") / "run"
+    run_self_consuming(_cfg(conditional=True, num_classes=10, selection="none"), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("name", ["sample_labels.npy", "train_labels.npy"])
+def test_deleted_labels_are_detected_and_restored(name, conditional, tmp_path):
+    run_dir = _copy(conditional, tmp_path)
+    want = (run_dir / "gen_02" / name).read_bytes()
+    (run_dir / "gen_02" / name).unlink()
+    assert _usable(run_dir) == 1
+    run_self_consuming(_cfg(conditional=True, num_classes=10, selection="none"), run_dir)
+    assert (run_dir / "gen_02" / name).read_bytes() == want
+    assert _usable(run_dir) == 2
+
+
+# ---------------------------------------------------------------------- one lock per folder; no config, no resume
+def test_one_lock_per_real_folder(tmp_path):
+    real = tmp_path / "store" / "x"
+    real.mkdir(parents=True)
+    alias = tmp_path / "store" / "alias"
+    alias.symlink_to(real, target_is_directory=True)
+    held = RunLock(real).acquire(wait=False)
+    try:
+        with pytest.raises(RunBusyError):
+            RunLock(alias).acquire(wait=False)
+    finally:
+        held.release()
+
+
+def test_a_run_folder_without_config_is_refused_not_reconfigured(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "config.json").unlink()
+    before = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
+    with pytest.raises(ConfigMismatchError, match="config.json"):
+        run_self_consuming(_cfg(seed=1), run_dir)
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == before
+    # the finished generations prove which configuration the folder holds: that one puts its record back
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
