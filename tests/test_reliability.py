@@ -220,6 +220,16 @@ def test_corrupt_config_is_refused_unless_overridden(reference, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)
     (run_dir / "config.json").write_text("{trunc")
+    # the finished generations' DONE markers prove which configuration the folder holds: only that one restores it
+    for allow in (False, True):
+        with pytest.raises(ConfigMismatchError, match="config.json is corrupt"):
+            run_self_consuming(_cfg(seed=1), run_dir, allow_config_change=allow)
+    run_self_consuming(_cfg(), run_dir)
+    assert json.loads((run_dir / "config.json").read_text())["run_key"] == _cfg().run_key()
+    # with nothing finished to prove it, a corrupt record is refused unless overridden
+    for g in (1, 2):
+        shutil.rmtree(run_dir / f"gen_{g:02d}")
+    (run_dir / "config.json").write_text("{trunc")
     with pytest.raises(ConfigMismatchError, match="config.json is corrupt"):
         run_self_consuming(_cfg(), run_dir)
     run_self_consuming(_cfg(), run_dir, allow_config_change=True)

@@ -178,3 +178,76 @@ def test_a_run_folder_without_config_is_refused_not_reconfigured(reference, tmp_
     # the finished generations prove which configuration the folder holds: that one puts its record back
     run_self_consuming(_cfg(), run_dir)
     assert_same_run(run_dir, reference)
+
+
+# ---------------------------------------------------------------------- the damage matrix
+# Every artifact a finished run's results depend on (documentation, model cards, sample grids and the manifest's
+# provenance are not among them), each damaged four ways.
+MATRIX_FILES = (
+    "config.json", "real/images.npy", "real/indices.npy", "real/source.json", "real/hashes.json",
+    *(f"gen_01/{n}" for n in ("train.npy", "train_sources.npy", "samples.npy", "metrics.json", "train_log.json",
+                              "hashes.json", "DONE", "model/COMPLETE", "model/unet/config.json",
+                              "model/unet/diffusion_pytorch_model.safetensors", "model/scheduler/scheduler_config.json",
+                              "model/model_index.json", "model/sampling.json")),
+    "gen_02/samples.npy", "gen_02/metrics.json", "gen_02/hashes.json", "gen_02/DONE",
+)
+MARKERS = ("COMPLETE",)  # present or not: its content means nothing
+
+
+def _record_of(rel: str) -> tuple[str, str] | None:
+    """The hash record that lists ``rel`` and the name it has there, or None (a record, a marker, the config)."""
+    parts = rel.split("/")
+    if parts[-1] in ("hashes.json", "DONE", *MARKERS) or rel == "config.json":
+        return None
+    return f"{parts[0]}/hashes.json", "/".join(parts[1:])
+
+
+def _damage(run_dir: Path, rel: str, how: str) -> None:
+    path = run_dir / rel
+    if how == "same-size":
+        _same_size(path)
+    elif how == "truncate":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif how == "delete":
+        path.unlink()
+    else:  # delete its hash
+        record, name = _record_of(rel)
+        hashes = json.loads((run_dir / record).read_text())
+        del hashes[name]
+        (run_dir / record).write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
+
+
+MATRIX = [(rel, how) for rel in MATRIX_FILES for how in ("same-size", "truncate", "delete", "delete-its-hash")
+          if not (how == "delete-its-hash" and _record_of(rel) is None)
+          and not (how in ("same-size", "truncate") and rel.rsplit("/", 1)[-1] in MARKERS)]
+
+
+def _detected(run_dir: Path) -> bool:
+    try:
+        return len(load_run(run_dir).generations) < 2
+    except (cio.CorruptArtifactError, FileNotFoundError, ValueError, TypeError):
+        return True
+
+
+@pytest.mark.parametrize("rel,how", MATRIX, ids=[f"{rel}-{how}" for rel, how in MATRIX])
+def test_damage_matrix(rel, how, reference, tmp_path):
+    """Each damage is detected by reading the run, and resuming it restores the undamaged run's bytes."""
+    run_dir = _copy(reference, tmp_path)
+    _damage(run_dir, rel, how)
+    assert _detected(run_dir), f"{how} of {rel} passes load_run"
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+    assert len(load_run(run_dir).generations) == 2
+
+
+# ---------------------------------------------------------------------- bad input fails before anything is written
+@pytest.mark.parametrize("field,value", [("beta_schedule", "nope"), ("resize_method", "cubic"),
+                                         ("class_selection", "some")])
+def test_an_unknown_choice_fails_validation_naming_the_option(field, value, tmp_path):
+    """A configuration with an unknown choice is never made (so no run folder is): the error names the option."""
+    from collapse_utils.core.config import RunConfig
+
+    with pytest.raises(ValueError, match=f"{field} {value!r} is unknown"):
+        _cfg(**{field: value})
+    with pytest.raises(ValueError, match=f"{field} {value!r} is unknown"):
+        RunConfig.from_dict({**_cfg().to_dict(), field: value})
