@@ -71,7 +71,7 @@ def artifacts(run_dir: Path) -> dict[str, object]:
         elif p.name == "hashes.json":  # metrics.json holds timings, so its hash (and DONE's of the record) varies
             out[rel] = {k: v for k, v in json.loads(p.read_text()).items() if k != "metrics.json"}
         elif p.name == "DONE":
-            out[rel] = sorted(k for k in json.loads(p.read_text()) if k not in ("finished", "record")) \
+            out[rel] = sorted(k for k in json.loads(p.read_text()) if k not in ("finished", "record", "check")) \
                 + [json.loads(p.read_text()).get("real"), json.loads(p.read_text()).get("config")]
         elif p.name == "metrics.json":
             metrics = json.loads(p.read_text())

@@ -192,15 +192,30 @@ def read_done(gen: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     done = cio.read_json(path)
-    if not isinstance(done, dict) or "finished" not in done:
+    if not isinstance(done, dict) or "finished" not in done or (
+            "check" in done and done["check"] != _done_check(done)):
         raise cio.CorruptArtifactError(f"{path} is damaged")
     return done
+
+
+def _done_check(done: dict[str, Any]) -> str:
+    """The marker's own checksum: the sha256 of everything else in it."""
+    import hashlib
+    import json
+
+    rest = {k: v for k, v in done.items() if k != "check"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _write_done(gen: Path, done: dict[str, Any]) -> None:
+    done = {k: v for k, v in done.items() if k != "check"}
+    cio.atomic_write_json(gen / "DONE", {**done, "check": _done_check(done)})
 
 
 def mark_done(gen: Path, cfg: RunConfig | None = None, finished: str | None = None) -> None:
     """Write the ``DONE`` marker, last of a generation's artifacts. It holds the sha256 of the generation's hash
     record (``record``), of the real set's (``real``) and of the configuration (``config``, :func:`config_digest`):
-    the chain that makes a deleted or edited record itself detectable."""
+    the chain that makes a deleted or edited record itself detectable; and its own checksum (``check``)."""
     done: dict[str, Any] = {"finished": finished or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                             "record": cio.record_digest(gen)}
     real = cio.record_digest(real_dir(gen.parent))
@@ -208,7 +223,7 @@ def mark_done(gen: Path, cfg: RunConfig | None = None, finished: str | None = No
         done["real"] = real
     if cfg is not None:
         done["config"] = config_digest(cfg)
-    cio.atomic_write_json(gen / "DONE", done)
+    _write_done(gen, done)
 
 
 def write_metrics(gen: Path, metrics: dict[str, Any]) -> None:
@@ -221,7 +236,7 @@ def write_metrics(gen: Path, metrics: dict[str, Any]) -> None:
     except cio.CorruptArtifactError:
         return  # a damaged marker stays damaged: the generation is redone
     if done is not None and "record" in done:
-        cio.atomic_write_json(gen / "DONE", {**done, "record": cio.record_digest(gen)})
+        _write_done(gen, {**done, "record": cio.record_digest(gen)})
 
 
 def read_metrics(gen: Path) -> dict[str, Any]:
@@ -1130,7 +1145,7 @@ def copy_results(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
         cio.atomic_write_json(out / cio.HASHES, {k: v for k, v in hashes.items() if k in kept})
         done = read_done(g.dir)
         if "record" in done:  # the copy's marker vouches for the copy's reduced record
-            cio.atomic_write_json(out / "DONE", {**done, "record": cio.record_digest(out)})
+            _write_done(out, {**done, "record": cio.record_digest(out)})
     cio.atomic_write_json(tmp / RESULTS_ONLY, {
         "what": "a weights-free copy of a finished run for a results bundle: figures and claims read it; it cannot "
                 "resume, sample or draw held-out samples",
