@@ -251,3 +251,65 @@ def test_an_unknown_choice_fails_validation_naming_the_option(field, value, tmp_
         _cfg(**{field: value})
     with pytest.raises(ValueError, match=f"{field} {value!r} is unknown"):
         RunConfig.from_dict({**_cfg().to_dict(), field: value})
+
+
+# ---------------------------------------------------------------------- claims: bad input, atomic report, read-only
+@pytest.mark.parametrize("args,says", [
+    (["--only", "F99"], "--only"),
+    (["--device", "banana"], "--device 'banana'"),
+    (["--run-root", "{tmp}/no-such-store"], "no such run store"),
+])
+def test_claims_refuse_bad_input_with_a_non_zero_exit(args, says, tmp_path, capsys):
+    from collapse_utils.__main__ import main
+
+    store = tmp_path / "store"
+    store.mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--run-root" not in args:
+        args += ["--run-root", str(store)]
+    out = tmp_path / "claims.md"
+    assert main(["claims", "--preset", "smoke", "--seeds", "0", "--out", str(out), *args]) != 0
+    assert says in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_claims_keep_the_previous_report_when_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+
+    from collapse_utils.paper import claims as C
+
+    store = tmp_path / "store"
+    store.mkdir()
+    out = tmp_path / "claims.md"
+    out.write_text("the previous report\n")
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        C.write_claims(out, "smoke", run_root=store, seeds=[0], device="cpu", only=["F10"])
+    assert out.read_text() == "the previous report\n"
+
+
+def test_the_state_of_an_unfinished_run_on_read_only_media(reference, tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    cfg = _cfg()
+    root = tmp_path / "store"
+    run_dir = store.run_dir_for(cfg, root)
+    run_dir.parent.mkdir(parents=True)
+    shutil.copytree(reference, run_dir)
+    (run_dir / "gen_02/DONE").unlink()
+    RunLock(run_dir).acquire().release()  # the lock file a finished writer leaves behind
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *a, **kw):
+        if any(c in mode for c in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    done, state, _ = store.run_state(cfg, root)
+    assert done == 1 and "1 of 2" in state

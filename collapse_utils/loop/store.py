@@ -30,14 +30,19 @@ log = logging.getLogger(__name__)
 
 def lock_holder(run_dir: Path) -> str | None:
     """Who holds the run's lock (it is being written), or None; creates nothing when no lock file exists."""
+    import fcntl
+
     lock = rundir.RunLock(run_dir)
-    if not lock.path.exists():
-        return None
     try:
-        lock.acquire(wait=False)
-    except rundir.RunBusyError:
-        return lock.holder()
-    lock.release()
+        fh = open(lock.path, "rb")  # read-only: works on read-only media, writes nothing
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.holder()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return None
 
 
