@@ -313,3 +313,25 @@ def test_the_state_of_an_unfinished_run_on_read_only_media(reference, tmp_path, 
     monkeypatch.setattr(builtins, "open", read_only)
     done, state, _ = store.run_state(cfg, root)
     assert done == 1 and "1 of 2" in state
+
+
+# ---------------------------------------------------------------------- sweep options
+@pytest.mark.parametrize("args,says", [
+    (["--local-slots", "-1"], "--local-slots must be positive"),
+    (["--local-slots", "0"], "--local-slots must be positive"),
+    (["--time", "-5"], "--time must be positive"),
+    (["--param", "preset='nope'"], "--preset"),
+    (["--run-root", "{file}"], "a file"),
+])
+def test_sweep_refuses_impossible_options_naming_them(args, says, tmp_path, capsys):
+    from collapse_utils.__main__ import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    args = [a.replace("{file}", str(afile)) for a in args]
+    if "--run-root" not in args:
+        args += ["--run-root", str(tmp_path / "store")]
+    what = ["--plan"] if "--local-slots" not in args and "--time" not in args else ["--executor", "local"]
+    assert main(["sweep", "--preset", "smoke", "--only", "F2", *what, *args]) != 0
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
