@@ -68,13 +68,16 @@ def artifacts(run_dir: Path) -> dict[str, object]:
         if p.suffix in (".npy", ".safetensors") or p.name in ("train_log.json", "COMPLETE") \
                 or p.name in ("README.md", "sampling.json", "samples.png"):  # the docs are deterministic too
             out[rel] = p.read_bytes()
-        elif p.name == "hashes.json":
-            out[rel] = json.loads(p.read_text())
+        elif p.name == "hashes.json":  # metrics.json holds timings, so its hash (and DONE's of the record) varies
+            out[rel] = {k: v for k, v in json.loads(p.read_text()).items() if k != "metrics.json"}
+        elif p.name == "DONE":
+            out[rel] = sorted(k for k in json.loads(p.read_text()) if k not in ("finished", "record", "check")) \
+                + [json.loads(p.read_text()).get("real"), json.loads(p.read_text()).get("config")]
         elif p.name == "metrics.json":
             metrics = json.loads(p.read_text())
             metrics.pop("timings")
             out[rel] = metrics
-        elif p.name in ("DONE", "config.json", "manifest.json", "source.json") or p.parent.name in ("unet", "scheduler") \
+        elif p.name in ("config.json", "manifest.json", "source.json") or p.parent.name in ("unet", "scheduler") \
                 or p.name == "model_index.json":
             out[rel] = "present"
         else:
@@ -216,6 +219,16 @@ def test_kill_between_the_renames_of_a_directory_replacement(reference, tmp_path
 def test_corrupt_config_is_refused_unless_overridden(reference, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)
+    (run_dir / "config.json").write_text("{trunc")
+    # the finished generations' DONE markers prove which configuration the folder holds: only that one restores it
+    for allow in (False, True):
+        with pytest.raises(ConfigMismatchError, match="config.json is corrupt"):
+            run_self_consuming(_cfg(seed=1), run_dir, allow_config_change=allow)
+    run_self_consuming(_cfg(), run_dir)
+    assert json.loads((run_dir / "config.json").read_text())["run_key"] == _cfg().run_key()
+    # with nothing finished to prove it, a corrupt record is refused unless overridden
+    for g in (1, 2):
+        shutil.rmtree(run_dir / f"gen_{g:02d}")
     (run_dir / "config.json").write_text("{trunc")
     with pytest.raises(ConfigMismatchError, match="config.json is corrupt"):
         run_self_consuming(_cfg(), run_dir)

@@ -58,6 +58,10 @@ def _opt(default: Any, help: str, **cli: Any) -> Any:
     return field(default=default, metadata={"help": help, **cli})
 
 
+# The DDPM noise schedules diffusers' DDPMScheduler implements (its ``beta_schedule``).
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
+
+
 @dataclass
 class RunConfig:
     """Everything that defines one self-consuming run (generation 1 trains on real data)."""
@@ -122,7 +126,7 @@ class RunConfig:
 
     # diffusion
     num_train_timesteps: int = _opt(1000, "diffusion timesteps T of the DDPM noise schedule")
-    beta_schedule: str = _opt("linear", "DDPM noise schedule (diffusers beta_schedule)")
+    beta_schedule: str = _opt("linear", "DDPM noise schedule (diffusers beta_schedule)", choices=BETA_SCHEDULES)
     num_inference_steps: int = _opt(1000, "DDPM denoising steps per sample, out of the T timesteps (the paper: all 1000)", flag="--sample-steps")
 
     # optimisation
@@ -199,6 +203,13 @@ class RunConfig:
         """Refuse impossible settings before any long work starts (README "Reliability"): wrong types first
         (each naming its field), then values out of range."""
         errors = self.type_errors()
+        if errors:
+            raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
+        for f in dataclasses.fields(self):  # every option with a fixed set of values, named
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                errors.append(f"{f.name} {value!r} is unknown; choose one of {', '.join(map(str, choices))}")
         if errors:
             raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
         if self.paradigm not in PARADIGMS:

@@ -252,8 +252,8 @@ def record_hashes(folder: str | os.PathLike, *names: str | os.PathLike) -> None:
 
 def verify_hashes(folder: str | os.PathLike, *names: str | os.PathLike, unrecorded_ok: bool = False) -> None:
     """Raise :class:`CorruptArtifactError` naming the file unless each existing file of ``names`` matches the sha256
-    recorded when it was written. A file without a record counts as damaged; ``unrecorded_ok``: a folder with no
-    record at all passes (written before hashes were recorded)."""
+    recorded when it was written. A file without a record counts as damaged, and so does a recorded file that is
+    gone; ``unrecorded_ok``: a folder with no record at all passes (written before hashes were recorded)."""
     folder = Path(folder)
     hashes = read_hashes(folder)
     present = [n for n in names if (folder / n).exists()]
@@ -261,6 +261,10 @@ def verify_hashes(folder: str | os.PathLike, *names: str | os.PathLike, unrecord
         if present and not unrecorded_ok:
             raise CorruptArtifactError(f"{folder} has no recorded hashes (written by an interrupted step); redoing it")
         return
+    for name in names:
+        if str(name) in hashes and not (folder / name).exists():
+            raise CorruptArtifactError(f"{folder / name} is missing (it was recorded when written); redoing the step "
+                                       "that wrote it")
     for name in present:
         path = folder / name
         recorded = hashes.get(str(name))
@@ -269,6 +273,27 @@ def verify_hashes(folder: str | os.PathLike, *names: str | os.PathLike, unrecord
         if file_sha256(path) != recorded:
             raise CorruptArtifactError(f"{path} does not match the sha256 recorded when it was written "
                                        "(the file was changed or damaged); redoing the step that wrote it")
+
+
+def verify_record(folder: str | os.PathLike, skip: tuple[str, ...] = ()) -> None:
+    """All or nothing: raise :class:`CorruptArtifactError` unless ``folder`` has a hash record, every file it lists
+    is present and matches, and every file in the folder (below it too) is listed; ``skip``: names never recorded
+    (markers written after the record)."""
+    folder = Path(folder)
+    hashes = read_hashes(folder)
+    if hashes is None:
+        raise CorruptArtifactError(f"{folder} has no {HASHES} (the list of its files written with it)")
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    unlisted = sorted(files - set(hashes) - {HASHES, *skip})
+    if unlisted:
+        raise CorruptArtifactError(f"{folder / unlisted[0]} was not written with the rest of {folder.name}")
+    verify_hashes(folder, *sorted(hashes))
+
+
+def record_digest(folder: str | os.PathLike) -> str | None:
+    """The sha256 of ``folder``'s hash record itself (what a ``DONE`` marker vouches for), None without one."""
+    path = Path(folder) / HASHES
+    return file_sha256(path) if path.exists() else None
 
 
 def free_disk_bytes(path: str | os.PathLike) -> int:

@@ -106,6 +106,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
             # The log first: the model directory counts only with a whole log beside it.
             rundir.write_train_log(gen, result.losses, result.mixed_precision, result.recipe, result.steps)
             rundir.save_model(model, scheduler, rundir.model_path(gen), cfg, g)
+            rundir.record_model_files(gen)  # configs and sampling settings too, not only the weights
         state.wait_for_everyone()
         if state.is_main_process:
             remove_checkpoint(rundir.ckpt_path(gen))
@@ -160,7 +161,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         rundir.write_metrics(gen, metrics)
         # The model card carries these metrics: written now, before DONE, so every finished generation has it.
         rundir.write_model_card(run_dir, cfg, g, metrics)
-        rundir.mark_done(gen)
+        rundir.mark_done(gen, cfg)
     state.wait_for_everyone()
     if not state.is_main_process:
         metrics = rundir.read_metrics(gen)
@@ -245,7 +246,7 @@ def _finished_run(config: RunConfig, run_dir: Path, allow_config_change: bool) -
         return None
     gens = []
     for g in range(1, config.generations + 1):
-        done, _why = rundir.verify_generation(run_dir, g, config.metrics)
+        done, _why = rundir.verify_generation(run_dir, g, config.metrics, config)
         if done is None:
             return None
         gens.append(done)
@@ -341,7 +342,7 @@ def _run(config: RunConfig, run_dir: Path, state: Any, device: torch.device, all
     result = RunResult(config, run_dir)
     with tracking.RunTracker(config, run_dir, state.is_main_process) as tracker:
         for g in range(1, config.generations + 1):
-            done, why = rundir.verify_generation(run_dir, g, config.metrics)
+            done, why = rundir.verify_generation(run_dir, g, config.metrics, config)
             if done is None:
                 if why != "not finished" and state.is_main_process:
                     log.warning("generation %d in %s is damaged (%s); redoing it", g, run_dir, why)

@@ -69,7 +69,7 @@ class RunBusyError(RuntimeError):
 class RunLock:
     """An exclusive OS lock on a run directory, held by the one process that trains, samples or writes it.
 
-    ``flock`` on ``.<run>.lock`` beside the directory: the kernel releases it when the holder exits, SIGKILL
+    ``flock`` on ``.<run>.lock`` beside the directory (its real path: a symbolic link to it takes the same lock): the kernel releases it when the holder exits, SIGKILL
     included, so a lock is never stale. The file holds the holder's host, pid and start time, named to anyone who
     finds it busy. On network file systems ``flock`` works where the client forwards it to the server (NFS v4, or
     v3 with lockd); where it does not, give each machine its own run store. Readers take no lock: they see only
@@ -77,7 +77,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
-        run_dir = Path(run_dir)
+        run_dir = Path(run_dir).resolve()  # one lock per real folder, whatever symbolic link names it
         self.path = run_dir.parent / f".{run_dir.name}.lock"
         self._fh = None
 
@@ -176,14 +176,67 @@ def is_finished(run_dir: str | os.PathLike, generations: int) -> bool:
     return is_done(run_dir, generations)
 
 
-def mark_done(gen: Path) -> None:
-    """Write the ``DONE`` marker, last of a generation's artifacts."""
-    cio.atomic_write_json(gen / "DONE", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+def config_digest(cfg: RunConfig) -> str:
+    """The sha256 of what a run computes (its key fields, less :data:`RESUMABLE_CHANGES`): a ``DONE`` marker
+    records it, so a folder whose ``config.json`` is lost still proves which configuration it holds."""
+    import hashlib
+    import json
+
+    key = {k: v for k, v in cfg.canonical_key_dict().items() if k not in RESUMABLE_CHANGES}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=cio.json_default).encode()).hexdigest()
+
+
+def read_done(gen: Path) -> dict[str, Any] | None:
+    """The ``DONE`` marker's contents, None when there is none; raises when it is damaged."""
+    path = gen / "DONE"
+    if not path.exists():
+        return None
+    done = cio.read_json(path)
+    if not isinstance(done, dict) or "finished" not in done or (
+            "check" in done and done["check"] != _done_check(done)):
+        raise cio.CorruptArtifactError(f"{path} is damaged")
+    return done
+
+
+def _done_check(done: dict[str, Any]) -> str:
+    """The marker's own checksum: the sha256 of everything else in it."""
+    import hashlib
+    import json
+
+    rest = {k: v for k, v in done.items() if k != "check"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _write_done(gen: Path, done: dict[str, Any]) -> None:
+    done = {k: v for k, v in done.items() if k != "check"}
+    cio.atomic_write_json(gen / "DONE", {**done, "check": _done_check(done)})
+
+
+def mark_done(gen: Path, cfg: RunConfig | None = None, finished: str | None = None) -> None:
+    """Write the ``DONE`` marker, last of a generation's artifacts. It holds the sha256 of the generation's hash
+    record (``record``), of the real set's (``real``) and of the configuration (``config``, :func:`config_digest`):
+    the chain that makes a deleted or edited record itself detectable; and its own checksum (``check``)."""
+    done: dict[str, Any] = {"finished": finished or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            "record": cio.record_digest(gen)}
+    real = cio.record_digest(real_dir(gen.parent))
+    if real is not None:
+        done["real"] = real
+    if cfg is not None:
+        done["config"] = config_digest(cfg)
+    _write_done(gen, done)
 
 
 def write_metrics(gen: Path, metrics: dict[str, Any]) -> None:
-    """Record a generation's metrics: the one writer of ``metrics.json``."""
+    """Record a generation's metrics: the one writer of ``metrics.json``, hashed like every artifact. Metrics
+    added to a finished generation (collapse_utils.loop.run_metrics) renew its ``DONE`` marker's record hash."""
     cio.atomic_write_json(gen / "metrics.json", metrics)
+    cio.record_hashes(gen, "metrics.json")
+    try:
+        done = read_done(gen)
+    except cio.CorruptArtifactError:
+        return  # a damaged marker stays damaged: the generation is redone
+    if done is not None and "record" in done:
+        _write_done(gen, {**done, "record": cio.record_digest(gen)})
 
 
 def read_metrics(gen: Path) -> dict[str, Any]:
@@ -199,11 +252,24 @@ def _record_present(folder: Path, *names: str) -> None:
     cio.record_hashes(folder, *(n for n in names if (folder / n).exists()))
 
 
+def is_legacy(gen: Path) -> bool:
+    """A finished generation made before content hashes were recorded: a ``DONE`` marker that vouches for no record
+    (one written since holds the record's sha256) and no ``hashes.json``."""
+    if (gen / cio.HASHES).exists():
+        return False
+    try:
+        done = read_done(gen)
+    except cio.CorruptArtifactError:
+        return False
+    return done is not None and "record" not in done
+
+
 def verify_hashes(gen: Path, *names: str | Path) -> None:
     """Raise :class:`~collapse_utils.core.io.CorruptArtifactError` naming the file unless each of ``names`` matches the
-    sha256 recorded when it was written (a file with no record counts as damaged). A finished generation with no
-    ``hashes.json`` at all predates hashing: its files pass (headers and sizes are checked elsewhere)."""
-    legacy = (gen / "DONE").exists() and not (gen / cio.HASHES).exists()
+    sha256 recorded when it was written (a file with no record counts as damaged, as does a recorded file that is
+    gone). A finished generation made before hashing (:func:`is_legacy`) passes (headers and sizes are checked
+    elsewhere)."""
+    legacy = is_legacy(gen)
     if legacy and any((gen / n).exists() for n in names) and str(gen.parent) not in _LEGACY_LOGGED:
         _LEGACY_LOGGED.add(str(gen.parent))
         log.info("%s has no content hashes (made by an earlier version); checking headers and sizes only", gen.parent)
@@ -283,16 +349,32 @@ def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = Fals
         raise ConfigMismatchError(f"{run_dir} is a weights-free copy from a results bundle ({RESULTS_ONLY}): it "
                                   "holds no models, so it cannot be resumed or extended; use another directory")
     path = run_dir / "config.json"
-    if path.exists():
+    proven = proven_configs(run_dir)
+    started = any(p.is_dir() and any(p.iterdir()) for p in run_dir.glob("gen_[0-9]*"))
+    if path.exists() or proven or started:
         try:
             old = cio.read_json(path)
-        except cio.CorruptArtifactError as exc:
+            if not isinstance(old, dict):
+                raise cio.CorruptArtifactError(f"{path} is not a configuration")
+            stored = RunConfig.from_dict({k: v for k, v in old.items() if k != "run_key"})
+            if old.get("run_key") not in (None, stored.run_key(), *stored.run_key_aliases()):
+                raise cio.CorruptArtifactError(f"{path} does not match the run key recorded in it (damaged)")
+        except (cio.CorruptArtifactError, FileNotFoundError, ValueError, TypeError) as exc:
+            why = str(exc) if path.exists() else f"{path} is missing"
+            if proven and config_digest(cfg) in proven:
+                log.warning("%s; the finished generations were computed with this configuration: recording it", why)
+                return
+            if proven:
+                raise ConfigMismatchError(
+                    f"{why}, and the finished generations of {run_dir} were computed with another configuration: "
+                    "use that one (the command that started the run), another output directory, or delete the folder "
+                    "to start over") from exc
             if not allow_config_change:
                 raise ConfigMismatchError(
-                    f"{exc}, so it cannot be checked that {run_dir} was started with this configuration. Restore it, "
+                    f"{why}, so it cannot be checked that {run_dir} was started with this configuration. Restore it, "
                     "or pass allow_config_change=True (--allow-config-change) to record the current one."
                 ) from exc
-            log.warning("%s; recording the current configuration", exc)
+            log.warning("%s; recording the current configuration", why)
             return
         new = cfg.key_dict()
         old_key = {k: v for k, v in old.items() if k in new}
@@ -320,6 +402,31 @@ def check_config(run_dir: Path, cfg: RunConfig, allow_config_change: bool = Fals
                 f"{run_dir} to start the run over (only {', '.join(RESUMABLE_CHANGES)} can change in place).")
         if differing:
             log.warning("continuing %s with changed keys %s", run_dir, differing)
+
+
+def proven_configs(run_dir: Path) -> set[str]:
+    """The configuration digests (:func:`config_digest`) the ``DONE`` markers of ``run_dir``'s generations hold."""
+    found: set[str] = set()
+    for gen in sorted(Path(run_dir).glob("gen_[0-9]*")):
+        try:
+            done = read_done(gen)
+        except cio.CorruptArtifactError:
+            continue
+        if done is not None and "config" in done:
+            found.add(done["config"])
+    return found
+
+
+def real_anchor(run_dir: Path) -> str | None:
+    """The sha256 of ``real/hashes.json`` as the finished generations' ``DONE`` markers recorded it, if any did."""
+    for gen in sorted(Path(run_dir).glob("gen_[0-9]*")):
+        try:
+            done = read_done(gen)
+        except cio.CorruptArtifactError:
+            continue
+        if done is not None and done.get("real"):
+            return done["real"]
+    return None
 
 
 def write_config(run_dir: Path, cfg: RunConfig) -> None:
@@ -368,6 +475,21 @@ def check_labels(cfg: RunConfig, labels: np.ndarray | None, count: int) -> None:
 
 
 REAL_FILES = ("images.npy", "indices.npy", "labels.npy")
+REAL_RECORDED = (*REAL_FILES, "source.json")  # source.json is recorded since the record is vouched for by DONE
+
+
+def verify_real_record(run_dir: Path, unrecorded_ok: bool = False) -> None:
+    """Raise unless ``real/``'s files match its hash record and the record matches the one the finished
+    generations' ``DONE`` markers vouch for (so a deleted or edited record is found too); reads only.
+    ``unrecorded_ok``: a real set with no record, that no ``DONE`` vouches for, passes (drawn before hashing)."""
+    real = real_dir(run_dir)
+    anchor = real_anchor(run_dir)
+    if anchor is not None and cio.record_digest(real) != anchor:
+        raise cio.CorruptArtifactError(f"{real / cio.HASHES} is missing or not the record the finished generations "
+                                       "were computed with")
+    hashes = cio.read_hashes(real) or {}
+    names = REAL_FILES + (("source.json",) if "source.json" in hashes else ())
+    cio.verify_hashes(real, *names, unrecorded_ok=unrecorded_ok and anchor is None)
 
 
 def verify_real(cfg: RunConfig, run_dir: Path) -> None:
@@ -378,7 +500,7 @@ def verify_real(cfg: RunConfig, run_dir: Path) -> None:
         raise cio.CorruptArtifactError(f"{real} was drawn for another request")
     if cio.check_npy(real / "images.npy", dtype=np.uint8, ndim=4)[0] != real_images_needed(cfg):
         raise cio.CorruptArtifactError(f"{real / 'images.npy'} holds the wrong number of images")
-    cio.verify_hashes(real, *REAL_FILES)
+    verify_real_record(run_dir)
 
 
 def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None] | None = None) -> Pool:
@@ -394,7 +516,7 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
     try:
         stored = cio.read_json(real / "source.json")
         # a folder without any record (drawn by an earlier version) is read whole below instead
-        cio.verify_hashes(real, *REAL_FILES, unrecorded_ok=True)
+        verify_real_record(run_dir, unrecorded_ok=True)
         images = cio.load_npy(real / "images.npy", dtype=np.uint8, ndim=4)
         labels = cio.load_npy(real / "labels.npy", ndim=1) if cfg.conditional else None
         if stored.get("request") == real_request(cfg) and len(images) == real_images_needed(cfg):
@@ -402,7 +524,7 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
             if check is not None:
                 check(images)
             if cio.read_hashes(real) is None:  # drawn by an earlier version: vouch for what was just read whole
-                _record_present(real, *REAL_FILES)
+                _record_present(real, *REAL_RECORDED)
             return Pool(images, np.zeros(len(images), np.int16), labels)
     except (cio.CorruptArtifactError, FileNotFoundError, AttributeError):
         pass
@@ -414,13 +536,14 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
         check(ds.images)
     # images.npy last: its presence means its companions are complete.
     (real / "images.npy").unlink(missing_ok=True)
+    (real / cio.HASHES).unlink(missing_ok=True)  # a new record: nothing of an earlier draw is vouched for
     if labels is not None:
         cio.atomic_save_npy(real / "labels.npy", labels.astype(np.int64))
     cio.atomic_save_npy(real / "indices.npy", ds.indices)
     cio.atomic_write_json(real / "source.json", {"name": ds.name, "source": ds.source, "shape": list(ds.images.shape),
                                                      "request": real_request(cfg)})
     cio.atomic_save_npy(real / "images.npy", ds.images)
-    _record_present(real, *REAL_FILES)
+    _record_present(real, *REAL_RECORDED)
     return Pool(ds.images, np.zeros(len(ds.images), np.int16), labels)
 
 
@@ -495,16 +618,49 @@ def save_training_set(gen: Path, pool: Pool) -> None:
     _record_present(gen, *TRAIN_FILES)
 
 
+# Model files that are documentation, written when the generation finishes: neither hashed nor read by the loop.
+MODEL_DOCS = ("README.md", "samples.png")
+
+
+def model_files(path: Path) -> list[str]:
+    """The files of the model folder that the model is (weights, network and scheduler configs, pipeline index,
+    sampling settings), relative to the generation folder: what its hash record holds."""
+    return sorted(Path(path.name, p.relative_to(path)).as_posix() for p in path.rglob("*")
+                  if p.is_file() and p.name not in MODEL_DOCS and p.name != "COMPLETE")
+
+
+def record_model_files(gen: Path) -> None:
+    """Record the sha256 of every file of the model just saved (configs included, not only the weights)."""
+    cio.record_hashes(gen, *model_files(model_path(gen)))
+
+
 def check_model_files(path: Path) -> None:
     """Raise :class:`CorruptArtifactError` unless the model and its training log are complete and whole
-    (weights and log against their recorded hashes); reads only."""
+    (weights, configs and log against their recorded hashes, no recorded file missing); reads only."""
     if not (path / "COMPLETE").exists():
         raise cio.CorruptArtifactError(f"{path} is missing or incomplete")
     cio.check_safetensors(path / UNET_WEIGHTS)
-    verify_hashes(path.parent, Path(path.name) / UNET_WEIGHTS, "train_log.json")
+    gen = path.parent
+    names = [Path(path.name) / UNET_WEIGHTS, "train_log.json"]
+    if not is_legacy(gen):
+        hashes = cio.read_hashes(gen) or {}
+        prefix = f"{path.name}/"
+        recorded = {k for k in hashes if k.startswith(prefix)}
+        # every file of the model, unless the generation finished before its configs were recorded
+        names += sorted((set(model_files(path)) if _vouched(gen) else set()) | recorded)
+    verify_hashes(gen, *names)
     train_log = cio.read_json(path.parent / "train_log.json")
     if not isinstance(train_log, dict) or len(train_log.get("losses", ())) != train_log.get("steps"):
         raise cio.CorruptArtifactError(f"{path.parent / 'train_log.json'} is incomplete")
+
+
+def _vouched(gen: Path) -> bool:
+    """The generation's ``DONE`` marker vouches for its record (written since the record holds every file)."""
+    try:
+        done = read_done(gen)
+    except cio.CorruptArtifactError:
+        return True
+    return done is None or "record" in done
 
 
 def load_model(path: Path):
@@ -528,15 +684,16 @@ def verify_checkpoint(path: Path) -> None:
     """Remove a training checkpoint that would not load whole (training then starts at step 0).
 
     A file that fails half-way through ``load_state`` would leave the model restored but not the step counter;
-    reading every file first rules that out.
+    checking the whole checkpoint first rules that out: its file list is recorded when it is written
+    (``hashes.json``), and a missing, unlisted or changed file discards all of it before anything is loaded.
     """
     if not path.exists():
         return
     try:
         if not (path / "COMPLETE").exists():
             raise cio.CorruptArtifactError("no COMPLETE marker")
-        cio.verify_hashes(path, *(f.name for f in sorted(path.iterdir())
-                                  if f.is_file() and f.name not in ("COMPLETE", cio.HASHES)))
+        # all or nothing: the file list recorded when it was written, every file present and matching, nothing else
+        cio.verify_record(path, skip=("COMPLETE",))
         for f in sorted(path.iterdir()):
             if f.suffix == ".safetensors":
                 cio.check_safetensors(f)
@@ -853,17 +1010,34 @@ def prepare_parts_dir(parts: Path, meta: dict[str, Any]) -> None:
         cio.atomic_write_json(parts / "meta.json", meta)
 
 
-def verify_generation(run_dir: Path, g: int, metrics: tuple[str, ...] | list[str] = ()
-                      ) -> tuple[GenerationResult | None, str | None]:
+def record_vouched(gen: Path) -> bool:
+    """The generation's hash record is the one its ``DONE`` marker vouches for (or the marker predates that)."""
+    try:
+        done = read_done(gen)
+    except cio.CorruptArtifactError:
+        return False
+    return done is None or "record" not in done or done["record"] == cio.record_digest(gen)
+
+
+def verify_generation(run_dir: Path, g: int, metrics: tuple[str, ...] | list[str] = (),
+                      cfg: RunConfig | None = None) -> tuple[GenerationResult | None, str | None]:
     """``(generation, None)`` if ``g`` is marked done and whole, else ``(None, why)``; reads only.
 
-    Whole: every artifact matches its recorded sha256 (headers and lengths agree too), the model and its log are
-    complete, and ``metrics.json`` is a record holding each name in ``metrics`` (the config's metrics).
+    Whole: the ``DONE`` marker vouches for the generation's hash record (and, with ``cfg``, for that
+    configuration), every artifact matches its recorded sha256 (headers and lengths agree too; no recorded file
+    is missing), the model (weights and configs) and its log are complete, and ``metrics.json`` is a record
+    holding each name in ``metrics`` (the config's metrics).
     """
     gen = gen_dir(run_dir, g)
     if not (gen / "DONE").exists():
         return None, "not finished"
     try:
+        done = read_done(gen)
+        if "record" in done and done["record"] != cio.record_digest(gen):
+            raise cio.CorruptArtifactError(f"{gen / cio.HASHES} is missing or not the record {gen / 'DONE'} vouches "
+                                           "for")
+        if cfg is not None and "config" in done and done["config"] != config_digest(cfg):
+            raise cio.CorruptArtifactError(f"{gen / 'DONE'} was written for another configuration")
         record = read_metrics(gen)
         if not isinstance(record, dict):
             raise cio.CorruptArtifactError(f"{gen / 'metrics.json'} is not a metrics record")
@@ -876,7 +1050,9 @@ def verify_generation(run_dir: Path, g: int, metrics: tuple[str, ...] | list[str
                 path = gen / f"{name}.npy"
                 if (path.exists() or name == "train_sources") and cio.check_npy(path, ndim=1)[0] != count:
                     raise cio.CorruptArtifactError(f"{path} does not match {prefix}.npy in length")
-        verify_hashes(gen, *TRAIN_FILES, *SAMPLE_FILES)
+        # metrics.json is recorded since DONE vouches for the record; an older generation's only where recorded
+        metrics_recorded = "record" in done or "metrics.json" in (cio.read_hashes(gen) or {})
+        verify_hashes(gen, *TRAIN_FILES, *SAMPLE_FILES, *(("metrics.json",) if metrics_recorded else ()))
         if not is_results_copy(run_dir):
             check_model_files(model_path(gen))
     except (cio.CorruptArtifactError, FileNotFoundError) as exc:
@@ -885,18 +1061,33 @@ def verify_generation(run_dir: Path, g: int, metrics: tuple[str, ...] | list[str
 
 
 def unmark_done(run_dir: Path, g: int) -> None:
-    """Remove generation ``g``'s ``DONE`` marker, so the loop redoes what is damaged or missing."""
-    (gen_dir(run_dir, g) / "DONE").unlink(missing_ok=True)
+    """Remove generation ``g``'s ``DONE`` marker, so the loop redoes what is damaged or missing. A hash record
+    its marker does not vouch for is dropped with it: nothing it lists is trusted, the whole generation is redone."""
+    gen = gen_dir(run_dir, g)
+    if not record_vouched(gen):
+        (gen / cio.HASHES).unlink(missing_ok=True)
+    (gen / "DONE").unlink(missing_ok=True)
+
+
+def is_legacy_real(run_dir: Path) -> bool:
+    """``real/`` was drawn before it was recorded: no record, and no ``DONE`` marker vouches for one."""
+    return cio.read_hashes(real_dir(run_dir)) is None and real_anchor(run_dir) is None
 
 
 def load_run(run_dir: str | os.PathLike) -> RunResult:
     """Read a run directory's finished (and whole) generations, in order up to the first that is not; computes and
-    writes nothing."""
+    writes nothing. Damaged real images (against their record) leave no generation usable."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     result = RunResult(cfg, run_dir)
+    try:
+        if not is_legacy_real(run_dir):
+            verify_real(cfg, run_dir)
+    except (cio.CorruptArtifactError, FileNotFoundError) as exc:
+        log.warning("%s cannot be used: its real images are damaged (%s)", run_dir, exc)
+        return result
     for g in range(1, cfg.generations + 1):
-        done, why = verify_generation(run_dir, g, cfg.metrics)
+        done, why = verify_generation(run_dir, g, cfg.metrics, cfg)
         if done is None:
             if why != "not finished":
                 log.warning("generation %d of %s cannot be used: %s", g, run_dir, why)
@@ -952,6 +1143,9 @@ def copy_results(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
             shutil.copy2(g.dir / name, out / name)
         hashes = cio.read_hashes(g.dir) or {}
         cio.atomic_write_json(out / cio.HASHES, {k: v for k, v in hashes.items() if k in kept})
+        done = read_done(g.dir)
+        if "record" in done:  # the copy's marker vouches for the copy's reduced record
+            _write_done(out, {**done, "record": cio.record_digest(out)})
     cio.atomic_write_json(tmp / RESULTS_ONLY, {
         "what": "a weights-free copy of a finished run for a results bundle: figures and claims read it; it cannot "
                 "resume, sample or draw held-out samples",

@@ -31,25 +31,60 @@ log = logging.getLogger(__name__)
 
 def lock_holder(run_dir: Path) -> str | None:
     """Who holds the run's lock (it is being written), or None; creates nothing when no lock file exists."""
+    import fcntl
+
     lock = rundir.RunLock(run_dir)
-    if not lock.path.exists():
-        return None
     try:
-        lock.acquire(wait=False)
-    except rundir.RunBusyError:
-        return lock.holder()
-    lock.release()
+        fh = open(lock.path, "rb")  # read-only: works on read-only media, writes nothing
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.holder()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return None
 
 
+def verified(cfg: RunConfig, run_dir: Path) -> tuple[int, str | None]:
+    """``(whole generations, why the next is not)`` of ``cfg``'s run in ``run_dir``, checked like
+    :func:`~collapse_utils.loop.rundir.load_run` (config, real images, every artifact against its hash); reads only.
+    ``why`` is None when every generation is whole, ``"not finished"`` when the next one was never marked done."""
+    from ..core import io as cio
+
+    try:
+        rundir.read_config(run_dir)
+    except (cio.CorruptArtifactError, FileNotFoundError, ValueError, TypeError) as exc:
+        if not any(rundir.is_done(run_dir, g) for g in range(1, cfg.generations + 1)):
+            return 0, "not finished"
+        return 0, str(exc) if (run_dir / "config.json").exists() else f"{run_dir / 'config.json'} is missing"
+    try:
+        if not rundir.is_legacy_real(run_dir):
+            rundir.verify_real(cfg, run_dir)
+    except (cio.CorruptArtifactError, FileNotFoundError) as exc:
+        if any(rundir.is_done(run_dir, g) for g in range(1, cfg.generations + 1)):
+            return 0, f"real images damaged: {exc}"
+        return 0, "not finished"
+    for g in range(1, cfg.generations + 1):
+        done, why = rundir.verify_generation(run_dir, g, cfg.metrics, cfg)
+        if done is None:
+            return g - 1, why
+    return cfg.generations, None
+
+
 def run_state(cfg: RunConfig, root: Path) -> tuple[int, str, str | None]:
-    """``(generations done, state, error)`` of ``cfg``'s run in the store ``root``; reads only."""
+    """``(generations done, state, error)`` of ``cfg``'s run in the store ``root``; reads only. Done means
+    verified (every artifact against its recorded hash): a damaged run is reported as such, to be redone."""
     d = run_dir_for(cfg, root)
-    done = sum(rundir.is_done(d, g) for g in range(1, cfg.generations + 1))
-    if rundir.is_finished(d, cfg.generations):
+    done, why = verified(as_stored(cfg, d), d)
+    if why is None:
         return cfg.generations, "done", None
+    damaged = None if why == "not finished" else why
     holder = lock_holder(d)
     progress = f"{done} of {cfg.generations} generations done"
+    if damaged is not None and holder is None:
+        return done, f"damaged ({progress}; {damaged}); it will be redone", None
     if holder is not None:
         return done, f"running ({holder}; {progress})", None
     err = error_path(root, cfg)
@@ -87,8 +122,10 @@ def as_requested(run: RunResult, cfg: RunConfig) -> RunResult:
 
 
 def is_finished(cfg: RunConfig, root: str | os.PathLike | None = None) -> bool:
-    """The store holds this configuration's run with its last generation done."""
-    return rundir.is_finished(run_dir_for(cfg, root), cfg.generations)
+    """The store holds this configuration's run with every generation done and whole (verified against the
+    recorded hashes, as :func:`run_state` checks): a damaged run is not finished, and is redone."""
+    d = run_dir_for(cfg, root)
+    return rundir.is_finished(d, cfg.generations) and verified(as_stored(cfg, d), d)[1] is None
 
 
 # A progress callback: ``on_generation(config, generation)`` after each generation computed by this call.

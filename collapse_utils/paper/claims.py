@@ -859,8 +859,9 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
     shown = None if out is None else _shown_path(Path(out).resolve())
     out = Path(out) if out is not None else default_claims_path(preset, kw.get("run_root"))
     text = render(rows, ctx, commit=commit, date=date, out=shown, source=source)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    from ..core import io as cio
+
+    cio.atomic_write_bytes(out, text.encode("utf-8"))  # a full disk keeps the previous report whole
     return out, rows
 
 
@@ -909,9 +910,28 @@ def _cmd_claims(args: Any) -> int:
     if not seeds:
         raise ValueError("--seeds: give at least one seed")
     out = args.out  # None: beside the run store (default_claims_path), never docs/CLAIMS.md unless named
-    only = [f.strip() for f in args.only.split(",")] if args.only else None
+    only = [f.strip().upper() for f in args.only.split(",") if f.strip()] if args.only else None
+    known = sorted({c.figure for c in CLAIMS}, key=lambda f: (len(f), f))
+    unknown = [f for f in only or () if f not in known]
+    if unknown or only == []:
+        raise ValueError(f"--only: no claims for figure(s) {unknown or [args.only]}; the claims are of "
+                         f"{', '.join(known)}")
     if args.from_results and args.run_root:
         raise ValueError("--from-results reads the bundle's own store; leave out --run-root")
+    if args.run_root:
+        from pathlib import Path
+
+        root = Path(args.run_root)
+        if not root.is_dir():
+            raise ValueError(f"--run-root {root}: no such run store ({'a file' if root.exists() else 'not found'}); "
+                             "name the folder the runs were made in")
+    if args.device is not None:
+        from ..core.devices import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"--device {args.device!r}: {exc}") from None
     path, rows = write_claims(out, args.preset, from_results=args.from_results, run_root=args.run_root, seeds=seeds,
                               device=args.device, only=only)
     counts: dict[str, int] = {}

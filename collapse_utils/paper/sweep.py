@@ -483,7 +483,20 @@ def _status_command(args: argparse.Namespace, root: Path) -> str:
     return " ".join(parts)
 
 
+def check_sweep_args(args: argparse.Namespace) -> None:
+    """Refuse, before anything is planned or submitted, options that cannot mean what they say, naming each."""
+    for name in ("time", "gpus_per_node", "cpus_per_task", "mem_gb", "slurm_array_parallelism", "local_slots"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if "preset" in dict(args.param):
+        raise ValueError("--param preset=...: the preset is chosen with --preset")
+    if args.run_root and Path(args.run_root).exists() and not Path(args.run_root).is_dir():
+        raise ValueError(f"--run-root {args.run_root}: a file, not a run store folder")
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    check_sweep_args(args)
     root = Path(args.run_root or default_run_root()).resolve()
     skipped: dict[str, str] = {}
     runs = plan_runs(args.preset, args.only.split(",") if args.only else None, dict(args.param), root,

@@ -1,0 +1,337 @@
+"""Every byte a result depends on is checked, and every command repairs what it finds (README "Reliability").
+
+A finished smoke run (2 generations) is copied per case and damaged: a checkpoint missing a file, a finished
+generation damaged in place, a content record deleted, a model config edited, metrics edited, labels deleted, a
+config deleted, a second writer through a symbolic link. Each is detected by reading the run, and the repairing
+commands (resume, ``ensure_runs``, the sweep's plan) put back the bytes of the undamaged run. The damage matrix at
+the end applies every damage to every artifact of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from collapse_utils.core import io as cio
+from collapse_utils.core.config import make_config
+from collapse_utils.loop import rundir, store
+from collapse_utils.loop.run import run_self_consuming
+from collapse_utils.loop.rundir import ConfigMismatchError, RunBusyError, RunLock, load_run
+from test_reliability import _cfg, assert_same_run, killed_run
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    run_self_consuming(_cfg(), run_dir)
+    return run_dir
+
+
+def _copy(reference: Path, tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir, symlinks=True)
+    return run_dir
+
+
+def _same_size(path: Path, count: int = 16) -> None:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + count] = bytes((b + 1) % 256 for b in data[mid:mid + count])
+    path.write_bytes(bytes(data))
+
+
+def _usable(run_dir: Path) -> int:
+    return len(load_run(run_dir).generations)
+
+
+# ---------------------------------------------------------------------- a checkpoint is all or nothing
+@pytest.mark.parametrize("name", ["optimizer.bin", "scheduler.bin", "custom_checkpoint_0.pkl", "hashes.json"])
+def test_a_checkpoint_missing_one_file_is_discarded_whole(name, reference, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    killed_run(_cfg(), run_dir, "train_step:1:3")
+    (run_dir / "gen_01/ckpt" / name).unlink()
+    with caplog.at_level(logging.WARNING):
+        run_self_consuming(_cfg(), run_dir)
+    assert "from step 0" in caplog.text
+    assert_same_run(run_dir, reference)
+
+
+# ---------------------------------------------------------------------- every command repairs a damaged run
+def test_the_store_redoes_a_damaged_finished_run(tmp_path):
+    from collapse_utils.paper.sweep import PlannedRun
+
+    cfg = _cfg()
+    root = tmp_path / "store"
+    store.ensure_runs([cfg], root)
+    run_dir = store.run_dir_for(cfg, root)
+    want = (run_dir / "gen_02/samples.npy").read_bytes()
+    _same_size(run_dir / "gen_02/samples.npy")
+    assert not store.is_finished(cfg, root)
+    done, state, _ = store.run_state(cfg, root)
+    assert done == 1 and "damaged" in state and "gen_02/samples.npy" in state
+    planned = PlannedRun(cfg, run_dir, done=done, state=state)
+    assert not planned.finished  # the sweep submits it again
+    [run] = store.ensure_runs([cfg], root)
+    assert len(run.generations) == 2
+    assert (run_dir / "gen_02/samples.npy").read_bytes() == want
+
+
+# ---------------------------------------------------------------------- the record's own absence is detected
+def test_a_deleted_hash_record_does_not_turn_the_checks_off(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "gen_01/hashes.json").unlink()
+    _same_size(run_dir / "gen_01/samples.npy")
+    assert _usable(run_dir) == 0
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+def test_a_deleted_real_record_does_not_turn_the_checks_off(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "real/hashes.json").unlink()
+    _same_size(run_dir / "real/images.npy")
+    assert _usable(run_dir) == 0
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+# ---------------------------------------------------------------------- model configs, metrics, labels
+@pytest.mark.parametrize("damage", ["act_fn", "delete unet config", "scheduler config"])
+def test_model_config_files_are_in_the_content_record(damage, reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    model = run_dir / "gen_01/model"
+    if damage == "act_fn":
+        path = model / "unet/config.json"
+        text = path.read_text()
+        assert '"act_fn": "silu"' in text
+        path.write_text(text.replace('"act_fn": "silu"', '"act_fn": "mish"'))
+    elif damage == "delete unet config":
+        (model / "unet/config.json").unlink()
+    else:
+        path = model / "scheduler/scheduler_config.json"
+        text = path.read_text()
+        path.write_text(text.replace('"linear"', '"lineaR"'))
+    assert _usable(run_dir) == 0
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+def test_metrics_json_is_in_the_content_record(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    path = run_dir / "gen_02/metrics.json"
+    metrics = json.loads(path.read_text())
+    key = next(k for k, v in sorted(metrics.items()) if isinstance(v, float))
+    text = path.read_text()
+    old = json.dumps(metrics[key])
+    new = ("9" if old[0] != "9" else "8") + old[1:]
+    path.write_text(text.replace(f'"{key}": {old}', f'"{key}": {new}', 1))
+    assert path.read_text() != text
+    assert _usable(run_dir) == 1
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("conditional") / "run"
+    run_self_consuming(_cfg(conditional=True, num_classes=10, selection="none"), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("name", ["sample_labels.npy", "train_labels.npy"])
+def test_deleted_labels_are_detected_and_restored(name, conditional, tmp_path):
+    run_dir = _copy(conditional, tmp_path)
+    want = (run_dir / "gen_02" / name).read_bytes()
+    (run_dir / "gen_02" / name).unlink()
+    assert _usable(run_dir) == 1
+    run_self_consuming(_cfg(conditional=True, num_classes=10, selection="none"), run_dir)
+    assert (run_dir / "gen_02" / name).read_bytes() == want
+    assert _usable(run_dir) == 2
+
+
+# ---------------------------------------------------------------------- one lock per folder; no config, no resume
+def test_one_lock_per_real_folder(tmp_path):
+    real = tmp_path / "store" / "x"
+    real.mkdir(parents=True)
+    alias = tmp_path / "store" / "alias"
+    alias.symlink_to(real, target_is_directory=True)
+    held = RunLock(real).acquire(wait=False)
+    try:
+        with pytest.raises(RunBusyError):
+            RunLock(alias).acquire(wait=False)
+    finally:
+        held.release()
+
+
+def test_a_run_folder_without_config_is_refused_not_reconfigured(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "config.json").unlink()
+    before = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
+    with pytest.raises(ConfigMismatchError, match="config.json"):
+        run_self_consuming(_cfg(seed=1), run_dir)
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")) == before
+    # the finished generations prove which configuration the folder holds: that one puts its record back
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+
+
+# ---------------------------------------------------------------------- the damage matrix
+# Every artifact a finished run's results depend on (documentation, model cards, sample grids and the manifest's
+# provenance are not among them), each damaged four ways.
+MATRIX_FILES = (
+    "config.json", "real/images.npy", "real/indices.npy", "real/source.json", "real/hashes.json",
+    *(f"gen_01/{n}" for n in ("train.npy", "train_sources.npy", "samples.npy", "metrics.json", "train_log.json",
+                              "hashes.json", "DONE", "model/COMPLETE", "model/unet/config.json",
+                              "model/unet/diffusion_pytorch_model.safetensors", "model/scheduler/scheduler_config.json",
+                              "model/model_index.json", "model/sampling.json")),
+    "gen_02/samples.npy", "gen_02/metrics.json", "gen_02/hashes.json", "gen_02/DONE",
+)
+MARKERS = ("COMPLETE",)  # present or not: its content means nothing
+
+
+def _record_of(rel: str) -> tuple[str, str] | None:
+    """The hash record that lists ``rel`` and the name it has there, or None (a record, a marker, the config)."""
+    parts = rel.split("/")
+    if parts[-1] in ("hashes.json", "DONE", *MARKERS) or rel == "config.json":
+        return None
+    return f"{parts[0]}/hashes.json", "/".join(parts[1:])
+
+
+def _damage(run_dir: Path, rel: str, how: str) -> None:
+    path = run_dir / rel
+    if how == "same-size":
+        _same_size(path)
+    elif how == "truncate":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif how == "delete":
+        path.unlink()
+    else:  # delete its hash
+        record, name = _record_of(rel)
+        hashes = json.loads((run_dir / record).read_text())
+        del hashes[name]
+        (run_dir / record).write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
+
+
+MATRIX = [(rel, how) for rel in MATRIX_FILES for how in ("same-size", "truncate", "delete", "delete-its-hash")
+          if not (how == "delete-its-hash" and _record_of(rel) is None)
+          and not (how in ("same-size", "truncate") and rel.rsplit("/", 1)[-1] in MARKERS)]
+
+
+def _detected(run_dir: Path) -> bool:
+    try:
+        return len(load_run(run_dir).generations) < 2
+    except (cio.CorruptArtifactError, FileNotFoundError, ValueError, TypeError):
+        return True
+
+
+@pytest.mark.parametrize("rel,how", MATRIX, ids=[f"{rel}-{how}" for rel, how in MATRIX])
+def test_damage_matrix(rel, how, reference, tmp_path):
+    """Each damage is detected by reading the run, and resuming it restores the undamaged run's bytes."""
+    run_dir = _copy(reference, tmp_path)
+    _damage(run_dir, rel, how)
+    assert _detected(run_dir), f"{how} of {rel} passes load_run"
+    run_self_consuming(_cfg(), run_dir)
+    assert_same_run(run_dir, reference)
+    assert len(load_run(run_dir).generations) == 2
+
+
+# ---------------------------------------------------------------------- bad input fails before anything is written
+@pytest.mark.parametrize("field,value", [("beta_schedule", "nope"), ("resize_method", "cubic"),
+                                         ("class_selection", "some")])
+def test_an_unknown_choice_fails_validation_naming_the_option(field, value, tmp_path):
+    """A configuration with an unknown choice is never made (so no run folder is): the error names the option."""
+    from collapse_utils.core.config import RunConfig
+
+    with pytest.raises(ValueError, match=f"{field} {value!r} is unknown"):
+        _cfg(**{field: value})
+    with pytest.raises(ValueError, match=f"{field} {value!r} is unknown"):
+        RunConfig.from_dict({**_cfg().to_dict(), field: value})
+
+
+# ---------------------------------------------------------------------- claims: bad input, atomic report, read-only
+@pytest.mark.parametrize("args,says", [
+    (["--only", "F99"], "--only"),
+    (["--device", "banana"], "--device 'banana'"),
+    (["--run-root", "{tmp}/no-such-store"], "no such run store"),
+])
+def test_claims_refuse_bad_input_with_a_non_zero_exit(args, says, tmp_path, capsys):
+    from collapse_utils.__main__ import main
+
+    store = tmp_path / "store"
+    store.mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--run-root" not in args:
+        args += ["--run-root", str(store)]
+    out = tmp_path / "claims.md"
+    assert main(["claims", "--preset", "smoke", "--seeds", "0", "--out", str(out), *args]) != 0
+    assert says in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_claims_keep_the_previous_report_when_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+
+    from collapse_utils.paper import claims as C
+
+    store = tmp_path / "store"
+    store.mkdir()
+    out = tmp_path / "claims.md"
+    out.write_text("the previous report\n")
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        C.write_claims(out, "smoke", run_root=store, seeds=[0], device="cpu", only=["F10"])
+    assert out.read_text() == "the previous report\n"
+
+
+def test_the_state_of_an_unfinished_run_on_read_only_media(reference, tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    cfg = _cfg()
+    root = tmp_path / "store"
+    run_dir = store.run_dir_for(cfg, root)
+    run_dir.parent.mkdir(parents=True)
+    shutil.copytree(reference, run_dir)
+    (run_dir / "gen_02/DONE").unlink()
+    RunLock(run_dir).acquire().release()  # the lock file a finished writer leaves behind
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *a, **kw):
+        if any(c in mode for c in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    done, state, _ = store.run_state(cfg, root)
+    assert done == 1 and "1 of 2" in state
+
+
+# ---------------------------------------------------------------------- sweep options
+@pytest.mark.parametrize("args,says", [
+    (["--local-slots", "-1"], "--local-slots must be positive"),
+    (["--local-slots", "0"], "--local-slots must be positive"),
+    (["--time", "-5"], "--time must be positive"),
+    (["--param", "preset='nope'"], "--preset"),
+    (["--run-root", "{file}"], "a file"),
+])
+def test_sweep_refuses_impossible_options_naming_them(args, says, tmp_path, capsys):
+    from collapse_utils.__main__ import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    args = [a.replace("{file}", str(afile)) for a in args]
+    if "--run-root" not in args:
+        args += ["--run-root", str(tmp_path / "store")]
+    what = ["--plan"] if "--local-slots" not in args and "--time" not in args else ["--executor", "local"]
+    assert main(["sweep", "--preset", "smoke", "--only", "F2", *what, *args]) != 0
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
