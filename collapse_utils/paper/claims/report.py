@@ -1,0 +1,477 @@
+"""Evaluating the catalogue against a run store or results bundle and writing the claims table (the `claims`
+command)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from ...core.vocab import FID_MODES
+from .rules import NOT_RESOLVED, NOT_RUN, RULE_TEXT, equivalence_verdict, headline_verdict, spread, summarize, verdict
+from .catalogue import CLAIMS, Claim
+from .statistics import Effect, STATISTICS, matches
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@dataclass
+class Context:
+    """What every claim of one report shares: the preset, the seeds, the run store and the metric names."""
+
+    preset: str
+    seeds: tuple[int, ...]
+    run_root: Any
+    device: str | None = None
+    run_root_given: bool = False
+
+    @property
+    def feature_space(self) -> str:
+        from ...core.presets import scale
+
+        return scale(self.preset).feature_space
+
+    @property
+    def fd_metric(self) -> str:
+        from ...core.presets import scale
+
+        return FID_MODES[scale(self.preset).fid_mode]
+
+
+@dataclass
+class Row:
+    """One line of the table: the claim, what we measured, the verdict and the command that makes its runs."""
+
+    claim: Claim
+    ours: str
+    verdict: str
+    regenerate: str
+    floor: tuple[str, int, float | None, str | None] | None = None  # (metric, count, f, why not)
+
+
+def _format(value: Any, ctx: Context) -> Any:
+    if isinstance(value, str):
+        return value.format(fs=ctx.feature_space, fd=ctx.fd_metric)
+    if isinstance(value, Mapping):
+        return {k: _format(v, ctx) for k, v in value.items()}
+    return value
+
+
+def claim_params(claim: Claim, ctx: Context) -> dict[str, Any]:
+    """The claim's statistic parameters with ``{fs}`` / ``{fd}`` filled in for the preset."""
+    return {k: _format(v, ctx) for k, v in claim.params.items()}
+
+
+def claim_metric_names(claim: Claim, ctx: Context) -> list[str]:
+    """The per-generation metrics the claim's statistic reads."""
+    p = claim_params(claim, ctx)
+    return [p[k] for k in ("metric", "x", "z", "y") if k in p]
+
+
+def _arms(params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [params[k] for k in ("a", "b", "where") if k in params]
+
+
+def claim_configs(claim: Claim, ctx: Context) -> list[Any]:
+    """The run configurations the claim reads: its figures' configurations at the preset and seeds (deduplicated
+    by run key), only the arms it compares, and one dataset (CIFAR-10 where the figure has several, as the
+    paper's numbers cited here are its CIFAR rows)."""
+    from ..figures import figure_configs
+
+    seen: dict[str, Any] = {}
+    for figure, overrides in claim.figure_sources():
+        for c in figure_configs(figure, ctx.preset, seeds=list(ctx.seeds), **dict(overrides)):
+            seen.setdefault(c.run_key(), c)
+    arms = _arms(claim_params(claim, ctx))
+    configs = [c for c in seen.values() if not arms or any(matches(c, a) for a in arms)]
+    datasets = sorted({c.dataset for c in configs})
+    if len(datasets) > 1 and not any("dataset" in a for a in arms):
+        keep = "cifar10" if "cifar10" in datasets else datasets[0]
+        configs = [c for c in configs if c.dataset == keep]
+    return configs
+
+
+def regenerate_command(claim: Claim, ctx: Context) -> str:
+    """The figure command that makes (and plots) the claim's runs."""
+    figures = list(dict.fromkeys(f for f, _ in claim.figure_sources()))
+    cmd = f"python -m collapse_utils figures --preset {ctx.preset} --only {','.join(figures)}"
+    if list(ctx.seeds) != [0]:
+        cmd += f" --param 'seeds={list(ctx.seeds)}'"
+    if ctx.run_root_given:
+        cmd += f" --run-root {ctx.run_root}"
+    return cmd
+
+
+class RunCache:
+    """Finished runs read from the store once per report (nothing is trained), and the metrics computed."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.runs: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}  # metric -> why it cannot be computed here
+        self.done: set[tuple[str, str]] = set()  # (run key, metric) computed or found
+        self.floors: dict[tuple[str, str, int], tuple[float | None, str | None]] = {}
+
+    def floor(self, cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
+        """:func:`noise_floor`, once per (run, metric, count)."""
+        key = (cfg.run_key(), metric, count)
+        if key not in self.floors:
+            self.floors[key] = noise_floor(cfg, metric, count)
+        return self.floors[key]
+
+    def get(self, cfg: Any) -> Any | None:
+        """The finished run of ``cfg`` in the store, or None (missing, unfinished or damaged)."""
+        from ...loop import rundir, store
+
+        key = cfg.run_key()
+        if key not in self.runs:
+            run = None
+            if store.is_finished(cfg, self.ctx.run_root):
+                run = rundir.load_run(store.run_dir_for(cfg, self.ctx.run_root))
+                if len(run.generations) < cfg.generations:
+                    run = None
+            self.runs[key] = run
+        run = self.runs[key]
+        # One run may be asked for under several spellings (F13's default-decay arm is F8's run): show the one asked.
+        return None if run is None else store.as_requested(run, cfg)
+
+    def ensure(self, runs: Sequence[Any], names: Sequence[str]) -> str | None:
+        """Compute the metrics ``names`` the runs lack (post-hoc, into each generation's metrics.json); the
+        reason when one cannot be computed here, else None."""
+        from ...measure.features import FeatureSpaceUnavailableError
+        from ...loop.run_metrics import dinov2_unavailable_reason, ensure_figure_metrics
+
+        for name in [n for n in names if n not in ("real_share",)]:
+            if name in ("fd_dinov2", "gs_dinov2", "entropy_dinov2"):
+                why = dinov2_unavailable_reason(self.ctx.device)
+                if why:
+                    # the loader's own error differs with the environment (HF_HUB_OFFLINE, cache): not in the table
+                    return ("DINOv2 unavailable (could not load 'facebook/dinov2-small': not in the Hugging Face "
+                            "cache and COLLAPSE_DINOV2_PATH unset, or no connection)")
+            if name in self.failed:
+                return self.failed[name]
+            todo = [r for r in runs if (r.config.run_key(), name) not in self.done]
+            try:
+                ensure_figure_metrics(todo, [name], device=self.ctx.device)
+            except (ValueError, KeyError, NotImplementedError, FeatureSpaceUnavailableError, OSError,
+                    RuntimeError) as exc:
+                self.failed[name] = f"metric {name} not available ({_first_line(str(exc)) or type(exc).__name__})"
+                return self.failed[name]
+            self.done.update((r.config.run_key(), name) for r in todo)
+        return None
+
+
+def _shown_path(path: Any) -> str:
+    """A run store as the table shows it: relative to the repository when it lies inside it."""
+    from pathlib import Path
+
+    from ...core.paths import repo_root
+
+    try:
+        return str(Path(path).relative_to(repo_root()))
+    except ValueError:
+        return str(path)
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    """The first sentence of a message, at most ``limit`` characters."""
+    line = (text.strip().splitlines() or [""])[0]
+    line = line.split("; ")[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def noise_floor(cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
+    """The FD noise floor f of ``metric`` at ``count`` images (``run_metrics.fd_noise_floor``), or the reason."""
+    from ...loop.run_metrics import fd_noise_floor
+
+    try:
+        f = float(fd_noise_floor(cfg, metric, count))
+    except (NotImplementedError, AttributeError, ValueError, OSError, RuntimeError) as exc:
+        return None, f"no noise floor ({type(exc).__name__}: {_first_line(str(exc))})"
+    return (f, None) if math.isfinite(f) else (None, "no noise floor (not finite)")
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        return "nan"
+    return f"{x:.3g}" if abs(x) < 1e5 else f"{x:.3e}"
+
+
+def _mean_sd(values: Mapping[int, float]) -> str:
+    s = summarize(list(values.values()))
+    return _num(s.mean) if s.k < 2 else f"{_num(s.mean)} ± {_num(s.sd)}"
+
+
+def _seeds(k: int) -> str:
+    return f"{k} seed" + ("" if k == 1 else "s")
+
+
+def describe(eff: Effect, kind: str, floor: float | None = None) -> str:
+    """The ``ours`` cell: the effect's mean ± sd over seeds, the number of seeds, what it is, its components."""
+    if kind == "equivalence":
+        d, noise, k = spread(eff.arms, fd=floor is not None, floor=floor)
+        arms = ", ".join(f"{a} {_mean_sd(v)}" for a, v in sorted(eff.arms.items()))
+        text = f"{eff.what}: D = {_num(d)}, N = {_num(noise)} ({_seeds(k)}); arms: {arms}"
+    else:
+        s = summarize(list(eff.values.values()))
+        text = f"{eff.what} = {_mean_sd(eff.values)} ({_seeds(s.k)})"
+        if eff.parts:
+            text += "; " + ", ".join(f"{name} {_mean_sd(v)}" for name, v in eff.parts.items())
+    if floor is not None:
+        text += f"; f = {_num(floor)}"
+    return text
+
+
+def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
+    """One claim's row: its runs read from the store, missing metrics computed post-hoc, the verdict by the rule."""
+    from ...loop.store import run_state
+
+    regen = regenerate_command(claim, ctx)
+    if claim.kind == "headline" and ctx.preset != "paper":
+        return Row(claim, "— (a paper-scale number)", NOT_RESOLVED, regen)
+    configs = claim_configs(claim, ctx)
+    if not configs:
+        return Row(claim, "—", f"not resolved: the {ctx.preset} preset has no runs for this claim", regen)
+    by_seed: dict[int, list[Any]] = {}
+    missing: dict[int, list[str]] = {}
+    for c in configs:
+        run = cache.get(c)
+        if run is None:
+            missing.setdefault(c.seed, []).append(run_state(c, ctx.run_root)[1])
+        else:
+            by_seed.setdefault(c.seed, []).append(run)
+    complete = {s: runs for s, runs in by_seed.items() if s not in missing}
+    note = ""
+    if missing:
+        states = [st for v in missing.values() for st in v]
+        shown = ", ".join(f"{st} ×{states.count(st)}" for st in sorted(set(states)))
+        note = (f" ({len(states)} of {len(configs)} runs missing, seed{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(str, sorted(missing)))}: "
+                f"{shown})")
+    if not complete:
+        return Row(claim, "—" + note, f"{NOT_RUN}: `{regen}`", regen)
+    runs = [r for rs in complete.values() for r in rs]
+    why = cache.ensure(runs, claim_metric_names(claim, ctx))
+    if why:
+        return Row(claim, "—" + note, f"not resolved: {why}", regen)
+    params = claim_params(claim, ctx)
+    try:
+        eff = STATISTICS[claim.statistic](complete, **params)
+    except ValueError as exc:
+        return Row(claim, "—" + note, f"not resolved: {exc}", regen)
+    floor_info, floor = None, None
+    if claim.fd and claim.kind != "headline":
+        metric = params["metric"]
+        counts = [int(r.generations[-1].metrics.get(f"{metric}_samples") or r.config.n) for r in runs]
+        count = max(counts)
+        floor, why = cache.floor(runs[0].config, metric, count)
+        floor_info = (metric, count, floor, why)
+    if claim.kind == "equivalence":
+        v = equivalence_verdict({a: list(x.values()) for a, x in eff.arms.items()}, fd=claim.fd, floor=floor)
+    elif claim.kind == "headline":
+        v = headline_verdict(list(eff.values.values()), claim.paper_value or (math.nan, math.nan), ctx.preset)
+    else:
+        v = verdict(list(eff.values.values()), fd=claim.fd, floor=floor)
+    return Row(claim, describe(eff, claim.kind, floor) + note, v, regen, floor_info)
+
+
+
+# ---------------------------------------------------------------------------------------------- the report
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, out: str | None = None,
+           source: str | None = None) -> str:
+    """The claims table (docs/CLAIMS.md when asked for): the provenance, the Fréchet metric and its noise floor,
+    the rule verbatim, the table. ``out``: the file as the command that rewrites it names it (``--out``), or None
+    for the default file beside the run store; ``source``: the results bundle it was read from (``--from-results``)
+    instead of a run store."""
+    floors = {}
+    for r in rows:
+        if r.floor is not None:
+            floors.setdefault((r.floor[0], r.floor[1]), r.floor)
+    if floors:
+        floor_text = "; ".join(f"`{m}` at {c} images: f = {_num(f)}" if f is not None else
+                               f"`{m}` at {c} images: {why}" for (m, c), (_, _, f, why) in sorted(floors.items()))
+    else:
+        floor_text = "not computed (no FD claim had both its runs and its metric; see the FD rows)"
+    seeds = ", ".join(map(str, ctx.seeds))
+    cmd = f"python -m collapse_utils claims --preset {ctx.preset} --seeds {','.join(map(str, ctx.seeds))}"
+    if source is not None:
+        cmd = f"python -m collapse_utils claims --from-results {source}"
+    elif ctx.run_root_given:
+        cmd += f" --run-root {ctx.run_root}"
+    if out is not None:
+        cmd += f" --out {out}"
+    lines = [
+        "# The paper's claims, checked against the run store",
+        "",
+        f"Written by `{cmd}` (collapse_utils/paper/claims/); do not edit by hand. The paper's values are those of "
+        "docs/PAPER.md §6 and §2. Nothing is trained by this command; metrics missing from the stored runs are "
+        "computed from their artifacts.",
+        "",
+        f"- preset: `{ctx.preset}`",
+        f"- run store: `{_shown_path(ctx.run_root)}`",
+        f"- seeds: {seeds}",
+        f"- git commit: `{commit or 'unknown'}`",
+        f"- date: {date}",
+        f"- Fréchet distance of the FD claims: `{ctx.fd_metric}` (F15: `fd_dinov2`); noise floor (FD between two "
+        f"disjoint held-out real sets of the size used): {floor_text}",
+        f"- feature space of GS/entropy in the selection figures: `{ctx.feature_space}`",
+        "- units: `gs_*` mean nearest-training-image L2 distance of the samples (pixel values 0–255 in `pixel`); "
+        "`entropy_*` Kozachenko–Leonenko 1-NN entropy estimate of the training set (nats); `cov_trace` trace of "
+        "its covariance; `real_share` fraction of real images in the training set; Fréchet distances in squared "
+        "feature units; r is Pearson's r; \"ln\" is the natural log; \"last\" is the run's last generation",
+        "",
+        "## Verdict rule",
+        "",
+        RULE_TEXT,
+        "",
+        "## Claims",
+        "",
+        "| # | claim | figure | paper | ours | verdict | regenerate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r.claim
+        lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict,
+                                                           f"`{r.regenerate}`")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[int] = (0, 1, 2),
+                 device: str | None = None, only: Sequence[str] | None = None,
+                 show_run_root: bool | None = None) -> tuple[list[Row], Context]:
+    """Every claim's row (those of the figures ``only`` when given) from the run store ``run_root``;
+    ``show_run_root``: whether the regenerate commands name it (None: when it was given)."""
+    from pathlib import Path
+
+    from ...core.paths import default_run_root
+
+    shown = run_root is not None if show_run_root is None else show_run_root
+    ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
+                  shown)
+    cache = RunCache(ctx)
+    claims = [c for c in CLAIMS if only is None or c.figure in only]
+    return [evaluate(c, ctx, cache) for c in claims], ctx
+
+
+def default_claims_path(preset: str, run_root: Any = None) -> Any:
+    """Where the table goes unless ``--out`` says otherwise: beside the run store, named by the preset
+    (``<run store>/CLAIMS-<preset>.md``), never the committed docs/CLAIMS.md."""
+    from pathlib import Path
+
+    from ...core.paths import default_run_root
+
+    return Path(run_root if run_root is not None else default_run_root()) / f"CLAIMS-{preset}.md"
+
+
+def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None, **kw: Any) -> tuple[Any, list[Row]]:
+    """Check the claims and write the markdown report to ``out`` (None: :func:`default_claims_path`); returns its
+    path and the rows. ``from_results``: read the runs of a results bundle (collapse_utils.paper.results) instead of a
+    run store, with its preset, seeds, commits and date, so the same bundle always gives the same table."""
+    import time
+    from pathlib import Path
+
+    from ...core.provenance import git_commit
+
+    commit, date, source = git_commit(), time.strftime("%Y-%m-%d %H:%M %Z"), None
+    if from_results is not None:  # the bundle's runs, commits and date: the same bundle gives the same table
+        from ..results import read_bundle, store_dir
+
+        record = read_bundle(from_results)
+        preset, kw["run_root"] = record["preset"], store_dir(from_results)
+        kw["seeds"] = sorted({s for f in record["figures"].values() for s in f["seeds"]})
+        kw["show_run_root"] = False  # its rows' commands retrain into the user's own store, not the bundle's
+        commit, date = ", ".join(record["trained_by_commit"]), record["written"]
+        source = _shown_path(Path(from_results).resolve())
+    rows, ctx = check_claims(preset, **kw)
+    if from_results is not None:
+        from ..results import check_unchanged
+
+        check_unchanged(from_results, record)  # a metric the bundle lacked would have been written into it
+    shown = None if out is None else _shown_path(Path(out).resolve())
+    out = Path(out) if out is not None else default_claims_path(preset, kw.get("run_root"))
+    text = render(rows, ctx, commit=commit, date=date, out=shown, source=source)
+    from ...core import io as cio
+
+    cio.atomic_write_bytes(out, text.encode("utf-8"))  # a full disk keeps the previous report whole
+    return out, rows
+
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+CLAIMS_DESCRIPTION = """\
+Check the paper's claims (docs/PAPER.md §6) against the finished runs of the run store and write one
+markdown table: per claim the paper's value, ours (mean ± sd over seeds), the verdict by a rule fixed in
+advance (printed above the table) and the figure command that makes its runs. Nothing is trained:
+claims whose runs are missing say "not run" and name that command. Metrics the runs lack are computed
+from their stored samples (added to each generation's metrics.json).
+
+The table goes beside the run store as CLAIMS-<preset>.md (runs/CLAIMS-demo.md by default); the table
+committed in the repository, docs/CLAIMS.md, is rewritten only when --out names it.
+
+examples:
+  python -m collapse_utils claims --preset demo --seeds 0,1,2        -> runs/CLAIMS-demo.md
+  python -m collapse_utils claims --preset demo --out docs/CLAIMS.md  (rewrite the committed table)
+"""
+
+
+def add_cli(sub: Any) -> None:
+    import argparse
+
+    from ...core.cli_common import add_preset_option
+
+    p = sub.add_parser("claims", help="check the paper's claims against the run store and write the claims table",
+                       description=CLAIMS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_preset_option(p, "demo", "the scale of the runs (run --help describes the presets)")
+    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds [default: 0,1,2]")
+    p.add_argument("--out", help="the markdown file to write; docs/CLAIMS.md rewrites the committed table "
+                                 "[default: <run store>/CLAIMS-<preset>.md]")
+    p.add_argument("--only", help="comma-separated figure ids: only their claims (default: every claim)")
+    p.add_argument("--device", help="torch device for post-hoc metrics (default: CUDA if available)")
+    p.add_argument("--from-results", metavar="DIR", help="read a results bundle (e.g. results/demo) instead of a "
+                   "run store: its preset and seeds; trains and computes nothing (docs/CLAIMS.md: "
+                   "--from-results results/demo --out docs/CLAIMS.md)")
+    p.set_defaults(func=_cmd_claims)
+
+
+def _cmd_claims(args: Any) -> int:
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+    if not seeds:
+        raise ValueError("--seeds: give at least one seed")
+    out = args.out  # None: beside the run store (default_claims_path), never docs/CLAIMS.md unless named
+    only = [f.strip().upper() for f in args.only.split(",") if f.strip()] if args.only else None
+    known = sorted({c.figure for c in CLAIMS}, key=lambda f: (len(f), f))
+    unknown = [f for f in only or () if f not in known]
+    if unknown or only == []:
+        raise ValueError(f"--only: no claims for figure(s) {unknown or [args.only]}; the claims are of "
+                         f"{', '.join(known)}")
+    if args.from_results and args.run_root:
+        raise ValueError("--from-results reads the bundle's own store; leave out --run-root")
+    if args.run_root:
+        from pathlib import Path
+
+        root = Path(args.run_root)
+        if not root.is_dir():
+            raise ValueError(f"--run-root {root}: no such run store ({'a file' if root.exists() else 'not found'}); "
+                             "name the folder the runs were made in")
+    if args.device is not None:
+        from ...core.devices import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"--device {args.device!r}: {exc}") from None
+    path, rows = write_claims(out, args.preset, from_results=args.from_results, run_root=args.run_root, seeds=seeds,
+                              device=args.device, only=only)
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = r.verdict.split(":")[0]
+        counts[key] = counts.get(key, 0) + 1
+    print(f"wrote {path}: {len(rows)} claims (" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
+    return 0
