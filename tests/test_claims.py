@@ -83,6 +83,45 @@ def test_equivalence():
     assert C.equivalence_verdict({"a": [1.0, 1.1]}).startswith("not resolved")
 
 
+def test_t_rule_uses_the_two_sided_95_interval_with_k_minus_1_degrees_of_freedom():
+    # k = 3, m = 1, sd = 0.2, se = 0.1155: t(0.975, 2) = 4.303, half-width 0.497 → [0.503, 1.497] → holds
+    assert C.t_interval([1.0, 1.2, 0.8]) == (pytest.approx(1 - 4.302653 * 0.2 / 3 ** 0.5, rel=1e-5),
+                                             pytest.approx(1 + 4.302653 * 0.2 / 3 ** 0.5, rel=1e-5))
+    assert C.t_verdict([1.0, 1.2, 0.8]) == C.HOLDS
+    assert C.t_verdict([-1.0, -1.2, -0.8]) == C.DOES_NOT_HOLD
+    # m = 1, sd = 0.5, se = 0.289: passes the first rule (m > 2·se = 0.577) but not the t interval (half 1.24)
+    values = [1.0, 1.5, 0.5]
+    assert C.verdict(values) == C.HOLDS
+    assert C.t_verdict(values) == C.NOT_RESOLVED
+    assert C.t_verdict([-v for v in values]) == C.NOT_RESOLVED
+    # one seed never resolves a claim, Fréchet distances included (the first rule let 5 > 2f hold)
+    assert C.verdict([5.0], fd=True, floor=2.0) == C.HOLDS
+    assert C.t_verdict([5.0]) == C.NOT_RESOLVED_ONE_SEED
+    assert C.t_verdict([]).startswith("not resolved")
+
+
+def test_tost_equivalence_against_a_stated_margin():
+    close = {"a": {0: 50.0, 1: 52.0, 2: 51.0}, "b": {0: 51.0, 1: 53.0, 2: 50.5}}  # differences −1, −1, 0.5
+    assert C.tost_verdict(close, 10.0) == C.HOLDS
+    assert C.tost_verdict(close, 1.0) == C.NOT_RESOLVED  # the 90 % interval reaches past ±1
+    far = {"a": {0: 50.0, 1: 52.0, 2: 51.0}, "b": {0: 80.0, 1: 83.0, 2: 81.0}}
+    assert C.tost_verdict(far, 10.0) == C.DOES_NOT_HOLD
+    # pairs are compared within seeds: a seed one arm lacks is left out of that pair
+    assert C.paired_differences({"a": {0: 1.0, 1: 2.0}, "b": {1: 1.5, 2: 9.0}}) == {("a", "b"): [0.5]}
+    assert C.tost_verdict({"a": {0: 1.0}, "b": {0: 1.0}}, 10.0) == C.NOT_RESOLVED_ONE_SEED
+    assert C.tost_verdict(close, None).startswith("not resolved")
+    # three arms: every pair must be inside the margin
+    three = dict(close, c={0: 70.0, 1: 71.0, 2: 72.0})
+    assert C.tost_verdict(three, 10.0) == C.DOES_NOT_HOLD
+
+
+def test_equivalence_cell_shows_the_spread_of_the_values_not_of_the_seed_ids():
+    # seeds 5 and 9: averaging the seed ids would give both arms the mean 7 and D = 0
+    eff = C.Effect(arms={"decay=0.8": {5: 100.0, 9: 110.0}, "decay=0.95": {5: 103.0, 9: 113.0}}, what="spread")
+    text = C.describe(eff, "equivalence", margin=10.0)
+    assert "D = 3" in text and "margin δ = 10" in text, text
+
+
 def test_headline_numbers_are_judged_at_paper_scale_only():
     assert C.headline_verdict([27.4, 27.6], (27.5, 27.5), "demo") == C.NOT_RESOLVED
     assert C.headline_verdict([27.0, 28.0], (27.5, 27.5), "paper") == C.HOLDS
@@ -167,8 +206,10 @@ def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
         assert line in text, line
     rows = _rows(text)
     assert list(rows) == [c.id for c in C.CLAIMS]
-    assert all(len(cells) == 7 for cells in rows.values())
+    assert all(len(cells) == 8 for cells in rows.values())
     verdict = {i: cells[5] for i, cells in rows.items()}
+    verdict_v1 = {i: cells[6] for i, cells in rows.items()}
+    assert C.RULE_V1_TEXT in text  # the first rule, kept beside the table's
     ours = {i: cells[4] for i, cells in rows.items()}
     by_id = {c.id: c for c in C.CLAIMS}
     # absent runs: F11, F12, F13, the replace arms of F7/F8/F9/F15 -> "not run" naming the figure's command
@@ -181,7 +222,8 @@ def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
     judged = (C.HOLDS, C.DOES_NOT_HOLD, C.NOT_RESOLVED)
     for i in ("1", "2", "3", "4", "5", "8", "9", "12", "13", "15", "18", "19", "20", "21"):
         assert verdict[i] in judged, (i, verdict[i])
-        assert "(2 seeds)" in ours[i], (i, ours[i])
+        assert verdict_v1[i] in judged, (i, verdict_v1[i])
+        assert "(2 seeds)" in ours[i] and "95 % CI [" in ours[i], (i, ours[i])
     assert "f = " in ours["18"] and "fd_lenet at the last generation" in ours["18"]
     for i in ("29", "30"):  # the memorization index of the F2 runs, over both seeds
         assert verdict[i] in judged and "(2 seeds)" in ours[i], (i, verdict[i], ours[i])
@@ -190,7 +232,7 @@ def test_claims_command_on_a_smoke_store(claims_store, tmp_path, monkeypatch):
     assert verdict["28"].startswith("not resolved: DINOv2 unavailable") or verdict["28"] in judged
     for i in ("31", "32", "33", "34"):
         assert verdict[i] == C.NOT_RESOLVED and "paper-scale" in ours[i]
-    assert rows["6"][6] == "`python -m collapse_utils figures --preset smoke --only F7 --param 'seeds=[0, 1]' " \
+    assert rows["6"][7] == "`python -m collapse_utils figures --preset smoke --only F7 --param 'seeds=[0, 1]' " \
                            f"--run-root {claims_store}`"
     # a second report computes nothing more
     again = tmp_path / "again.md"

@@ -17,8 +17,9 @@ their artifacts (:func:`collapse_utils.loop.run_metrics.ensure_figure_metrics`),
 generation's metrics.json (and its content record) and writes nothing else there.
 """
 
-from .rules import (DOES_NOT_HOLD, HOLDS, NOT_RESOLVED, NOT_RESOLVED_ONE_SEED, NOT_RUN, RULE_TEXT, Summary,
-    equivalence_verdict, headline_verdict, spread, summarize, verdict)  # noqa: F401
+from .rules import (DOES_NOT_HOLD, HOLDS, LEVEL, NOT_RESOLVED, NOT_RESOLVED_ONE_SEED, NOT_RUN, RULE_TEXT,
+    RULE_V1_TEXT, Summary, TOST_ALPHA, equivalence_verdict, headline_verdict, paired_differences, spread, summarize,
+    t_interval, t_quantile, t_verdict, tost_verdict, verdict)  # noqa: F401
 from .catalogue import (CLAIMS, Claim)  # noqa: F401
 from .statistics import (Effect, STATISTICS, matches, stat_arms_by, stat_decline, stat_difference,
     stat_first_generation, stat_pearson, stat_pearson_gap, stat_size_order)  # noqa: F401

@@ -21,6 +21,7 @@ class Claim:
     (with figure_configs overrides) whose configurations hold the runs; default: ``figure`` alone. ``kind``:
     ``effect`` (:func:`verdict`), ``equivalence`` (:func:`equivalence_verdict`) or ``headline``
     (:func:`headline_verdict`, with ``paper_value``). ``fd``: the claim is on a Fréchet distance (noise floor).
+    ``margin``: an equivalence claim's margin δ in the claim's units (rules.tost_verdict), fixed with the claim.
     """
 
     id: str
@@ -33,6 +34,7 @@ class Claim:
     fd: bool = False
     sources: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     paper_value: tuple[float, float] | None = None
+    margin: float | None = None
 
     def figure_sources(self) -> tuple[tuple[str, Mapping[str, Any]], ...]:
         return self.sources or ((self.figure, {}),)
@@ -119,7 +121,7 @@ def _claims() -> list[Claim]:
         str(n), "F13", "The TDF decay factor barely matters (accumulate; FD at the last generation)",
         "TDF with α 0.80–0.98 gives almost identical FID, ≈53–55.5 at it8 on CIFAR accumulate (§6.7)",
         "arms_by", dict(metric="{fd}", where=_arm("accumulate_subsample", "threshold"), by="decay"),
-        kind="equivalence", fd=True))
+        kind="equivalence", fd=True, margin=10.0))
     n += 1
     # F11's figure plots the training-set entropy in pixels (entropy_pixel) for all three settings; its
     # within-digit MNND panel exists only for the conditional runs, so the unconditional comparison uses entropy.

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ...core.vocab import FID_MODES
-from .rules import NOT_RESOLVED, NOT_RUN, RULE_TEXT, equivalence_verdict, headline_verdict, spread, summarize, verdict
+from .rules import (NOT_RESOLVED, NOT_RUN, RULE_TEXT, RULE_V1_TEXT, TOST_ALPHA, equivalence_verdict, headline_verdict,
+                    paired_differences, spread, summarize, t_interval, t_verdict, tost_verdict, verdict)
 from .catalogue import CLAIMS, Claim
 from .statistics import Effect, STATISTICS, matches
 
@@ -46,6 +47,7 @@ class Row:
     verdict: str
     regenerate: str
     floor: tuple[str, int, float | None, str | None] | None = None  # (metric, count, f, why not)
+    verdict_v1: str = ""  # the first rule's verdict (rules.RULE_V1_TEXT), shown in its own column
 
 
 def _format(value: Any, ctx: Context) -> Any:
@@ -205,19 +207,29 @@ def _seeds(k: int) -> str:
     return f"{k} seed" + ("" if k == 1 else "s")
 
 
-def describe(eff: Effect, kind: str, floor: float | None = None) -> str:
-    """The ``ours`` cell: the effect's mean ± sd over seeds, the number of seeds, what it is, its components."""
+def describe(eff: Effect, kind: str, floor: float | None = None, margin: float | None = None) -> str:
+    """The ``ours`` cell: the effect's mean ± sd over seeds, the number of seeds, its 95 % t interval, what it is,
+    its components; for an equivalence claim each arm, the spread D of their means and the margin δ."""
     if kind == "equivalence":
-        d, noise, k = spread(eff.arms, fd=floor is not None, floor=floor)
+        d, noise, k = spread({a: list(v.values()) for a, v in eff.arms.items()}, fd=floor is not None, floor=floor)
         arms = ", ".join(f"{a} {_mean_sd(v)}" for a, v in sorted(eff.arms.items()))
         text = f"{eff.what}: D = {_num(d)}, N = {_num(noise)} ({_seeds(k)}); arms: {arms}"
+        if margin is not None:
+            worst = max((max(abs(lo), abs(hi)) for lo, hi in
+                         (t_interval(x, 1 - 2 * TOST_ALPHA) for x in paired_differences(eff.arms).values())),
+                        default=math.nan)
+            text += f"; margin δ = {_num(margin)}, largest |end| of the pairs' 90 % intervals {_num(worst)}"
     else:
-        s = summarize(list(eff.values.values()))
+        values = list(eff.values.values())
+        s = summarize(values)
         text = f"{eff.what} = {_mean_sd(eff.values)} ({_seeds(s.k)})"
+        if s.k >= 2:
+            low, high = t_interval(values)
+            text += f", 95 % CI [{_num(low)}, {_num(high)}]"
         if eff.parts:
             text += "; " + ", ".join(f"{name} {_mean_sd(v)}" for name, v in eff.parts.items())
     if floor is not None:
-        text += f"; f = {_num(floor)}"
+        text += f"; real-vs-real floor f = {_num(floor)}"
     return text
 
 
@@ -266,12 +278,14 @@ def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
         floor, why = cache.floor(runs[0].config, metric, count)
         floor_info = (metric, count, floor, why)
     if claim.kind == "equivalence":
-        v = equivalence_verdict({a: list(x.values()) for a, x in eff.arms.items()}, fd=claim.fd, floor=floor)
+        v = tost_verdict(eff.arms, claim.margin)
+        v1 = equivalence_verdict({a: list(x.values()) for a, x in eff.arms.items()}, fd=claim.fd, floor=floor)
     elif claim.kind == "headline":
-        v = headline_verdict(list(eff.values.values()), claim.paper_value or (math.nan, math.nan), ctx.preset)
+        v = v1 = headline_verdict(list(eff.values.values()), claim.paper_value or (math.nan, math.nan), ctx.preset)
     else:
-        v = verdict(list(eff.values.values()), fd=claim.fd, floor=floor)
-    return Row(claim, describe(eff, claim.kind, floor) + note, v, regen, floor_info)
+        v = t_verdict(list(eff.values.values()))
+        v1 = verdict(list(eff.values.values()), fd=claim.fd, floor=floor)
+    return Row(claim, describe(eff, claim.kind, floor, claim.margin) + note, v, regen, floor_info, v1)
 
 
 
@@ -327,14 +341,24 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
         "",
         RULE_TEXT,
         "",
+        "The column *rule v1* gives each row's verdict by the first rule, which this table used before (below); it",
+        "is kept so that no row is silently re-judged.",
+        "",
+        "<details><summary>Rule v1 (m > 2·se, or the FD noise floor)</summary>",
+        "",
+        RULE_V1_TEXT,
+        "",
+        "</details>",
+        "",
         "## Claims",
         "",
-        "| # | claim | figure | paper | ours | verdict | regenerate |",
-        "|---|---|---|---|---|---|---|",
+        "| # | claim | figure | paper | ours | verdict | rule v1 | regenerate |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         c = r.claim
-        lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict,
+        v1 = r.verdict_v1 or r.verdict
+        lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict, v1,
                                                            f"`{r.regenerate}`")) + " |")
     return "\n".join(lines) + "\n"
 
