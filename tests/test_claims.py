@@ -144,8 +144,9 @@ def _rows(text: str) -> dict[str, list[str]]:
 def _writes_only_metrics(before: dict[str, str], after: dict[str, str]) -> None:
     assert set(before) <= set(after), "files were removed from the run store"
     changed = [p for p in after if before.get(p) != after[p]]
-    # post-hoc metrics, and the held-out samples they draw (collapse_utils.loop.heldout)
-    assert all(re.search(r"gen_\d+/(metrics\.json$|heldout/)", p) for p in changed), changed
+    # post-hoc metrics (with the hash record and the DONE marker that vouch for them), and the held-out samples
+    # they draw (collapse_utils.loop.heldout)
+    assert all(re.search(r"gen_\d+/(metrics\.json$|hashes\.json$|DONE$|heldout/)", p) for p in changed), changed
     assert not any(re.search(r"gen_\d+/heldout/", p) for p in before if before[p] != after.get(p)), \
         "held-out samples already drawn must be kept"
 
