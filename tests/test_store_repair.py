@@ -335,3 +335,18 @@ def test_sweep_refuses_impossible_options_naming_them(args, says, tmp_path, caps
     assert main(["sweep", "--preset", "smoke", "--only", "F2", *what, *args]) != 0
     assert says in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_claims_never_judge_a_damaged_run(claims_store, tmp_path):
+    """A damaged run is not judged: its claims name it as damaged and the command that redoes it."""
+    from collapse_utils.paper import claims as C
+    from collapse_utils.paper import figures
+
+    root = tmp_path / "store"
+    shutil.copytree(claims_store, root)
+    cfg = figures.figure_configs("F10", "smoke", seeds=[0])[0]
+    _same_size(store.run_dir_for(cfg, root) / "gen_02/samples.npy")
+    out, rows = C.write_claims(tmp_path / "claims.md", "smoke", run_root=root, seeds=[0], device="cpu", only=["F10"])
+    text = out.read_text()
+    assert "damaged" in text and "figures --preset smoke --only F10" in text
+    assert any(r.verdict.startswith(C.NOT_RUN) for r in rows)
