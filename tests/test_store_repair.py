@@ -350,3 +350,30 @@ def test_claims_never_judge_a_damaged_run(claims_store, tmp_path):
     text = out.read_text()
     assert "damaged" in text and "figures --preset smoke --only F10" in text
     assert any(r.verdict.startswith(C.NOT_RUN) for r in rows)
+
+
+def _chain_watching(pid: int) -> None:
+    import time
+
+    from collapse_utils.paper.sweep import RunChain
+
+    RunChain(watch=pid)([], [])  # starts the watch; no runs
+    time.sleep(20)
+    os._exit(0)  # the watched process was never seen to go
+
+
+def test_local_jobs_of_a_waiting_sweep_stop_when_it_is_killed():
+    import multiprocessing
+    import subprocess
+    import sys
+    import time
+
+    sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    job = multiprocessing.get_context("fork").Process(target=_chain_watching, args=(sweep.pid,))
+    job.start()
+    time.sleep(1.0)
+    assert job.is_alive()
+    sweep.kill()  # SIGKILL of the waiting sweep
+    sweep.wait()
+    job.join(10)
+    assert job.exitcode == 1, "the job went on after its sweep was killed"
