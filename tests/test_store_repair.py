@@ -377,3 +377,37 @@ def test_local_jobs_of_a_waiting_sweep_stop_when_it_is_killed():
     sweep.wait()
     job.join(10)
     assert job.exitcode == 1, "the job went on after its sweep was killed"
+
+
+# ---------------------------------------------------------------------- folder datasets
+def _folder(tmp_path: Path, modes: list[str]) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, mode in enumerate(modes):
+        a = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(a).convert(mode).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_a_folder_of_mixed_modes_has_one_channel_count_whatever_subset_is_drawn(tmp_path, caplog):
+    from collapse_utils.core.data import load_dataset
+
+    folder = _folder(tmp_path, ["RGB"] + ["L"] * 5 + ["RGBA", "P"])
+    with caplog.at_level(logging.WARNING):
+        shapes = {load_dataset(f"folder:{folder}", 1, seed=s).images.shape[-1] for s in range(12)}
+    assert shapes == {3}
+    assert "grey and the rest colour" in caplog.text
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
+    from collapse_utils.core.data import load_dataset
+
+    folder = _folder(tmp_path, ["RGB"] * 3)
+    bad = folder / "01.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(ValueError, match="01.png"):
+        load_dataset(f"folder:{folder}", 3, seed=0)
