@@ -411,3 +411,31 @@ def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
     bad.write_bytes(bad.read_bytes()[:40])
     with pytest.raises(ValueError, match="01.png"):
         load_dataset(f"folder:{folder}", 3, seed=0)
+
+
+# ---------------------------------------------------------------------- small things
+def test_a_device_that_is_not_one_is_refused_naming_device():
+    with pytest.raises(ValueError, match=r"device 'banana' is not a torch device \(--device\)"):
+        _cfg(device="banana")
+
+
+def test_a_file_as_the_run_folder_is_refused_naming_it(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    with pytest.raises(ValueError, match="afile is a file, not a run folder"):
+        run_self_consuming(_cfg(), afile)
+    assert afile.read_text() == "mine\n"
+
+
+def test_a_deleted_manifest_is_recorded_again(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "manifest.json").unlink()
+    run_self_consuming(_cfg(), run_dir)
+    assert json.loads((run_dir / "manifest.json").read_text())["run_key"] == _cfg().run_key()
+
+
+def test_figures_refuse_an_unknown_preset_parameter_before_a_kernel_starts():
+    from collapse_utils.paper.batch import check_parameters
+
+    with pytest.raises(ValueError, match="preset must be one of"):
+        check_parameters({"preset": "nope"})
