@@ -439,3 +439,16 @@ def test_figures_refuse_an_unknown_preset_parameter_before_a_kernel_starts():
 
     with pytest.raises(ValueError, match="preset must be one of"):
         check_parameters({"preset": "nope"})
+
+
+def test_a_run_that_finds_its_generations_finished_says_so(reference, tmp_path, monkeypatch, capsys):
+    """As after waiting on the lock for another process that computed them: not reported as computed here."""
+    from collapse_utils.__main__ import main
+
+    run_dir = _copy(reference, tmp_path)
+    monkeypatch.setattr(rundir, "is_done", lambda *a: False)  # as seen before the wait: nothing finished yet
+    assert main(["run", "--preset", "smoke", "--n", "16", "--generations", "2", "--train-steps", "6",
+                 "--checkpoint-every", "2", "--sample-steps", "3", "--sample-batch-size", "8", "--selection",
+                 "greedy", "--no-progress", "--out", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "generation 2/2 finished earlier (reused)" in err and "done in" not in err

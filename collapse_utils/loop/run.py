@@ -164,7 +164,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     state.wait_for_everyone()
     if not state.is_main_process:
         metrics = rundir.read_metrics(gen)
-    return GenerationResult(g, gen, metrics)
+    return GenerationResult(g, gen, metrics, computed=True)
 
 
 def progress_label(run_dir: Path, g: int, generations: int) -> str:

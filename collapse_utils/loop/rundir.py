@@ -296,6 +296,7 @@ class GenerationResult:
     generation: int
     dir: Path
     metrics: dict[str, Any]
+    computed: bool = field(default=False, compare=False)  # computed by this call (not found finished)
 
     def load(self, name: str) -> np.ndarray:
         return cio.load_npy(self.dir / f"{name}.npy")
