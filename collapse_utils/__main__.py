@@ -191,6 +191,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     clock = GenerationClock(cfg.generations, [g for g in range(1, cfg.generations + 1) if rundir.is_done(out, g)])
 
     def report(gen: Any) -> None:
+        if not gen.computed:  # found finished (by another process this one waited for, say): not timed as computed
+            clock.reused.add(gen.generation)
         row = RunResult(cfg, out, [gen]).metrics_table()[0]
         row.pop("timings", None)
         print(json.dumps(row, default=str), flush=True)

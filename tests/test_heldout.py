@@ -74,10 +74,22 @@ def test_loop_refuses_held_out_metrics():
 
 
 def _file_digests(run_dir):
-    """Every file of the run but metrics.json and the held-out folders, with its sha256."""
-    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != "metrics.json"
-            and "heldout" not in p.relative_to(run_dir).parts}
+    """Every file of the run but metrics.json and the held-out folders, with its sha256; of the hash records
+    (which renew with the metrics they vouch for: hashes.json's metrics entry and DONE's hash of the record)
+    what else they hold."""
+    import json
+
+    out = {}
+    for p in sorted(run_dir.rglob("*")):
+        rel = p.relative_to(run_dir)
+        if not p.is_file() or p.name == "metrics.json" or "heldout" in rel.parts:
+            continue
+        if p.name in ("hashes.json", "DONE"):
+            out[str(rel)] = {k: v for k, v in json.loads(p.read_text()).items()
+                             if k not in ("metrics.json", "record", "check")}
+        else:
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -335,3 +335,120 @@ def test_sweep_refuses_impossible_options_naming_them(args, says, tmp_path, caps
     assert main(["sweep", "--preset", "smoke", "--only", "F2", *what, *args]) != 0
     assert says in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_claims_never_judge_a_damaged_run(claims_store, tmp_path):
+    """A damaged run is not judged: its claims name it as damaged and the command that redoes it."""
+    from collapse_utils.paper import claims as C
+    from collapse_utils.paper import figures
+
+    root = tmp_path / "store"
+    shutil.copytree(claims_store, root)
+    cfg = figures.figure_configs("F10", "smoke", seeds=[0])[0]
+    _same_size(store.run_dir_for(cfg, root) / "gen_02/samples.npy")
+    out, rows = C.write_claims(tmp_path / "claims.md", "smoke", run_root=root, seeds=[0], device="cpu", only=["F10"])
+    text = out.read_text()
+    assert "damaged" in text and "figures --preset smoke --only F10" in text
+    assert any(r.verdict.startswith(C.NOT_RUN) for r in rows)
+
+
+def _chain_watching(pid: int) -> None:
+    import time
+
+    from collapse_utils.paper.sweep import RunChain
+
+    RunChain(watch=pid)([], [])  # starts the watch; no runs
+    time.sleep(20)
+    os._exit(0)  # the watched process was never seen to go
+
+
+def test_local_jobs_of_a_waiting_sweep_stop_when_it_is_killed():
+    import multiprocessing
+    import subprocess
+    import sys
+    import time
+
+    sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    job = multiprocessing.get_context("fork").Process(target=_chain_watching, args=(sweep.pid,))
+    job.start()
+    time.sleep(1.0)
+    assert job.is_alive()
+    sweep.kill()  # SIGKILL of the waiting sweep
+    sweep.wait()
+    job.join(10)
+    assert job.exitcode == 1, "the job went on after its sweep was killed"
+
+
+# ---------------------------------------------------------------------- folder datasets
+def _folder(tmp_path: Path, modes: list[str]) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, mode in enumerate(modes):
+        a = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(a).convert(mode).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_a_folder_of_mixed_modes_has_one_channel_count_whatever_subset_is_drawn(tmp_path, caplog):
+    from collapse_utils.core.data import load_dataset
+
+    folder = _folder(tmp_path, ["RGB"] + ["L"] * 5 + ["RGBA", "P"])
+    with caplog.at_level(logging.WARNING):
+        shapes = {load_dataset(f"folder:{folder}", 1, seed=s).images.shape[-1] for s in range(12)}
+    assert shapes == {3}
+    assert "grey and the rest colour" in caplog.text
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
+    from collapse_utils.core.data import load_dataset
+
+    folder = _folder(tmp_path, ["RGB"] * 3)
+    bad = folder / "01.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(ValueError, match="01.png"):
+        load_dataset(f"folder:{folder}", 3, seed=0)
+
+
+# ---------------------------------------------------------------------- small things
+def test_a_device_that_is_not_one_is_refused_naming_device():
+    with pytest.raises(ValueError, match=r"device 'banana' is not a torch device \(--device\)"):
+        _cfg(device="banana")
+
+
+def test_a_file_as_the_run_folder_is_refused_naming_it(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    with pytest.raises(ValueError, match="afile is a file, not a run folder"):
+        run_self_consuming(_cfg(), afile)
+    assert afile.read_text() == "mine\n"
+
+
+def test_a_deleted_manifest_is_recorded_again(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    (run_dir / "manifest.json").unlink()
+    run_self_consuming(_cfg(), run_dir)
+    assert json.loads((run_dir / "manifest.json").read_text())["run_key"] == _cfg().run_key()
+
+
+def test_figures_refuse_an_unknown_preset_parameter_before_a_kernel_starts():
+    from collapse_utils.paper.batch import check_parameters
+
+    with pytest.raises(ValueError, match="preset must be one of"):
+        check_parameters({"preset": "nope"})
+
+
+def test_a_run_that_finds_its_generations_finished_says_so(reference, tmp_path, monkeypatch, capsys):
+    """As after waiting on the lock for another process that computed them: not reported as computed here."""
+    from collapse_utils.__main__ import main
+
+    run_dir = _copy(reference, tmp_path)
+    monkeypatch.setattr(rundir, "is_done", lambda *a: False)  # as seen before the wait: nothing finished yet
+    assert main(["run", "--preset", "smoke", "--n", "16", "--generations", "2", "--train-steps", "6",
+                 "--checkpoint-every", "2", "--sample-steps", "3", "--sample-batch-size", "8", "--selection",
+                 "greedy", "--no-progress", "--out", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "generation 2/2 finished earlier (reused)" in err and "done in" not in err

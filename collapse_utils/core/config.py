@@ -210,6 +210,13 @@ class RunConfig:
             value = getattr(self, f.name)
             if choices and value is not None and value not in choices:
                 errors.append(f"{f.name} {value!r} is unknown; choose one of {', '.join(map(str, choices))}")
+        if self.device is not None:
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                errors.append(f"device {self.device!r} is not a torch device (--device): {exc}")
         if errors:
             raise ValueError("invalid run configuration:\n  - " + "\n  - ".join(errors))
         if self.paradigm not in PARADIGMS:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import zipfile
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ __all__ = [
     "resize_images", "validate_images", "convert_channels", "subset_order", "bundled_data_dir", "read_bundled",
     "verified_bundled_path", "mnist12k_indices", "mnist_test_images", "RESIZE_METHODS",
 ]
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -507,17 +510,43 @@ def _list_folder(path: Path, recursive: bool) -> tuple[list[Path], np.ndarray | 
     return files, np.asarray(labels, np.int64), classes
 
 
-def _read_images(files: list[Path], resolution: int | None, method: str) -> np.ndarray:
-    """Open files with PIL as grey (if all are grey) or RGB, resize each if asked, and stack."""
+GREY_MODES = ("1", "L", "I", "I;16", "F", "LA")
+
+
+def _folder_mode(files: list[Path]) -> str:
+    """One mode for a whole folder, from every file's header (cheap: no pixels are read): grey ("L") when every
+    image is grey, else RGB, with a warning when grey and colour images are mixed. So a run's real images and its
+    held-out real images, drawn from the same folder, have the same channels whichever subset each draws."""
+    from PIL import Image
+
+    grey = 0
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                grey += im.mode in GREY_MODES
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"image file {f} is unreadable ({exc}); remove or replace it") from exc
+    if 0 < grey < len(files):
+        log.warning("%d of %d images in the folder are grey and the rest colour: all are read as RGB (3 channels); "
+                    "pass channels=1 (--channels 1) for grey", grey, len(files))
+    return "L" if grey == len(files) else "RGB"
+
+
+def _read_images(files: list[Path], resolution: int | None, method: str, mode: str | None = None) -> np.ndarray:
+    """Open files with PIL as ``mode`` (None: grey if all these are grey, else RGB), resize each if asked, and
+    stack. A file PIL cannot read is named."""
     from PIL import Image
 
     pics = []
     for f in files:
-        with Image.open(f) as im:
-            im.load()
-            grey = im.mode in ("1", "L", "I", "I;16", "F", "LA")
-            pics.append(im.convert("L" if grey else "RGB"))
-    mode = "L" if all(p.mode == "L" for p in pics) else "RGB"
+        try:
+            with Image.open(f) as im:
+                im.load()
+                grey = im.mode in GREY_MODES
+                pics.append(im.convert("L" if grey else "RGB"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"image file {f} is unreadable ({exc}); remove or replace it") from exc
+    mode = mode or ("L" if all(p.mode == "L" for p in pics) else "RGB")
     arrays = []
     for p in pics:
         p = p.convert(mode)
@@ -535,8 +564,11 @@ def _folder_source(path: Path, recursive: bool, resolution: int | None, method: 
     if not files:
         raise DatasetUnavailableError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found in {path}")
 
+    mode = None if recursive else _folder_mode(files)  # a user's folder: one mode for all (FFHQ is RGB)
+
     def fetch(pos: np.ndarray):
-        return _read_images([files[i] for i in pos], resolution, method), None if labels is None else labels[pos]
+        return (_read_images([files[i] for i in pos], resolution, method, mode),
+                None if labels is None else labels[pos])
 
     desc = f"{what} {path} ({len(files)} files, sorted by name"
     desc += f"; labels = index of class folder in {classes})" if classes else ")"

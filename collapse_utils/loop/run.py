@@ -165,7 +165,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
     state.wait_for_everyone()
     if not state.is_main_process:
         metrics = rundir.read_metrics(gen)
-    return GenerationResult(g, gen, metrics)
+    return GenerationResult(g, gen, metrics, computed=True)
 
 
 def progress_label(run_dir: Path, g: int, generations: int) -> str:
@@ -277,6 +277,8 @@ def run_self_consuming(
 
     config.validate()
     check_selection(config)  # before the folder, its lock or any training: a method and a space that do not fit
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise ValueError(f"{run_dir} is a file, not a run folder (--out): name a folder")
     tracking.resolve_tracker(config.tracker)  # a chosen tracker that is not installed stops the run here
     # cpu=True lets torchrun/accelerate start several CPU processes (gloo); accelerate ignores the flag otherwise.
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
@@ -299,6 +301,12 @@ def run_self_consuming(
             finished = None
     try:
         if finished is not None:  # nothing to compute: report it without writing (read-only media work too)
+            if state.is_main_process and not (run_dir / "manifest.json").exists():
+                try:  # provenance lost: recorded again (this start's entry), where the medium is writable
+                    with rundir.RunLock(run_dir):
+                        rundir.write_manifest(run_dir, config, device)
+                except OSError as exc:
+                    log.warning("%s has no manifest.json and it cannot be written (%s)", run_dir, exc)
             for gen in finished.generations:
                 if on_generation is not None and state.is_main_process:
                     on_generation(gen)

@@ -28,11 +28,19 @@ Every other module reads and writes a run through the functions here; none spell
 Every artifact is written atomically (collapse_utils.core.io), so a reader sees a whole previous or a whole new file,
 and its sha256 is recorded in ``hashes.json`` right after; before an artifact is reused (on resume, or as the
 next generation's input) or a generation counts as finished, each file is checked against its hash, so damage
-that keeps a file's size is found too. A damaged artifact is redone by the step that wrote it. Reading a run
-(:func:`load_run`, :func:`verify_generation`) never writes to it. Directories made before hashes were recorded
-are checked by headers and sizes only (logged once). ``model/sampling.json``, ``model/README.md``,
-``model/samples.png``, ``model/model_index.json``, ``model/collapse_pipeline.py`` and ``samples.png`` are
-documentation and loading aids, derived from the config and the artifacts: not hashed, not read by the loop.
+that keeps a file's size is found too, and a recorded file that is gone counts as damaged. The record holds
+everything a result depends on: the arrays and labels, the weights and every file of the model folder that
+defines the model (network and scheduler configs, pipeline index, ``sampling.json``), the training log and
+``metrics.json``; ``real/``'s record holds its arrays and ``source.json``. ``DONE`` vouches for the records: it
+holds the sha256 of the generation's ``hashes.json``, of ``real/hashes.json`` and of the configuration
+(:func:`config_digest`), and its own checksum, so a deleted or edited record is found as damage too, and a folder
+whose ``config.json`` is lost still proves which configuration it holds. A damaged artifact is redone by the
+step that wrote it; a record that its ``DONE`` does not vouch for is dropped and the generation redone whole.
+Reading a run (:func:`load_run`, :func:`verify_generation`) never writes to it. Generations finished before
+``DONE`` vouched for a record, with no ``hashes.json``, are checked by headers and sizes only (logged once), and
+those whose record predates model configs and metrics being recorded are checked for what it holds.
+``model/README.md``, ``model/samples.png`` and ``samples.png`` are documentation, derived from the config and the
+artifacts: not hashed, not read by the loop.
 """
 
 from __future__ import annotations
@@ -288,6 +296,7 @@ class GenerationResult:
     generation: int
     dir: Path
     metrics: dict[str, Any]
+    computed: bool = field(default=False, compare=False)  # computed by this call (not found finished)
 
     def load(self, name: str) -> np.ndarray:
         return cio.load_npy(self.dir / f"{name}.npy")

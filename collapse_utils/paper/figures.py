@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..loop import experiments as E
 from ..core.paths import default_run_root, repo_root
-from ..core.vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, PARADIGMS, SELECTION_METHODS
+from ..core.vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, PARADIGMS, PRESETS, SELECTION_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -60,7 +60,8 @@ class Parameter:
 
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
-    Parameter("preset", "demo", "config", "smoke | demo | paper: the scale (collapse_utils.core.presets)", True),
+    Parameter("preset", "demo", "config", "smoke | demo | paper: the scale (collapse_utils.core.presets)", True,
+              kind="name"),
     Parameter("dataset", None, "config", "None: the dataset(s) of the preset; or e.g. 'mnist', 'cifar10', "
               "['ffhq32', 'cifar10']", True, kind="name_or_names"),
     Parameter("sizes", None, "config", "dataset sizes n; None: the sizes of the preset (one size for selection "
@@ -191,7 +192,7 @@ def _is_int(v: Any) -> bool:
 
 
 # The names a ``names`` parameter may list, or a ``name`` parameter may be.
-_NAME_VOCABULARIES = {"paradigms": PARADIGMS, "methods": SELECTION_METHODS, "fid_mode": tuple(FID_MODES)}
+_NAME_VOCABULARIES = {"preset": PRESETS, "paradigms": PARADIGMS, "methods": SELECTION_METHODS, "fid_mode": tuple(FID_MODES)}
 
 
 def parameter_error(name: str, value: Any) -> str | None:

@@ -325,9 +325,16 @@ class RunChain(_Checkpointable):  # type: ignore[misc,valid-type]
 
     Each run goes through :class:`RunTask` (its error recorded, the chain going on); the result lists each run's
     directory, or ``"ERROR <message>"``. ``checkpoint()`` requeues the whole chain: finished runs are skipped.
+    ``watch``: the process id of a sweep that waits for the chain (``--wait``); when that process is gone (killed,
+    SIGKILL included), the chain stops too (its runs resume later from their checkpoints).
     """
 
+    def __init__(self, watch: int | None = None) -> None:
+        self.watch = watch
+
     def __call__(self, cfg_dicts: list[dict], run_dirs: list[str], slot: str | None = None) -> list[str]:
+        if self.watch is not None:
+            stop_with(self.watch)
         out = []
         for cfg_dict, run_dir in zip(cfg_dicts, run_dirs):
             try:
@@ -340,6 +347,23 @@ class RunChain(_Checkpointable):  # type: ignore[misc,valid-type]
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, cfg_dicts, run_dirs, slot)
+
+
+def stop_with(pid: int, every_s: float = 0.5) -> None:
+    """Exit this process as soon as process ``pid`` is gone (a killed ``sweep --wait`` leaves no job running)."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+            time.sleep(every_s)
+
+    threading.Thread(target=watch, daemon=True, name="stop-with-sweep").start()
 
 
 @dataclass
@@ -367,7 +391,7 @@ class ChainedRun:
 
 
 def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[str, Any] | None = None,
-           local_slots: int | None = None, gpus: list[int] | None = None) -> list[Any]:
+           local_slots: int | None = None, gpus: list[int] | None = None, watch: int | None = None) -> list[Any]:
     """Submit the runs as submitit jobs (one task per run); returns the jobs, in the order of ``runs``.
 
     ``slurm``: one job array. ``local``: on a machine with GPUs, one executor per visible GPU
@@ -408,7 +432,7 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
             gpu_params = dict(visible_gpus=(gpus[s],), gpus_per_node=1) if gpus else {}
             ex.update_parameters(timeout_min=timeout, **gpu_params)
             slot = str(jobs_dir(root) / f".slot-{name}.lock")
-            chain = ex.submit(RunChain(), [cfgs[i] for i in idx], [dirs[i] for i in idx], slot)
+            chain = ex.submit(RunChain(watch), [cfgs[i] for i in idx], [dirs[i] for i in idx], slot)
             for k, i in enumerate(idx):
                 jobs_by_index[i] = ChainedRun(chain, k)
         jobs = [jobs_by_index[i] for i in range(len(runs))]
@@ -513,7 +537,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not todo:
         print(f"every one of the {len(runs)} run(s) is finished in {root}")
         return 0
-    jobs = submit(todo, root, args.executor, slurm_parameters(args), local_slots=args.local_slots)
+    # local jobs of a sweep that waits for them stop with it (killed or interrupted); without --wait they go on
+    watch = os.getpid() if args.executor == "local" and args.wait else None
+    jobs = submit(todo, root, args.executor, slurm_parameters(args), local_slots=args.local_slots, watch=watch)
     print(f"submitted {len(jobs)} run(s) with the {args.executor} executor; logs in {jobs_dir(root)}")
     for r, j in zip(todo, jobs):
         print(f"  job {j.job_id}: {r.run_dir.name}")
