@@ -1,6 +1,7 @@
 """Preflight: the checks a run must pass before any long work starts, so bad input fails first and loses nothing.
 
-The real images (count, shape, dtype), the model and resolution, the metric names, the feature networks that
+The real images (count, shape, dtype), the model (a size of the run's model family, fitting the resolution, with
+a recipe the family has: the fast CUDA recipe is the UNet's alone), the metric names, the feature networks that
 selection and metrics will need (loaded now, so missing DINOv2 weights fail here rather than after generation 1
 trained), the free disk for the generations still to run, and a warning for a paper-size run on a CPU.
 """
@@ -17,7 +18,7 @@ from . import rundir
 from ..core.config import RunConfig
 from ..core.data import validate_images
 from ..measure.features import check_feature_space
-from ..diffusion.models import MODEL_CONFIGS, build_unet, count_parameters, min_resolution
+from ..diffusion.family import get_family
 from .paradigms import real_images_needed
 from ..core.vocab import METRIC_NAMES, metric_feature_spaces
 
@@ -50,10 +51,9 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
     h, w, c = real_images.shape[1:]
     if h != w:
         raise ValueError(f"images must be square, got {h}×{w}")
-    if cfg.model not in MODEL_CONFIGS:
-        raise ValueError(f"unknown model {cfg.model!r}; choose one of {sorted(MODEL_CONFIGS)}")
-    if h % min_resolution(cfg.model):
-        raise ValueError(f"resolution {h} is not divisible by {min_resolution(cfg.model)}, as model {cfg.model!r} needs")
+    family = get_family(cfg.model_family)
+    family.check(cfg.model, h)  # a size of the family, fitting the resolution
+    family.resolve_recipe(cfg.recipe, torch.device(device) if device is not None else torch.device("cpu"))
     if cfg.conditional and cfg.num_classes < 2:
         raise ValueError("a conditional run needs num_classes >= 2")
     unknown = [m for m in cfg.metrics if m not in METRIC_NAMES]
@@ -65,7 +65,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
                          f"dataset {cfg.dataset!r} has {c} channels; use pixel, dinov2 or inception")
     for space in sorted(spaces):
         check_feature_space(space, device=device)
-    params = count_parameters(build_unet(cfg.model, resolution=h, channels=c))
+    params = family.count_parameters(cfg.model, resolution=h, channels=c)
     todo = sum(not rundir.is_done(run_dir, g) for g in range(1, cfg.generations + 1))
     need = estimate_disk_bytes(cfg, h * w * c, params, generations=todo)
     free = cio.free_disk_bytes(run_dir)
@@ -75,7 +75,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
 
 def paper_scale_on_cpu(cfg: RunConfig, device: torch.device) -> str | None:
     """A warning for a paper-size model and schedule on a CPU, where one generation takes days."""
-    if device.type != "cpu" or not cfg.model.startswith("unet") or cfg.train_steps < 10_000:
+    if device.type != "cpu" or not cfg.model.startswith(("unet", "dit_")) or cfg.train_steps < 10_000:
         return None
     return (f"{cfg.model} for {cfg.train_steps:,} training steps on a CPU takes days per generation; "
             "use a CUDA GPU (see README 'GPU, Colab and several GPUs'), or --preset demo for a CPU-sized run")
