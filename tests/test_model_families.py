@@ -188,3 +188,27 @@ def test_sample_images_keeps_the_reference_sampler_for_a_dit_whatever_the_recipe
     np.testing.assert_array_equal(sample_images(model, get_family("dit").scheduler(), 2, recipe="auto", **kw),
                                   sample_images(model, get_family("dit").scheduler(), 2, recipe="reference", **kw))
     assert get_family("dit").resolve_recipe("auto", torch.device("cuda")) == "reference"
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_dit_training_resumes_exactly_from_its_checkpoint(tmp_path):
+    """The reference recipe's checkpoint (accelerate's save_state) holds the DiT too; a killed generation resumes."""
+    images, labels = _images()
+    cfg = make_config("smoke", conditional=True, num_classes=3, label_dropout=0.3, checkpoint_every=2, **DIT)
+    full = train_model(images, labels, cfg, seed=2, device="cpu")
+
+    def stop_at_3(step: int, loss: float) -> None:
+        if step == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_model(images, labels, cfg, seed=2, device="cpu", ckpt_dir=tmp_path / "ckpt", on_step=stop_at_3)
+    seen: list[int] = []
+    resumed = train_model(images, labels, cfg, seed=2, device="cpu", ckpt_dir=tmp_path / "ckpt",
+                          on_step=lambda s, loss: seen.append(s))
+    assert seen == [3, 4] and resumed.losses == full.losses
+    for k, v in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)

@@ -46,7 +46,6 @@ from .models import MODEL_CONFIGS, build_scheduler, build_unet, count_parameters
 
 DEFAULT_FAMILY = "unet"
 FAMILY_FILE = "family.json"  # in a model folder of any family but the UNet (a folder without it holds a UNet)
-SAMPLING_FILE = "sampling.json"  # the model's sampling defaults (collapse_utils.diffusion.pipeline reads it too)
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,6 @@ class ModelFamily(ABC):
     sizes: Mapping[str, Mapping[str, Any]]
     weights: Path  # the weights file inside a model folder: what a run directory hashes and checks
     recipes: tuple[str, ...] = ("reference",)  # training/sampling recipes it has (devices.resolve_recipe)
-    description: str = ""
 
     # ------------------------------------------------------------------ building
     def check(self, size: str, resolution: int) -> None:
@@ -139,8 +137,9 @@ class ModelFamily(ABC):
         return sample_images(model, scheduler, num_images, seed=seed, settings=self.sample_settings(settings), **kwargs)
 
     # ------------------------------------------------------------------ folders
+    @abstractmethod
     def owns(self, model: torch.nn.Module) -> bool:
-        return False
+        """Whether ``model`` is a network of this family (family_of)."""
 
     @abstractmethod
     def save(self, model: torch.nn.Module, scheduler: Any, folder: Path, sampling: dict[str, Any] | None = None) -> None:
@@ -162,6 +161,9 @@ def _with(recipe: str) -> list[str]:
 
 
 def _write_sampling(folder: Path, sampling: dict[str, Any]) -> None:
+    """``sampling.json``, in the format collapse_utils.diffusion.pipeline (its owner) writes and reads."""
+    from .pipeline import SAMPLING_FILE
+
     (folder / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2, sort_keys=True) + "\n")
 
 
@@ -176,7 +178,6 @@ class UNetFamily(ModelFamily):
     sizes = MappingProxyType(MODEL_CONFIGS)
     weights = Path("unet") / "diffusion_pytorch_model.safetensors"
     recipes = ("reference", "fast")
-    description = "the paper's DDPM UNet (diffusers UNet2DModel): unet32/48/64/128, demo, tiny"
 
     def min_resolution(self, size: str) -> int:
         from .models import min_resolution
@@ -332,7 +333,6 @@ class DiTFamily(ModelFamily):
     name = "dit"
     sizes = MappingProxyType(DIT_CONFIGS)
     weights = Path("transformer") / "diffusion_pytorch_model.safetensors"
-    description = "a DiT on pixels (diffusers DiTTransformer2DModel), ours: tiny, demo, dit_s2"
 
     def min_resolution(self, size: str) -> int:
         return int(DIT_CONFIGS[size]["patch_size"])
@@ -359,8 +359,7 @@ class DiTFamily(ModelFamily):
                       note="unconditional DiTs have one class; every image has label 0")
         (folder / FAMILY_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if sampling is not None:
-            _write_sampling(folder, {**sampling, "guidance_scale": sampling.get("guidance_scale")
-                                     if model.conditional else None})
+            _write_sampling(folder, sampling)
 
     def load(self, folder: str | os.PathLike) -> torch.nn.Module:
         from diffusers import DiTTransformer2DModel
