@@ -212,3 +212,27 @@ def test_dit_training_resumes_exactly_from_its_checkpoint(tmp_path):
     assert seen == [3, 4] and resumed.losses == full.losses
     for k, v in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_unet_folders_keep_their_layout(tmp_path):
+    """A UNet's model folder is what it was before families: a diffusers pipeline folder, no family record."""
+    torch.manual_seed(0)
+    family = get_family("unet")
+    model = family.build("tiny", resolution=8, channels=1)
+    rundir.save_model(model, family.scheduler(), rundir.model_path(tmp_path))
+    folder = rundir.model_path(tmp_path)
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert names == ["COMPLETE", "model_index.json", "sampling.json", "scheduler/scheduler_config.json",
+                     "unet/config.json", "unet/diffusion_pytorch_model.safetensors"]
+    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "DDPMPipeline"
+    assert list(_hashes(tmp_path)) == [f"model/{rundir.UNET_WEIGHTS.as_posix()}"]
+
+
+def test_run_command_selects_the_dit_with_one_option(tmp_path, capsys):
+    from collapse_utils.__main__ import main
+
+    out = tmp_path / "dit"
+    assert main(["run", "--preset", "smoke", "--model-family", "dit", "--generations", "1", "--metrics", "gs_pixel",
+                 "--tracker", "none", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model_family"] == "dit"
+    assert (rundir.model_path(rundir.gen_dir(out, 1)) / get_family("dit").weights).exists()
