@@ -92,8 +92,7 @@ def test_unknown_family_or_unsupported_recipe_fails_before_anything_is_written(t
         run_self_consuming(make_config("smoke", recipe="fast", **DIT), tmp_path / "fast")
     with pytest.raises(ValueError, match="unknown model 'unet48' for model family 'dit'"):
         run_self_consuming(make_config("smoke", model="unet48", **DIT), tmp_path / "size")
-    # no run folder (a refused run leaves at most the lock file beside where its folder would be, rundir.RunLock)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".fast.lock", ".size.lock"]
+    assert not any(tmp_path.iterdir())  # not even a lock file
     from collapse_utils.__main__ import main
 
     with pytest.raises(SystemExit):

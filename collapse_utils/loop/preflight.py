@@ -43,6 +43,15 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
+def check_model_choice(cfg: RunConfig, device: torch.device | str | None = None) -> None:
+    """Refuse a model the run's family does not have, or a recipe it lacks (the fast CUDA recipe is the UNet's
+    alone), before anything is loaded or written; the resolution is checked with the images (:func:`preflight`)."""
+    family = get_family(cfg.model_family)
+    if cfg.model not in family.sizes:
+        family.check(cfg.model, 0)  # raises, naming the family's sizes
+    family.resolve_recipe(cfg.recipe, torch.device(device) if device is not None else torch.device("cpu"))
+
+
 def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: torch.device | str | None = None) -> None:
     """Refuse the run now if it cannot finish (see the module docstring); nothing is written."""
     validate_images(real_images, name=f"dataset {cfg.dataset!r}")
@@ -51,9 +60,9 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
     h, w, c = real_images.shape[1:]
     if h != w:
         raise ValueError(f"images must be square, got {h}×{w}")
+    check_model_choice(cfg, device)
     family = get_family(cfg.model_family)
-    family.check(cfg.model, h)  # a size of the family, fitting the resolution
-    family.resolve_recipe(cfg.recipe, torch.device(device) if device is not None else torch.device("cpu"))
+    family.check(cfg.model, h)  # fitting the resolution
     if cfg.conditional and cfg.num_classes < 2:
         raise ValueError("a conditional run needs num_classes >= 2")
     unknown = [m for m in cfg.metrics if m not in METRIC_NAMES]

@@ -28,7 +28,7 @@ from ..core.devices import resolve_device as checked_device
 from ..core.devices import fixed_cpu_threads
 from ..diffusion.family import get_family
 from .paradigms import Pool, build_training_set
-from .preflight import paper_scale_on_cpu, preflight
+from .preflight import check_model_choice, paper_scale_on_cpu, preflight
 from .rundir import GenerationResult, RunResult
 from .run_metrics import measure_generation
 from ..diffusion.sample import assemble_parts
@@ -281,6 +281,7 @@ def run_self_consuming(
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = run_device(config)
+    check_model_choice(config, device)  # a model or recipe the family lacks: refused before anything is written
     too_big = paper_scale_on_cpu(config, device)
     if too_big and state.is_main_process:
         warnings.warn(too_big, RuntimeWarning, stacklevel=2)
