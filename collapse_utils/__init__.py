@@ -30,6 +30,8 @@ _API = {
     "load_run": "collapse_utils.loop.rundir",
     "ensure_runs": "collapse_utils.loop.store",
     "CollapsePipeline": "collapse_utils.diffusion.pipeline",
+    "FAMILIES": "collapse_utils.diffusion.family",
+    "get_family": "collapse_utils.diffusion.family",
     "figure_runs": "collapse_utils.paper.figures",
     "check_claims": "collapse_utils.paper.claims",
     "generation_metrics": "collapse_utils.measure.metrics",

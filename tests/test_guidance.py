@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from collapse_utils.diffusion import train as train_mod
+from collapse_utils.diffusion.family import UNetFamily
 from collapse_utils.core.config import make_config
 from collapse_utils.loop.experiments import guidance_experiment
 from collapse_utils.diffusion.ddpm import balanced_labels, drop_labels, guided_epsilon, null_class
@@ -67,20 +67,20 @@ def test_label_dropout_rate_and_null_class():
 def test_conditional_training_step_uses_labels_and_the_null_class(monkeypatch):
     images, labels = _toy_halves(16)
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    loss_fn = train_mod.diffusion_loss
+    loss_fn = UNetFamily.loss  # the family's DDPM ε objective, which the reference recipe trains with
 
     def spy(model, scheduler, clean, generator, class_labels=None):
         seen.append((clean.detach().clone(), class_labels.detach().clone()))
         return loss_fn(model, scheduler, clean, generator, class_labels)
 
-    monkeypatch.setattr(train_mod, "diffusion_loss", spy)
+    monkeypatch.setattr(UNetFamily, "loss", staticmethod(spy))
     cfg = make_config("smoke", conditional=True, num_classes=2, label_dropout=0.3, train_steps=25, batch_size=16,
                       weight_decay=0.0, progress=False)
     result = train_model(images, labels, cfg, seed=0, device="cpu")
     assert np.isfinite(result.losses).all() and len(result.losses) == 25
     clean = torch.cat([c for c, _ in seen])
     y = torch.cat([lab for _, lab in seen])
-    assert null_class(cfg) == 2 and set(y.tolist()) == {0, 1, 2}
+    assert null_class(cfg.num_classes) == 2 and set(y.tolist()) == {0, 1, 2}
     assert abs((y == 2).float().mean().item() - 0.3) < 0.1  # 400 labels: ±5 sd
     true = (clean[:, 0, :, :4].mean((1, 2)) < 0).long()  # label 1 is dark on the left
     kept = y != 2

@@ -24,7 +24,7 @@ import numpy as np
 from .presets import preset_overrides
 from .vocab import PRESETS  # noqa: F401  (re-exported: the config's presets)
 from .vocab import (CLASS_SELECTIONS, DEFAULT_METRICS, FEATURE_SPACES, FILTER_SCHEDULES, HELDOUT_METRICS, METRIC_NAMES,
-                    MIXED_PRECISION, PARADIGMS, RECIPES, RESIZE_METHODS, TRACKERS)
+                    MIXED_PRECISION, MODEL_FAMILIES, PARADIGMS, RECIPES, RESIZE_METHODS, TRACKERS)
 from . import methods
 
 # Fields that change how a run is executed but not what it computes: they are left out of the run key,
@@ -102,7 +102,13 @@ class RunConfig:
                                                      f"of {', '.join(METRIC_NAMES)}", flag="--metrics")
 
     # model
-    model: str = _opt("unet48", "network: unet32/48/64/128 (the authors' UNets), demo or tiny (small CPU UNets)")
+    model: str = _opt("unet48", "network size within the model family: unet32/48/64/128 (the authors' UNets), demo "
+                                "or tiny (small CPU UNets); for the dit family tiny, demo or dit_s2")
+    # The kind of denoising network (collapse_utils.diffusion.family): "unet", the paper's DDPM UNet (PAPER.md §5),
+    # or "dit", diffusers' DiT on pixels, ours, trained and sampled with the same DDPM objective and sampler. Added
+    # after KEY_FIELDS_V1: at its default it stays out of the run key, so every UNet run keeps its key.
+    model_family: str = _opt("unet", "model family: unet (the paper's DDPM UNet) or dit (a DiT on pixels, ours; "
+                                     "its sizes: tiny, demo, dit_s2)", choices=MODEL_FAMILIES)
     # Class-conditional runs (F11, PAPER.md §5 "MNIST CFG experiment"; the authors' code for it is not released):
     # * conditional: the UNet gets a class embedding with num_classes + 1 entries, index num_classes being the
     #   null class ∅ (models.build_unet); each generation samples balanced labels 0..C-1 and trains the next one
@@ -256,6 +262,8 @@ class RunConfig:
             errors.append(f"tracker must be one of {TRACKERS}, got {self.tracker!r}")
         if self.recipe not in RECIPES:
             errors.append(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.model_family not in MODEL_FAMILIES:
+            errors.append(f"model_family {self.model_family!r} is unknown; choose one of {', '.join(MODEL_FAMILIES)}")
         for name in ("train_steps", "batch_size", "num_train_timesteps", "num_inference_steps", "sample_batch_size"):
             if getattr(self, name) <= 0:
                 errors.append(f"{name} must be positive, got {getattr(self, name)}")

@@ -13,7 +13,9 @@ Denoising diffusion probabilistic models (Ho et al. 2020) as the authors train a
 
 The reference recipe (collapse_utils.diffusion.train, collapse_utils.diffusion.sample) and the fast path (collapse_utils.diffusion.fast_train,
 collapse_utils.diffusion.fast_sample) both build on these, which is what makes their draws and maths the same.
-What one training or sampling call runs with is passed as one object: :class:`TrainJob`, :class:`SampleSettings`.
+What one training or sampling call runs with is passed as one object: :class:`TrainJob` (with its
+:class:`TrainSettings`), :class:`SampleSettings`. These primitives never see a run's whole configuration: the loop
+adapts it (``TrainSettings.from_config``, ``SampleSettings.from_config``, which read only the fields they name).
 """
 
 from __future__ import annotations
@@ -26,31 +28,78 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 
-from ..core.config import RunConfig
+# The training hyper-parameters a recipe reads (PAPER.md §5 "Training"), by the names RunConfig gives them.
+TRAIN_FIELDS = ("model_family", "model", "conditional", "num_classes", "label_dropout", "num_train_timesteps",
+                "beta_schedule", "train_steps", "batch_size", "lr", "adam_betas", "weight_decay", "adam_eps",
+                "warmup_steps", "grad_clip", "mixed_precision", "recipe", "checkpoint_every", "progress")
 
 
 # ====================================================================== what a call runs with
 @dataclass(frozen=True)
+class TrainSettings:
+    """What one generation's training needs and nothing else: the model (family, size, classes), the DDPM noise
+    schedule, the optimiser and its schedule, precision and recipe, checkpoint cadence and progress bar.
+    Defaults are the paper's (PAPER.md §5); :meth:`from_config` reads them from any object with these attributes
+    (a RunConfig), so the recipes never see a run's selection, data or metric settings."""
+
+    model_family: str = "unet"
+    model: str = "unet48"
+    conditional: bool = False
+    num_classes: int = 10
+    label_dropout: float = 0.1
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    train_steps: int = 128_256
+    batch_size: int = 128
+    lr: float = 1e-4
+    adam_betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = 1e-6
+    adam_eps: float = 1e-8
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    mixed_precision: str = "fp16"
+    recipe: str = "auto"
+    checkpoint_every: int = 2000
+    progress: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: object) -> "TrainSettings":
+        """The training fields of ``cfg`` (a RunConfig, or already a TrainSettings); a missing one keeps its default."""
+        if isinstance(cfg, cls):
+            return cfg
+        defaults = cls()
+        return cls(**{name: getattr(cfg, name, getattr(defaults, name)) for name in TRAIN_FIELDS})
+
+    @property
+    def class_count(self) -> int | None:
+        """The classes the model is built with: ``num_classes`` for a conditional run, None for an unconditional one."""
+        return self.num_classes if self.conditional else None
+
+
+@dataclass(frozen=True)
 class TrainJob:
-    """One training run: the images (uint8 N×H×W×C) and labels, the run's settings, its seed and device, and
+    """One training run: the images (uint8 N×H×W×C) and labels, its :class:`TrainSettings`, its seed and device, and
     where it checkpoints (``ckpt_dir``); ``on_step(step, loss)`` is called after every step, in order;
     ``desc`` labels the progress bar (e.g. ``"runs/a gen 2/5 train"``), nothing else."""
 
     images: np.ndarray
     labels: np.ndarray | None
-    cfg: RunConfig
+    cfg: TrainSettings
     seed: int
     device: torch.device
     ckpt_dir: Path | None = None
     on_step: Callable[[int, float], None] | None = None
     desc: str = "train"
 
+    def __post_init__(self) -> None:  # a run's configuration is read through TrainSettings.from_config
+        object.__setattr__(self, "cfg", TrainSettings.from_config(self.cfg))
+
 
 @dataclass
 class TrainResult:
-    model: UNet2DModel
+    model: torch.nn.Module  # the family's denoiser (collapse_utils.diffusion.family)
     losses: list[float]
     steps: int
     mixed_precision: str
@@ -76,7 +125,8 @@ class SampleSettings:
     desc: str = "sample"  # the progress bar's label, nothing else
 
     @classmethod
-    def from_config(cls, cfg: RunConfig, device: torch.device | str) -> "SampleSettings":
+    def from_config(cls, cfg: object, device: torch.device | str) -> "SampleSettings":
+        """The sampling fields of a run's configuration (batch size, steps, guidance, classes, recipe, progress)."""
         return cls(batch_size=cfg.sample_batch_size, num_inference_steps=cfg.num_inference_steps,
                    guidance_scale=cfg.guidance_scale, null_class=cfg.num_classes if cfg.conditional else None,
                    device=device, recipe=cfg.recipe, progress=cfg.progress)
@@ -118,9 +168,9 @@ def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
 
 
-def labels_to_tensor(labels: np.ndarray | None, cfg: RunConfig, device: torch.device) -> torch.Tensor | None:
+def labels_to_tensor(labels: np.ndarray | None, conditional: bool, device: torch.device) -> torch.Tensor | None:
     """The training labels as int64 on ``device`` for a conditional run; None for an unconditional one."""
-    return torch.from_numpy(labels.astype(np.int64)).to(device) if (cfg.conditional and labels is not None) else None
+    return torch.from_numpy(labels.astype(np.int64)).to(device) if (conditional and labels is not None) else None
 
 
 def scale_to_model(batch_u8: torch.Tensor) -> torch.Tensor:
@@ -129,9 +179,10 @@ def scale_to_model(batch_u8: torch.Tensor) -> torch.Tensor:
 
 
 # ====================================================================== training step (Algorithm 1)
-def null_class(cfg: RunConfig) -> int:
-    """The "no label" class index of a conditional model: ``num_classes`` (the UNet has num_classes + 1 embeddings)."""
-    return cfg.num_classes
+def null_class(num_classes: int) -> int:
+    """The "no label" class index of a conditional model with ``num_classes`` classes: ``num_classes`` itself (the
+    model has num_classes + 1 class embeddings, the last one ∅)."""
+    return num_classes
 
 
 def drop_labels(labels: torch.Tensor, p: float, generator: torch.Generator, null: int) -> torch.Tensor:
@@ -181,13 +232,18 @@ def diffusion_loss(
     return epsilon_loss(model, scheduler, clean, noise, t, class_labels)
 
 
-def lr_at(step: int, cfg: RunConfig) -> float:
-    """The cosine-with-warm-up learning rate at ``step`` (for plots and tests)."""
-    warm = min(cfg.warmup_steps, cfg.train_steps)
+def lr_at(step: int, settings: object | None = None, *, lr: float | None = None, warmup_steps: int | None = None,
+          train_steps: int | None = None) -> float:
+    """The cosine-with-warm-up learning rate at ``step`` (for plots and tests): from explicit ``lr``,
+    ``warmup_steps`` and ``train_steps``, or those attributes of ``settings`` (a TrainSettings or a run's config)."""
+    lr = getattr(settings, "lr") if lr is None else lr
+    warmup_steps = getattr(settings, "warmup_steps") if warmup_steps is None else warmup_steps
+    train_steps = getattr(settings, "train_steps") if train_steps is None else train_steps
+    warm = min(warmup_steps, train_steps)
     if step < warm:
-        return cfg.lr * step / max(1, warm)
-    progress = (step - warm) / max(1, cfg.train_steps - warm)
-    return cfg.lr * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return lr * step / max(1, warm)
+    progress = (step - warm) / max(1, train_steps - warm)
+    return lr * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 # ====================================================================== sampling (Algorithm 2)

@@ -37,9 +37,8 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm.auto import tqdm
 
-from ..core.config import RunConfig
-from .ddpm import (EpochStream, TrainJob, TrainResult, epsilon_loss, images_to_tensor, labels_to_tensor, null_class,
-                   scale_to_model)
+from .ddpm import (EpochStream, TrainJob, TrainResult, TrainSettings, epsilon_loss, images_to_tensor,
+                   labels_to_tensor, null_class, scale_to_model)
 from ..core.devices import OPTIONS, cudnn_benchmark, fast_autocast, fast_precision
 from ..core.io import atomic_replace_dir, fresh_tmp_dir, record_hashes
 from .models import build_scheduler, build_unet
@@ -109,7 +108,7 @@ class TrainParts:
     data: torch.Tensor
     labels: torch.Tensor | None
     buf: StepBuffers
-    cfg: RunConfig
+    cfg: TrainSettings
     device: torch.device
     precision: str
     channels_last: bool
@@ -127,7 +126,7 @@ def step_loss(p: TrainParts) -> torch.Tensor:
         class_labels = p.labels[p.buf.idx]
         if p.buf.drop is not None and p.cfg.label_dropout > 0:
             class_labels = torch.where(p.buf.drop < p.cfg.label_dropout,
-                                       torch.full_like(class_labels, null_class(p.cfg)), class_labels)
+                                       torch.full_like(class_labels, null_class(p.cfg.num_classes)), class_labels)
     with fast_autocast(p.device, p.precision):
         return epsilon_loss(p.model, p.scheduler, clean, p.buf.noise, p.buf.t, class_labels)
 
@@ -143,7 +142,7 @@ def train_step(p: TrainParts) -> torch.Tensor:
 
 
 # ====================================================================== training: setup
-def _make_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device, graph: bool) -> torch.optim.Optimizer:
+def _make_optimizer(model: torch.nn.Module, cfg: TrainSettings, device: torch.device, graph: bool) -> torch.optim.Optimizer:
     """AdamW with the reference's hyper-parameters; fused (and capturable for a graph) on CUDA."""
     kwargs: dict[str, Any] = dict(lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     if device.type == "cuda":
@@ -168,7 +167,7 @@ def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: RunConfig, seed: int, device: torch.device,
+def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: TrainSettings, seed: int, device: torch.device,
                 graph: bool) -> TrainParts:
     """Model, optimizer, schedule, data and buffers, initialised exactly as the reference does."""
     world, rank = _world(device)
@@ -193,7 +192,7 @@ def build_parts(images: np.ndarray, labels: np.ndarray | None, cfg: RunConfig, s
     scheduler = build_scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
     generator = torch.Generator(device=device).manual_seed(seed + 7919 * rank)  # as the reference
     data = images_to_tensor(images, device)
-    label_t = labels_to_tensor(labels, cfg, device)
+    label_t = labels_to_tensor(labels, cfg.conditional, device)
     buf = make_buffers(cfg.batch_size // world, (c, h, w), device, label_t is not None)
     return TrainParts(model=model, raw=raw, optimizer=optimizer, lr_schedule=lr_schedule, scheduler=scheduler,
                       generator=generator, data=data, labels=label_t, buf=buf, cfg=cfg, device=device,

@@ -130,9 +130,19 @@ class CollapsePipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "CollapsePipeline":
         """Load a model folder (local, offline) and its ``sampling.json`` defaults; ``kwargs`` as diffusers'.
-        The folder's :data:`PIPELINE_FILE` is not run: the class it would import is this one."""
-        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        The folder's :data:`PIPELINE_FILE` is not run: the class it would import is this one. A folder of another
+        model family than the UNet (collapse_utils.diffusion.family) is refused, naming its loader."""
         folder = Path(pretrained_model_name_or_path)
+        if folder.is_dir():
+            from .family import read_family_record
+
+            family = read_family_record(folder)["family"]
+            if family != "unet":
+                raise ValueError(
+                    f"{folder} holds a model of family {family!r}, which CollapsePipeline (a UNet pipeline) does not "
+                    "load: use collapse_utils.diffusion.family.load_model(folder), then family.sample(model, "
+                    "load_scheduler(folder), n, seed=...)")
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if folder.is_dir():
             pipe.set_sampling_settings(read_sampling_settings(folder))
         return pipe

@@ -13,8 +13,11 @@ unconditional sampling, ``w = 1`` plain conditional sampling, the paper's F11 us
 This is the "ε_u + w(ε_c − ε_u)" convention (diffusers' ``guidance_scale``); Ho & Salimans write the same
 thing as (1 + w')ε_c − w'ε_u, i.e. w' = w − 1, so the paper's "scale 2" is read here as w = 2 (PAPER.md
 does not say which convention the authors used). ∅ is the extra class index ``num_classes`` of a
-conditional UNet (models.build_unet). Sampling a conditional model without labels uses ∅ for every image.
-The combination itself is ddpm.guided_epsilon, shared with the fast sampler.
+conditional model (the last of its class embeddings, collapse_utils.diffusion.family). Sampling a conditional model
+without labels uses ∅ for every image. The combination itself is ddpm.guided_epsilon, shared with the fast sampler.
+
+Any model family's network samples here (the denoiser contract of collapse_utils.diffusion.family); the fast
+sampler is the UNet's alone, so :func:`make_batch_sampler` asks the model's family which recipe it runs.
 """
 
 from __future__ import annotations
@@ -27,17 +30,18 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
 from .ddpm import SampleSettings, batch_generator, guided_epsilon, to_uint8
 from ..core.devices import resolve_recipe
+from .family import family_of
 from .fast_sample import FastSampler
 from ..core.io import CorruptArtifactError, atomic_save_npy, atomic_write_bytes, file_sha256, load_npy
 
 
 def model_null_class(model: torch.nn.Module) -> int | None:
-    """The null-class index of a conditional UNet (its last class embedding), ``None`` for an unconditional one."""
+    """The null-class index of a conditional model (its last class embedding), ``None`` for an unconditional one."""
     n = getattr(getattr(model, "config", None), "num_class_embeds", None)
     return None if not n else int(n) - 1
 
@@ -98,10 +102,14 @@ def make_batch_sampler(model: torch.nn.Module, scheduler: DDPMScheduler, setting
                        shape: tuple[int, int, int], conditional: bool) -> BatchSampler:
     """``f(n, generator, class_labels)`` → one batch in model space; the same draws whichever recipe.
 
-    ``settings.recipe`` (devices.resolve_recipe): the :class:`~collapse_utils.diffusion.fast_sample.FastSampler` or
-    :func:`sample_batch`; ``settings.batch_size`` is the largest batch the sampler is asked for.
+    ``settings.recipe`` as the model's family resolves it (``ModelFamily.resolve_recipe``: the fast sampler only
+    for the UNet): the :class:`~collapse_utils.diffusion.fast_sample.FastSampler` or :func:`sample_batch`;
+    ``settings.batch_size`` is the largest batch the sampler is asked for.
     """
-    if resolve_recipe(settings.recipe, torch.device(settings.device)) == "fast":
+    device = torch.device(settings.device)
+    family = family_of(model, default=None)  # a network of no registered family: as any module, devices' choice
+    recipe = family.resolve_recipe(settings.recipe, device) if family else resolve_recipe(settings.recipe, device)
+    if recipe == "fast":
         return FastSampler(model, scheduler, settings, shape=shape, conditional=conditional)
     ref = partial(sample_batch, model, scheduler, shape=shape, num_inference_steps=settings.num_inference_steps,
                   guidance_scale=settings.guidance_scale, null_class=settings.null_class)
@@ -133,7 +141,7 @@ def _load_part(path: Path, expected: int) -> np.ndarray | None:
 
 
 def sample_images(
-    model: UNet2DModel,
+    model: torch.nn.Module,
     scheduler: DDPMScheduler,
     num_images: int,
     *,

@@ -1,7 +1,8 @@
 """Training one generation's DDPM: the authors' reference recipe, and :func:`train_model`, which picks a recipe.
 
 :func:`train_model` checks the labels and hands one :class:`~collapse_utils.diffusion.ddpm.TrainJob` to the recipe that
-devices.resolve_recipe picks: :func:`train_reference` (below) or collapse_utils.diffusion.fast_train.train_fast.
+the model family picks (collapse_utils.diffusion.family, ``ModelFamily.resolve_recipe``): :func:`train_reference`
+(below), which trains any family's network, or collapse_utils.diffusion.fast_train.train_fast (the UNet's alone).
 
 The reference recipe is the authors' (PAPER.md §5), DDPM training (Ho et al. 2020, Algorithm 1) with the
 epsilon-prediction MSE loss (Eq. 14, collapse_utils.diffusion.ddpm), AdamW(lr, betas, weight decay, eps), cosine LR
@@ -30,13 +31,12 @@ from accelerate.utils import gather_object
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm.auto import tqdm
 
-from ..core.config import RunConfig
-from .ddpm import (EpochStream, TrainJob, TrainResult, diffusion_loss, drop_labels, images_to_tensor,
+from .ddpm import (EpochStream, TrainJob, TrainResult, TrainSettings, drop_labels, images_to_tensor,
                    labels_to_tensor, null_class, scale_to_model)
-from ..core.devices import resolve_mixed_precision, resolve_recipe
+from ..core.devices import resolve_mixed_precision
+from .family import get_family
 from .fast_train import train_fast
 from ..core.io import atomic_replace_dir, fresh_tmp_dir, record_hashes
-from .models import build_scheduler, build_unet
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def _save_checkpoint(accelerator: Accelerator, ckpt_dir: Path) -> None:
 
 
 def train_reference(job: TrainJob) -> TrainResult:
-    """Train a fresh UNet on ``job.images`` for ``cfg.train_steps`` steps with the authors' recipe."""
+    """Train a fresh network of the job's model family on ``job.images`` for ``cfg.train_steps`` steps with the
+    authors' recipe."""
     images, labels, cfg, seed, device = job.images, job.labels, job.cfg, job.seed, job.device
     ckpt_dir, on_step = job.ckpt_dir, job.on_step
     precision = resolve_mixed_precision(cfg.mixed_precision, device)
@@ -107,8 +108,9 @@ def train_reference(job: TrainJob) -> TrainResult:
                               dataloader_config=DataLoaderConfiguration(split_batches=True))
     torch.manual_seed(seed)  # model initialisation
     h, w, c = images.shape[1:]
-    model = build_unet(cfg.model, resolution=h, channels=c, num_classes=cfg.num_classes if cfg.conditional else None)
-    scheduler = build_scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
+    family = get_family(cfg.model_family)
+    model = family.build(cfg.model, resolution=h, channels=c, num_classes=cfg.class_count)
+    scheduler = family.scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay, eps=cfg.adam_eps
     )
@@ -128,7 +130,7 @@ def train_reference(job: TrainJob) -> TrainResult:
         _load_checkpoint(accelerator, ckpt_dir, progress)
 
     data = images_to_tensor(images, dev)
-    label_t = labels_to_tensor(labels, cfg, dev)
+    label_t = labels_to_tensor(labels, cfg.conditional, dev)
     stream = EpochStream(len(images), cfg.batch_size, seed)
     local = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
 
@@ -140,9 +142,9 @@ def train_reference(job: TrainJob) -> TrainResult:
         clean = scale_to_model(data[idx])
         class_labels = None
         if label_t is not None:
-            class_labels = drop_labels(label_t[idx], cfg.label_dropout, generator, null_class(cfg))
+            class_labels = drop_labels(label_t[idx], cfg.label_dropout, generator, null_class(cfg.num_classes))
         with accelerator.autocast():
-            loss = diffusion_loss(model, scheduler, clean, generator, class_labels)
+            loss = family.loss(model, scheduler, clean, generator, class_labels)
         accelerator.backward(loss)
         if accelerator.sync_gradients and cfg.grad_clip > 0:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -172,7 +174,7 @@ TRAINERS: dict[str, Callable[[TrainJob], TrainResult]] = {"reference": train_ref
 def train_model(
     images: np.ndarray,
     labels: np.ndarray | None,
-    cfg: RunConfig,
+    cfg: object,
     *,
     seed: int,
     device: torch.device | str,
@@ -180,20 +182,23 @@ def train_model(
     on_step: Callable[[int, float], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
-    """Train one generation's model, dispatching to the reference or the fast recipe (devices.resolve_recipe).
+    """Train one generation's model, dispatching to the recipe its model family resolves (reference, or the UNet's
+    fast path). ``cfg``: a :class:`~collapse_utils.diffusion.ddpm.TrainSettings`, or a run's configuration read
+    through ``TrainSettings.from_config``.
 
     ``on_step(step, loss)`` is called after every step, in order (the fast path's graph calls it in bursts);
     ``desc`` labels the progress bar.
     """
+    cfg = TrainSettings.from_config(cfg)
     check_labels(labels, len(images), cfg)
     device = torch.device(device)
-    recipe = resolve_recipe(cfg.recipe, device)
+    recipe = get_family(cfg.model_family).resolve_recipe(cfg.recipe, device)
     job = TrainJob(images=images, labels=labels, cfg=cfg, seed=seed, device=device, ckpt_dir=ckpt_dir, on_step=on_step,
                    desc=desc)
     return TRAINERS[recipe](job)
 
 
-def check_labels(labels: np.ndarray | None, num_images: int, cfg: RunConfig) -> None:
+def check_labels(labels: np.ndarray | None, num_images: int, cfg: TrainSettings) -> None:
     """A conditional run needs one label in [0, num_classes) per image; an unconditional one ignores labels."""
     if not cfg.conditional:
         return

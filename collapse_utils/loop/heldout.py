@@ -56,12 +56,13 @@ class HeldOutUnavailableError(ValueError):
 def _heldout_meta(cfg: "RunConfig", g: int, gen: Any, device: Any) -> dict[str, Any]:
     import torch
 
-    from ..core.devices import resolve_recipe
+    from ..diffusion.family import get_family
 
     dev = torch.device(device)
     return dict(purpose="heldout", generation=g, seed=derive_seed(cfg.seed, g, "heldout"), batch_size=HELDOUT_BATCH,
                 num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale,
-                conditional=cfg.conditional, sampler=resolve_recipe(cfg.recipe, dev), device_type=dev.type,
+                conditional=cfg.conditional,
+                sampler=get_family(cfg.model_family).resolve_recipe(cfg.recipe, dev), device_type=dev.type,
                 model_sha256=rundir.model_sha256(gen))
 
 
@@ -74,15 +75,15 @@ def heldout_samples(run: "RunResult", g: int, count: int, device: Any = None, pr
     """
     from ..diffusion.ddpm import SampleSettings, balanced_labels
     from ..core.devices import fixed_cpu_threads, resolve_device
-    from ..diffusion.models import build_scheduler
-    from ..diffusion.sample import sample_images
+    from ..diffusion.family import get_family
 
     if count <= 0:
         raise ValueError(f"held-out sample count must be positive; got {count}")
     cfg = run.config
     dev = resolve_device(device)
     gen = rundir.gen_dir(run.run_dir, g)
-    model = rundir.load_model(rundir.model_path(gen))
+    family = get_family(cfg.model_family)
+    model = rundir.load_model(rundir.model_path(gen), family=family.name)
     if model is None:
         raise FileNotFoundError(f"generation {g} of {run.run_dir} has no whole saved model to draw held-out samples from")
     parts = rundir.heldout_path(gen)
@@ -91,7 +92,7 @@ def heldout_samples(run: "RunResult", g: int, count: int, device: Any = None, pr
     labels = balanced_labels(drawn, cfg.num_classes) if cfg.conditional else None
     settings = SampleSettings.from_config(cfg, dev)
     with fixed_cpu_threads(dev):
-        images = sample_images(model, build_scheduler(cfg.num_train_timesteps, cfg.beta_schedule), drawn,
+        images = family.sample(model, family.scheduler(cfg.num_train_timesteps, cfg.beta_schedule), drawn,
                                seed=derive_seed(cfg.seed, g, "heldout"), settings=settings, labels=labels,
                                parts_dir=parts, batch_size=HELDOUT_BATCH, progress=progress,
                                desc=f"{run.run_dir.name} gen {g} held-out samples")

@@ -1,7 +1,8 @@
 """Preflight: the checks a run must pass before any long work starts, so bad input fails first and loses nothing.
 
 The selection method and the feature space it compares in (collapse_utils.core.methods.check_selection), the
-real images (count, shape, dtype), the model and resolution, the metric names, the feature networks that
+real images (count, shape, dtype), the model (a size of the run's model family, fitting the resolution, with
+a recipe the family has: the fast CUDA recipe is the UNet's alone), the metric names, the feature networks that
 selection and metrics will need (loaded now, so missing DINOv2 weights fail here rather than after generation 1
 trained), the free disk for the generations still to run, and a warning for a paper-size run on a CPU.
 """
@@ -19,7 +20,7 @@ from ..core.config import RunConfig
 from ..core.data import validate_images
 from ..core.methods import check_selection
 from ..measure.features import check_feature_space
-from ..diffusion.models import MODEL_CONFIGS, build_unet, count_parameters, min_resolution
+from ..diffusion.family import get_family
 from .paradigms import real_images_needed
 from ..core.vocab import METRIC_NAMES, metric_feature_spaces
 
@@ -44,6 +45,15 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
+def check_model_choice(cfg: RunConfig, device: torch.device | str | None = None) -> None:
+    """Refuse a model the run's family does not have, or a recipe it lacks (the fast CUDA recipe is the UNet's
+    alone), before anything is loaded or written; the resolution is checked with the images (:func:`preflight`)."""
+    family = get_family(cfg.model_family)
+    if cfg.model not in family.sizes:
+        family.check(cfg.model, 0)  # raises, naming the family's sizes
+    family.resolve_recipe(cfg.recipe, torch.device(device) if device is not None else torch.device("cpu"))
+
+
 def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: torch.device | str | None = None) -> None:
     """Refuse the run now if it cannot finish (see the module docstring); nothing is written."""
     check_selection(cfg)
@@ -53,10 +63,9 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
     h, w, c = real_images.shape[1:]
     if h != w:
         raise ValueError(f"images must be square, got {h}×{w}")
-    if cfg.model not in MODEL_CONFIGS:
-        raise ValueError(f"unknown model {cfg.model!r}; choose one of {sorted(MODEL_CONFIGS)}")
-    if h % min_resolution(cfg.model):
-        raise ValueError(f"resolution {h} is not divisible by {min_resolution(cfg.model)}, as model {cfg.model!r} needs")
+    check_model_choice(cfg, device)
+    family = get_family(cfg.model_family)
+    family.check(cfg.model, h)  # fitting the resolution
     if cfg.conditional and cfg.num_classes < 2:
         raise ValueError("a conditional run needs num_classes >= 2")
     unknown = [m for m in cfg.metrics if m not in METRIC_NAMES]
@@ -68,7 +77,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
                          f"dataset {cfg.dataset!r} has {c} channels; use pixel, dinov2 or inception")
     for space in sorted(spaces):
         check_feature_space(space, device=device)
-    params = count_parameters(build_unet(cfg.model, resolution=h, channels=c))
+    params = family.count_parameters(cfg.model, resolution=h, channels=c)
     todo = sum(not rundir.is_done(run_dir, g) for g in range(1, cfg.generations + 1))
     need = estimate_disk_bytes(cfg, h * w * c, params, generations=todo)
     free = cio.free_disk_bytes(run_dir)
@@ -78,7 +87,7 @@ def preflight(cfg: RunConfig, real_images: np.ndarray, run_dir: Path, device: to
 
 def paper_scale_on_cpu(cfg: RunConfig, device: torch.device) -> str | None:
     """A warning for a paper-size model and schedule on a CPU, where one generation takes days."""
-    if device.type != "cpu" or not cfg.model.startswith("unet") or cfg.train_steps < 10_000:
+    if device.type != "cpu" or not cfg.model.startswith(("unet", "dit_")) or cfg.train_steps < 10_000:
         return None
     return (f"{cfg.model} for {cfg.train_steps:,} training steps on a CPU takes days per generation; "
             "use a CUDA GPU (see README 'GPU, Colab and several GPUs'), or --preset demo for a CPU-sized run")

@@ -25,14 +25,14 @@ from . import rundir, tracking
 from ..core.config import RunConfig, derive_seed
 from ..diffusion.ddpm import SampleSettings, balanced_labels
 from ..core.devices import resolve_device as checked_device
-from ..core.devices import fixed_cpu_threads, resolve_recipe
-from ..diffusion.models import build_scheduler
+from ..core.devices import fixed_cpu_threads
+from ..diffusion.family import get_family
 from .paradigms import Pool, build_training_set
 from ..core.methods import check_selection
-from .preflight import paper_scale_on_cpu, preflight
+from .preflight import check_model_choice, paper_scale_on_cpu, preflight
 from .rundir import GenerationResult, RunResult
 from .run_metrics import measure_generation
-from ..diffusion.sample import assemble_parts, sample_images
+from ..diffusion.sample import assemble_parts
 from ..core.testhooks import KILL_ENV, kill_point
 from ..diffusion.train import remove_checkpoint, train_model
 
@@ -61,7 +61,8 @@ def _parts_meta(cfg: RunConfig, g: int, device: torch.device) -> dict[str, Any]:
     """What the sample part files depend on: parts from another batch size or sampler are not mixed in."""
     return dict(generation=g, num=cfg.samples_per_generation, batch_size=cfg.sample_batch_size,
                 seed=derive_seed(cfg.seed, g, "sample"), num_inference_steps=cfg.num_inference_steps,
-                guidance_scale=cfg.guidance_scale, sampler=resolve_recipe(cfg.recipe, torch.device(device)),
+                guidance_scale=cfg.guidance_scale,
+                sampler=get_family(cfg.model_family).resolve_recipe(cfg.recipe, torch.device(device)),
                 device_type=torch.device(device).type)
 
 
@@ -91,8 +92,9 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
 
     # 2. model
     t0 = time.perf_counter()
-    scheduler = build_scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
-    model = rundir.load_model(rundir.model_path(gen))
+    family = get_family(cfg.model_family)
+    scheduler = family.scheduler(cfg.num_train_timesteps, cfg.beta_schedule)
+    model = rundir.load_model(rundir.model_path(gen), family=family.name)
     train_info: dict[str, Any] = {}
     if model is None:
         on_step = None
@@ -131,7 +133,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         if state.is_main_process:
             rundir.prepare_parts_dir(parts, _parts_meta(cfg, g, device))
         state.wait_for_everyone()
-        images = sample_images(model, scheduler, num, seed=derive_seed(cfg.seed, g, "sample"),
+        images = family.sample(model, scheduler, num, seed=derive_seed(cfg.seed, g, "sample"),
                                settings=SampleSettings.from_config(cfg, device), labels=sample_labels,
                                parts_dir=parts, rank=state.process_index, world_size=state.num_processes,
                                desc=f"{label} sample")
@@ -284,6 +286,7 @@ def run_self_consuming(
     state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
     run_dir = Path(run_dir)
     device = run_device(config)
+    check_model_choice(config, device)  # a model or recipe the family lacks: refused before anything is written
     too_big = paper_scale_on_cpu(config, device)
     if too_big and state.is_main_process:
         warnings.warn(too_big, RuntimeWarning, stacklevel=2)

