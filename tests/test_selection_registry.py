@@ -75,7 +75,8 @@ def test_the_builtins_are_registered_with_their_display():
 
 
 def test_labels_and_colours_come_from_the_registry(monkeypatch):
-    from collapse_utils.paper import analysis, claims, demo
+    from collapse_utils.paper import analysis, demo
+    from collapse_utils.paper.claims import statistics as claims
 
     assert analysis.method_label("greedy") == methods.label_of("greedy") == "Greedy Selection"
     assert analysis.method_label("threshold", decay=0.8) == "Threshold Decay Filter (α = 0.80)"

@@ -107,8 +107,7 @@ def run_generation(cfg: RunConfig, g: int, run_dir: Path, real: Pool, samples_of
         if state.is_main_process:
             # The log first: the model directory counts only with a whole log beside it.
             rundir.write_train_log(gen, result.losses, result.mixed_precision, result.recipe, result.steps)
-            rundir.save_model(model, scheduler, rundir.model_path(gen), cfg, g)
-            rundir.record_model_files(gen)  # configs and sampling settings too, not only the weights
+            rundir.save_model(model, scheduler, rundir.model_path(gen), cfg, g)  # records every model file's hash
         state.wait_for_everyone()
         if state.is_main_process:
             remove_checkpoint(rundir.ckpt_path(gen))

@@ -737,8 +737,8 @@ def verify_checkpoint(path: Path) -> None:
 
 def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, generation: int | None = None) -> None:
     """Save the generation's model through its family (collapse_utils.diffusion.family, ``ModelFamily.save``) into a
-    fresh folder, mark it ``COMPLETE`` and move it into place whole; then record the sha256 of its weights (the one
-    hashed file). A UNet's folder is a diffusers pipeline folder (unet/ + scheduler/ + model_index.json: diffusers'
+    fresh folder, mark it ``COMPLETE`` and move it into place whole; then record the sha256 of every file the model
+    is (weights, network and scheduler configs, sampling settings: :func:`model_files`). A UNet's folder is a diffusers pipeline folder (unet/ + scheduler/ + model_index.json: diffusers'
     ``DDPMPipeline`` when unconditional, ``CollapsePipeline`` with ``collapse_pipeline.py`` when conditional), so
     ``DiffusionPipeline.from_pretrained`` loads either. With the run's ``cfg`` and ``generation`` also its sampling
     settings (``sampling.json``). The model card is written when the generation is finished (:func:`write_model_card`)."""
@@ -750,7 +750,7 @@ def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, gener
                 else None)
     (tmp / "COMPLETE").write_text("ok\n")
     cio.atomic_replace_dir(tmp, path)
-    cio.record_hashes(path.parent, Path(path.name) / model_weights(path))
+    record_model_files(path.parent)
 
 
 def model_snippet_path(run_dir: Path, generation: int) -> tuple[str, str]:
