@@ -204,8 +204,21 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch, capsys):
     assert str(root / "_jobs") in script
     assert sys.executable in script
 
-    # without options: a day per task and one GPU (not submitit's 5 minutes and no GPU)
+    # the task imports the package it was submitted from, whatever the job's environment
+    assert f"export PYTHONPATH={sweep.package_parent()}" in script
+    # each run's task id recorded for --status and the next submission; no staging file left in _jobs/
+    assert sorted(p.read_text().strip() for p in (root / "_jobs").glob("*.job")) == ["4242_0", "4242_1"]
+    assert not list((root / "_jobs").glob("*.pkl")) and not list((root / "_jobs").glob(".submission_file_*"))
+
+    # without options: a day per task (not submitit's 5 minutes); no GPU for a CPU preset (smoke, demo: a cluster
+    # without GPUs refuses the request), one GPU at paper scale
+    for p in (root / "_jobs").glob("*.job"):
+        p.unlink()  # the stand-in queue never ran them
     assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm"]) == 0
+    script = (tmp_path / "submitted.sh").read_text()
+    assert "#SBATCH --time=1440" in script and "--gpus-per-node" not in script
+    assert main(["sweep", "--preset", "paper", "--only", "F2", "--run-root", str(root / "paper"),
+                 "--executor", "slurm"]) == 0
     script = (tmp_path / "submitted.sh").read_text()
     assert "#SBATCH --time=1440" in script and "#SBATCH --gpus-per-node=1" in script
 
