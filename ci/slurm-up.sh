@@ -72,6 +72,7 @@ mkdir -p "$PIDS" "$STATE" "$SPOOL" "$LOGS" "$CONF_DIR"
 if [ -f "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
     say "$CONF exists and was not written by this script; using it as it is"
 else
+    old=$(cat "$CONF" 2>/dev/null || true)
     cat > "$CONF" <<EOF
 $MARK
 ClusterName=ci
@@ -98,12 +99,16 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=300
-KillWait=5
+KillWait=2
 InactiveLimit=0
 MaxArraySize=1001
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
+    if [ -n "$old" ] && [ "$old" != "$(cat "$CONF")" ] && [ -f "$PIDS/slurmctld.pid" ] \
+            && kill -0 "$(cat "$PIDS/slurmctld.pid")" 2>/dev/null; then
+        scontrol reconfigure && say "$CONF changed: the running daemons reread it"
+    fi
 fi
 
 started=0

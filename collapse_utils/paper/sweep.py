@@ -253,6 +253,14 @@ except ImportError:  # pragma: no cover - submitit is a dependency; plan/status 
     _Checkpointable = object  # type: ignore[assignment,misc]
 
 
+def _this_job() -> str:
+    """The id of the job running this process as squeue shows it (``<array>_<index>`` for an array task)."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or "-"
+
+
 class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
     """One array task: run (or resume) one self-consuming run in its run directory.
 
@@ -273,7 +281,7 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
                 run_self_consuming(cfg, run_dir, wait=True)
         except Exception as exc:
             err.parent.mkdir(parents=True, exist_ok=True)
-            job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or "-"
+            job = _this_job()
             err.write_text(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n\n"
                            f"host {socket.gethostname()}, pid {os.getpid()}, job {job}, "
                            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n\n{traceback.format_exc()}")
@@ -451,7 +459,9 @@ def attach_scheduler(runs: list[PlannedRun], root: Path) -> None:
         r.job = job
         progress = f"{r.done} of {r.config.generations} generations done"
         state, where = queue.get(job, (None, ""))
-        if state is not None and state not in ("RUNNING", "COMPLETING"):
+        if r.state.startswith("failed") and _recorded_by(root, r, job):
+            r.state = r.state.replace("failed (", f"failed (job {job}; ", 1)  # it may still be leaving the queue
+        elif state is not None and state not in ("RUNNING", "COMPLETING"):
             r.state = f"{state.lower()} (job {job}: {where}; {progress})"
         elif state is not None:
             r.state = (r.state.replace("running (", f"running (job {job} on {where}, ", 1)
@@ -459,6 +469,16 @@ def attach_scheduler(runs: list[PlannedRun], root: Path) -> None:
         elif not r.state.startswith(("running", "failed")):
             final = slurm_final_state(job)
             r.state = f"{progress} (job {job} ended{': ' + final if final else ''}; not finished)"
+
+
+def _recorded_by(root: Path, run: PlannedRun, job: str) -> bool:
+    """Whether the run's error record was written by task ``job`` (not by an earlier submission)."""
+    from ..core.paths import error_path
+
+    try:
+        return f", job {job}, " in error_path(root, run.config).read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def slurm_defaults(runs: list[PlannedRun]) -> dict[str, Any]:
