@@ -9,7 +9,9 @@
   submitit job array (one task per run, :class:`RunTask`); ``local`` runs them as processes on this machine (one
   run per visible GPU at a time), ``debug`` in this process. Job logs go to ``<run store>/_jobs/``; a task that
   fails records its error in ``_jobs/<run>.error``, which the plan shows.
-* ``sweep ... --status`` prints the same table for the store while the jobs run.
+* ``sweep ... --status`` prints the same table for the store while the jobs run; for a Slurm sweep each run's task
+  (recorded in ``_jobs/<run>.job``) is looked up with ``squeue``, so pending, running and ended tasks show without
+  an accounting database. Submitting again skips runs whose task is still queued.
 
 A task only calls :func:`collapse_utils.loop.run.run_self_consuming`: it resumes a run from its last checkpoint, and
 waits when another process holds the run's lock. When Slurm preempts a task or its time runs out, submitit calls
@@ -636,7 +638,9 @@ for, each run once however many figures share it).
               CPU-minutes at smoke and demo scale (≈31 CPU-s per demo generation, benchmarks/demo_findings.md,
               or the recorded time of a run's finished generations)
   --status    the same table while jobs run (done / k of G generations done / running: who holds
-              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error)
+              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error;
+              for a Slurm sweep also pending with Slurm's reason, the running task's node, or a task
+              that ended without finishing its run, from squeue: no accounting needed)
   --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
               on this machine, one run per visible GPU at a time) or debug (in this process)
 
@@ -674,13 +678,14 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--qos", help="sbatch --qos")
     s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
                    "resumes [default: 1440]")
-    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1]")
+    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1; none for the CPU "
+                   "presets smoke and demo]")
     s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
     s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
     s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")
     s.add_argument("--local-slots", type=int, help="local on a CPU machine: runs at a time (default: CPU count)")
-    s.add_argument("--wait", action="store_true", help="wait for every task and report failures (debug always "
-                   "waits)")
+    s.add_argument("--wait", action="store_true", help="wait for every task and report failures, a task that "
+                   "died without a result included (debug always waits)")
     p.set_defaults(func=_cmd_sweep)
 
 
