@@ -157,10 +157,16 @@ def test_sweep_runs_through_sbatch_with_status_and_serial_bytes(tmp_path, serial
         assert _sessions(run) == 1
 
 
-def test_requeued_task_resumes_from_its_checkpoint(tmp_path):
-    """`scontrol requeue` of a running task (as preemption does): the scheduler kills it, runs it again, the run
-    resumes from its last training checkpoint and ends with an uninterrupted run's bytes."""
-    cfg = _configs()[0].replace(generations=1, train_steps=160, checkpoint_every=20)
+@pytest.mark.parametrize("how", ["scontrol-requeue", "time-limit-signal"])
+def test_requeued_task_resumes_from_its_checkpoint(tmp_path, how):
+    """A running task requeued: by ``scontrol requeue`` (the scheduler kills it and runs it again), or by the signal
+    Slurm sends before a time limit (USR2, ``--signal=USR2@90`` in submitit's script: the task's ``checkpoint()``
+    requeues the same call). Either way the run resumes from its last training checkpoint and ends with an
+    uninterrupted run's bytes."""
+    # Slurm takes ≈5 s to kill a requeued task (submitit's task ignores the SIGTERM; then KillWait), while submitit
+    # requeues at once on USR2: the training must outlast the kill to be interrupted (≈16 steps/s on 2 cores)
+    steps = 320 if how == "scontrol-requeue" else 160
+    cfg = _configs()[0].replace(generations=1, train_steps=steps, checkpoint_every=20)
     serial = tmp_path / "serial" / "run"
     run_self_consuming(cfg, serial)
     root = tmp_path / "runs"
@@ -169,7 +175,10 @@ def test_requeued_task_resumes_from_its_checkpoint(tmp_path):
     ckpt = rundir.gen_dir(run.run_dir, 1) / "ckpt" / "COMPLETE"
     _until("the task's first training checkpoint", lambda: ckpt.exists() or job.paths.result_pickle.exists())
     assert not job.paths.result_pickle.exists(), "the run finished before it could be requeued"
-    _scontrol("requeue", job.job_id)
+    if how == "scontrol-requeue":
+        _scontrol("requeue", job.job_id)
+    else:
+        subprocess.run(["scancel", "--signal=USR2", job.job_id], check=True, timeout=30)
     # Slurm holds a requeued job for about two minutes (BeginTime); the test lets it go now
     _until(f"{job.job_id} requeued", lambda: _state(job.job_id) in ("PENDING", "REQUEUED", "REQUEUE_HOLD"))
     assert not rundir.is_finished(run.run_dir, 1)
