@@ -65,6 +65,15 @@ def _artifacts(run_dir: Path, generations: int) -> dict[str, bytes]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _cancel_leftover_jobs(tmp_path):
+    """A failed test leaves no task of its own in the queue (e.g. one requeued after its run finished)."""
+    yield
+    jobs = {p.read_text().strip().split("_")[0] for p in tmp_path.glob("**/_jobs/*.job")}
+    if jobs:
+        subprocess.run(["scancel", *sorted(jobs)], capture_output=True, timeout=30)
+
+
 @pytest.fixture(scope="module")
 def serial_store(tmp_path_factory) -> Path:
     """The same runs made in this process by run_self_consuming, one after another."""
