@@ -678,8 +678,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--qos", help="sbatch --qos")
     s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
                    "resumes [default: 1440]")
-    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1; none for the CPU "
-                   "presets smoke and demo]")
+    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1; "
+                   "none for the CPU presets smoke and demo]")
     s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
     s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
     s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")
