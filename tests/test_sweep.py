@@ -204,8 +204,21 @@ def test_slurm_options_reach_sbatch(tmp_path, monkeypatch, capsys):
     assert str(root / "_jobs") in script
     assert sys.executable in script
 
-    # without options: a day per task and one GPU (not submitit's 5 minutes and no GPU)
+    # the task imports the package it was submitted from, whatever the job's environment
+    assert f"export PYTHONPATH={sweep.package_parent()}" in script
+    # each run's task id recorded for --status and the next submission; no staging file left in _jobs/
+    assert sorted(p.read_text().strip() for p in (root / "_jobs").glob("*.job")) == ["4242_0", "4242_1"]
+    assert not list((root / "_jobs").glob("*.pkl")) and not list((root / "_jobs").glob(".submission_file_*"))
+
+    # without options: a day per task (not submitit's 5 minutes); no GPU for a CPU preset (smoke, demo: a cluster
+    # without GPUs refuses the request), one GPU at paper scale
+    for p in (root / "_jobs").glob("*.job"):
+        p.unlink()  # the stand-in queue never ran them
     assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm"]) == 0
+    script = (tmp_path / "submitted.sh").read_text()
+    assert "#SBATCH --time=1440" in script and "--gpus-per-node" not in script
+    assert main(["sweep", "--preset", "paper", "--only", "F2", "--run-root", str(root / "paper"),
+                 "--executor", "slurm"]) == 0
     script = (tmp_path / "submitted.sh").read_text()
     assert "#SBATCH --time=1440" in script and "#SBATCH --gpus-per-node=1" in script
 
@@ -250,3 +263,20 @@ def test_an_interrupted_task_requeued_finishes_with_the_same_artifacts(tmp_path)
     requeued = sweep.RunTask().checkpoint(cfg.to_dict(), str(run_dir), None)
     requeued.function(*requeued.args, **requeued.kwargs)
     assert _artifacts(run_dir, cfg.generations) == _artifacts(serial, cfg.generations)
+
+
+def test_a_refused_submission_says_why_and_leaves_no_staging_files(tmp_path, monkeypatch, capsys):
+    """sbatch refusing the array (here: a GPU asked of a cluster without GPUs, as Slurm answers it): the command
+    fails with sbatch's message and a hint, and submitit's pickles and script are not left in _jobs/."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sbatch", "echo 'sbatch: error: Invalid generic resource (gres) specification' >&2; exit 1"),
+                       ("srun", "exit 1"), ("squeue", "exit 0")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    root = tmp_path / "store"
+    assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm", "--gpus-per-node", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "Invalid generic resource (gres) specification" in err and "--gpus-per-node 0" in err
+    assert not [p.name for p in (root / "_jobs").iterdir() if not p.name.startswith(".submit")]

@@ -9,7 +9,9 @@
   submitit job array (one task per run, :class:`RunTask`); ``local`` runs them as processes on this machine (one
   run per visible GPU at a time), ``debug`` in this process. Job logs go to ``<run store>/_jobs/``; a task that
   fails records its error in ``_jobs/<run>.error``, which the plan shows.
-* ``sweep ... --status`` prints the same table for the store while the jobs run.
+* ``sweep ... --status`` prints the same table for the store while the jobs run; for a Slurm sweep each run's task
+  (recorded in ``_jobs/<run>.job``) is looked up with ``squeue``, so pending, running and ended tasks show without
+  an accounting database. Submitting again skips runs whose task is still queued.
 
 A task only calls :func:`collapse_utils.loop.run.run_self_consuming`: it resumes a run from its last checkpoint, and
 waits when another process holds the run's lock. When Slurm preempts a task or its time runs out, submitit calls
@@ -118,6 +120,7 @@ class PlannedRun:
     state: str = "never started"
     error: str | None = None
     recorded_s: float | None = None  # mean recorded time of its finished generations (CPU presets)
+    job: str | None = None  # the Slurm task recorded for it (sweep --executor slurm), when --status asked squeue
 
     @property
     def finished(self) -> bool:
@@ -252,6 +255,14 @@ except ImportError:  # pragma: no cover - submitit is a dependency; plan/status 
     _Checkpointable = object  # type: ignore[assignment,misc]
 
 
+def _this_job() -> str:
+    """The id of the job running this process as squeue shows it (``<array>_<index>`` for an array task)."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID") or "-"
+
+
 class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
     """One array task: run (or resume) one self-consuming run in its run directory.
 
@@ -272,7 +283,7 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
                 run_self_consuming(cfg, run_dir, wait=True)
         except Exception as exc:
             err.parent.mkdir(parents=True, exist_ok=True)
-            job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or "-"
+            job = _this_job()
             err.write_text(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n\n"
                            f"host {socket.gethostname()}, pid {os.getpid()}, job {job}, "
                            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n\n{traceback.format_exc()}")
@@ -290,7 +301,6 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
 # ---------------------------------------------------------------------------------------------- submission
 EXECUTORS = ("slurm", "local", "debug")
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would interrupt every run
-SLURM_DEFAULTS = {"timeout_min": 24 * 60, "gpus_per_node": 1}  # submitit's default time is 5 minutes
 MAX_REQUEUES = 100  # timeouts a task may be requeued after (submitit's default, 3, ends a long run early)
 
 
@@ -390,6 +400,208 @@ class ChainedRun:
         return value
 
 
+# ---------------------------------------------------------------------------------------------- Slurm
+JOB_NAME = "collapse-sweep"  # sbatch --job-name of every sweep array (squeue --name finds them)
+JOB_RECORD_SUFFIX = ".job"  # _jobs/<run>.job: the Slurm task id of the run's latest submission
+# Queue states in which a task will still run (or runs): a run with such a task is not submitted again.
+QUEUED = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
+          "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "SPECIAL_EXIT")
+
+
+class SubmissionError(RuntimeError):
+    """sbatch refused the submission (its message, and what to change)."""
+
+
+def job_record(root: Path, run_dir: Path | str) -> Path:
+    """Where a Slurm sweep records the task id that runs ``run_dir`` (read by ``--status`` and by the next
+    submission, which leaves a run whose task is still queued alone)."""
+    return jobs_dir(root) / f"{Path(run_dir).name}{JOB_RECORD_SUFFIX}"
+
+
+def recorded_job(root: Path, run_dir: Path | str) -> str | None:
+    try:
+        return job_record(root, run_dir).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _scheduler(args: list[str], timeout: float = 60) -> str | None:
+    """The output of a Slurm client command, or None where it is missing or fails."""
+    import shutil
+    import subprocess
+
+    if shutil.which(args[0]) is None:
+        return None
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def slurm_queue() -> dict[str, tuple[str, str]] | None:
+    """This user's sweep tasks in Slurm's queue: task id (``<array>_<index>``) → (state, reason or node), one call
+    to ``squeue`` (which needs no accounting database, unlike ``sacct``); a task that has ended is not listed.
+    None where squeue is missing or fails (no cluster)."""
+    import getpass
+
+    out = _scheduler(["squeue", "--noheader", "--array", "--name", JOB_NAME, "--user", getpass.getuser(),
+                      "--format", "%i|%T|%R"])
+    if out is None:
+        return None
+    queue = {}
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            queue[parts[0]] = (parts[1], parts[2])
+    return queue
+
+
+def slurm_final_state(job_id: str) -> str | None:
+    """The final state of an ended task from accounting (``sacct``), or None without accounting."""
+    out = _scheduler(["sacct", "--noheader", "--parsable2", "--allocations", "--format", "JobID,State",
+                      "--jobs", job_id])
+    for line in (out or "").splitlines():
+        jid, _, state = line.partition("|")
+        if jid == job_id and state:
+            return state.split()[0]
+    return None
+
+
+def attach_scheduler(runs: list[PlannedRun], root: Path) -> None:
+    """Add Slurm's view to the store's: a run whose recorded task is queued reads ``pending (job …: reason)``, a
+    running one names its job, and an unfinished run whose task has ended without an error record says so (with
+    sacct's final state where accounting answers). Nothing changes where no task was recorded or squeue is missing."""
+    recorded = {id(r): recorded_job(root, r.run_dir) for r in runs if not r.finished}
+    if not any(recorded.values()):
+        return
+    queue = slurm_queue()
+    if queue is None:
+        return
+    for r in runs:
+        job = recorded.get(id(r))
+        if not job:
+            continue
+        r.job = job
+        progress = f"{r.done} of {r.config.generations} generations done"
+        state, where = queue.get(job, (None, ""))
+        if r.state.startswith("failed") and _recorded_by(root, r, job):
+            r.state = r.state.replace("failed (", f"failed (job {job}; ", 1)  # it may still be leaving the queue
+        elif state is not None and state not in ("RUNNING", "COMPLETING"):
+            r.state = f"{state.lower()} (job {job}: {where}; {progress})"
+        elif state is not None:
+            r.state = (r.state.replace("running (", f"running (job {job} on {where}, ", 1)
+                       if r.state.startswith("running (") else f"running (job {job} on {where}, starting; {progress})")
+        elif not r.state.startswith(("running", "failed")):
+            final = slurm_final_state(job)
+            r.state = f"{progress} (job {job} ended{': ' + final if final else ''}; not finished)"
+
+
+def _recorded_by(root: Path, run: PlannedRun, job: str) -> bool:
+    """Whether the run's error record was written by task ``job`` (not by an earlier submission)."""
+    from ..core.paths import error_path
+
+    try:
+        return f", job {job}, " in error_path(root, run.config).read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def slurm_defaults(runs: list[PlannedRun]) -> dict[str, Any]:
+    """A day per task; one GPU per task unless every run is of a CPU preset (smoke, demo), which asks for none (a
+    cluster without GPUs refuses a GPU request)."""
+    p: dict[str, Any] = {"timeout_min": 24 * 60}
+    if not all(r.cpu for r in runs):
+        p["gpus_per_node"] = 1
+    return p
+
+
+def slurm_max_array_size() -> int:
+    """The cluster's MaxArraySize (``scontrol show config``): an array holds at most this many tasks (indices
+    0 … MaxArraySize - 1); Slurm's default, 1001, where it cannot be read."""
+    import re
+
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", _scheduler(["scontrol", "show", "config"]) or "", re.M)
+    return int(found.group(1)) if found else 1001
+
+
+def package_parent() -> Path:
+    """The folder holding this ``collapse_utils`` package: a Slurm task imports the package from here, so it runs
+    the code that submitted it even where the job's environment names another copy (or none)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def _submit_slurm(task: "RunTask", runs: list[PlannedRun], root: Path, parameters: dict[str, Any]) -> list[Any]:
+    """One job array per MaxArraySize runs; each run's task id recorded in ``_jobs/<run>.job``."""
+    import shlex
+
+    import submitit
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+    jdir = jobs_dir(root)
+    parameters = {**slurm_defaults(runs), **parameters}
+    setup = list(parameters.pop("slurm_setup", []))
+    setup.insert(0, f"export PYTHONPATH={shlex.quote(str(package_parent()))}${{PYTHONPATH:+:$PYTHONPATH}}")
+    chunk = max(1, slurm_max_array_size())
+    before = set(jdir.glob("*.pkl")) | set(jdir.glob(".submission_file_*"))
+    jobs: list[Any] = []
+    try:
+        for start in range(0, len(runs), chunk):
+            part = runs[start:start + chunk]
+            ex = submitit.AutoExecutor(folder=jdir / "%j", cluster="slurm", slurm_max_num_timeout=MAX_REQUEUES)
+            ex.update_parameters(name=JOB_NAME, slurm_setup=setup, **parameters)
+            new = ex.map_array(task, [r.config.to_dict() for r in part], [str(r.run_dir) for r in part],
+                               [None] * len(part))
+            for r, j in zip(part, new):
+                job_record(root, r.run_dir).write_text(f"{j.job_id}\n")
+            jobs += new
+    except (FailedJobError, FailedSubmissionError) as exc:
+        msg = str(exc).strip().splitlines()
+        hint = ""
+        if any("gres" in line.lower() for line in msg):
+            hint = (" (the cluster has no GPUs as generic resources where the job would run: choose a GPU "
+                    "--partition, or --gpus-per-node 0)")
+        raise SubmissionError(f"sbatch refused the sweep after {len(jobs)} of {len(runs)} run(s): "
+                              f"{msg[-1] if msg else exc}{hint}") from exc
+    finally:
+        # submitit's staging files: the pickles of a refused array, and a link per submitted script (the script
+        # itself is in _jobs/<job id>/).
+        for leftover in (set(jdir.glob("*.pkl")) | set(jdir.glob(".submission_file_*"))) - before:
+            leftover.unlink(missing_ok=True)
+    return jobs
+
+
+def wait_slurm(jobs: list[Any], poll_s: float = 1.0, max_poll_s: float = 30.0) -> dict[str, str]:
+    """Wait until every task has ended: it wrote its result, or it left Slurm's queue without one (cancelled,
+    killed, out of memory, node failure). Polls ``squeue`` (no accounting needed; submitit's own wait asks
+    ``sacct`` and, without accounting, never learns that a task ended without a result), more slowly as time
+    passes. Returns the task ids that ended without a result, with what is known of why."""
+    start = time.time()
+    waiting = {j.job_id: j for j in jobs}
+    gone: dict[str, int] = {}
+    lost: dict[str, str] = {}
+    while waiting:
+        queue = slurm_queue()
+        for jid, j in list(waiting.items()):
+            if j.paths.result_pickle.exists():
+                del waiting[jid]
+            elif queue is not None and jid not in queue:
+                gone[jid] = gone.get(jid, 0) + 1
+                if gone[jid] >= 2:  # seen twice out of the queue with no result: it will not write one
+                    if j.paths.result_pickle.exists():
+                        del waiting[jid]
+                        continue
+                    final = slurm_final_state(jid)
+                    lost[jid] = (f"job {jid} ended without a result ({final or 'left the queue; no accounting'}); "
+                                 f"its log: {j.paths.stderr}")
+                    del waiting[jid]
+            else:
+                gone.pop(jid, None)
+        if waiting:
+            time.sleep(min(max_poll_s, poll_s + (time.time() - start) / 20))
+    return lost
+
+
 def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[str, Any] | None = None,
            local_slots: int | None = None, gpus: list[int] | None = None, watch: int | None = None) -> list[Any]:
     """Submit the runs as submitit jobs (one task per run); returns the jobs, in the order of ``runs``.
@@ -411,11 +623,11 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
     cfgs = [r.config.to_dict() for r in runs]
     dirs = [str(r.run_dir) for r in runs]
     task = RunTask()
-    if executor != "local":
-        ex = submitit.AutoExecutor(folder=folder, cluster=executor, slurm_max_num_timeout=MAX_REQUEUES)
-        if executor == "slurm":
-            parameters = {**SLURM_DEFAULTS, **parameters}
-        ex.update_parameters(name="collapse-sweep", **parameters)
+    if executor == "slurm":
+        jobs = _submit_slurm(task, runs, root, parameters)
+    elif executor == "debug":
+        ex = submitit.AutoExecutor(folder=folder, cluster=executor)
+        ex.update_parameters(name=JOB_NAME, **parameters)
         jobs = ex.map_array(task, cfgs, dirs, [None] * len(runs))
     else:
         gpus = visible_gpus() if gpus is None else gpus
@@ -450,7 +662,9 @@ for, each run once however many figures share it).
               CPU-minutes at smoke and demo scale (≈31 CPU-s per demo generation, benchmarks/demo_findings.md,
               or the recorded time of a run's finished generations)
   --status    the same table while jobs run (done / k of G generations done / running: who holds
-              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error)
+              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error;
+              for a Slurm sweep also pending with Slurm's reason, the running task's node, or a task
+              that ended without finishing its run, from squeue: no accounting needed)
   --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
               on this machine, one run per visible GPU at a time) or debug (in this process)
 
@@ -488,13 +702,14 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--qos", help="sbatch --qos")
     s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
                    "resumes [default: 1440]")
-    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1]")
+    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1; "
+                   "none for the CPU presets smoke and demo]")
     s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
     s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
     s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")
     s.add_argument("--local-slots", type=int, help="local on a CPU machine: runs at a time (default: CPU count)")
-    s.add_argument("--wait", action="store_true", help="wait for every task and report failures (debug always "
-                   "waits)")
+    s.add_argument("--wait", action="store_true", help="wait for every task and report failures, a task that "
+                   "died without a result included (debug always waits)")
     p.set_defaults(func=_cmd_sweep)
 
 
@@ -519,35 +734,70 @@ def check_sweep_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--run-root {args.run_root}: a file, not a run store folder")
 
 
+@contextlib.contextmanager
+def submission_lock(root: Path):
+    """One submission to a store at a time (``_jobs/.submit.lock``, an flock the kernel releases when the process
+    ends): a second sweep started at once sees the first one's job records and leaves its queued runs alone."""
+    import fcntl
+
+    jobs_dir(root).mkdir(parents=True, exist_ok=True)
+    with open(jobs_dir(root) / ".submit.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     check_sweep_args(args)
     root = Path(args.run_root or default_run_root()).resolve()
     skipped: dict[str, str] = {}
-    runs = plan_runs(args.preset, args.only.split(",") if args.only else None, dict(args.param), root,
-                     args.notebook_dir, skipped)
-    for fig, why in skipped.items():
-        print(f"{fig}: skipped ({why})", flush=True)
+    only = args.only.split(",") if args.only else None
     if args.plan or args.status:
+        runs = plan_runs(args.preset, only, dict(args.param), root, args.notebook_dir, skipped)
+        for fig, why in skipped.items():
+            print(f"{fig}: skipped ({why})", flush=True)
+        if args.status:
+            attach_scheduler(runs, root)
         print(format_plan(runs, root))
         if args.plan:
             todo = [r for r in runs if not r.finished]
             print(f"to submit: {len(todo)} run(s) (--executor slurm|local|debug)")
         return 0
-    todo = [r for r in runs if not r.finished]
-    if not todo:
-        print(f"every one of the {len(runs)} run(s) is finished in {root}")
-        return 0
-    # local jobs of a sweep that waits for them stop with it (killed or interrupted); without --wait they go on
-    watch = os.getpid() if args.executor == "local" and args.wait else None
-    jobs = submit(todo, root, args.executor, slurm_parameters(args), local_slots=args.local_slots, watch=watch)
+    with submission_lock(root) if args.executor == "slurm" else contextlib.nullcontext():
+        runs = plan_runs(args.preset, only, dict(args.param), root, args.notebook_dir, skipped)
+        for fig, why in skipped.items():
+            print(f"{fig}: skipped ({why})", flush=True)
+        todo = [r for r in runs if not r.finished]
+        if args.executor == "slurm" and todo:
+            queue = slurm_queue() or {}
+            queued = {id(r): recorded_job(root, r.run_dir) for r in todo}
+            queued = {k: j for k, j in queued.items() if j in queue and queue[j][0] in QUEUED}
+            if queued:
+                print(f"{len(queued)} run(s) already queued, not submitted again: "
+                      + ", ".join(f"job {j}" for j in queued.values()))
+            todo = [r for r in todo if id(r) not in queued]
+        if not todo:
+            print(f"every one of the {len(runs)} run(s) is finished or queued in {root}"
+                  if any(not r.finished for r in runs) else f"every one of the {len(runs)} run(s) is finished in {root}")
+            return 0
+        # local jobs of a sweep that waits for them stop with it (killed or interrupted); without --wait they go on
+        watch = os.getpid() if args.executor == "local" and args.wait else None
+        try:
+            jobs = submit(todo, root, args.executor, slurm_parameters(args), local_slots=args.local_slots,
+                          watch=watch)
+        except SubmissionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     print(f"submitted {len(jobs)} run(s) with the {args.executor} executor; logs in {jobs_dir(root)}")
     for r, j in zip(todo, jobs):
         print(f"  job {j.job_id}: {r.run_dir.name}")
     print(f"watch: {_status_command(args, root)}")
     if args.executor == "debug" or args.wait:
+        lost = wait_slurm(jobs) if args.executor == "slurm" else {}
         failed = 0
         for r, j in zip(todo, jobs):
             try:
+                if j.job_id in lost:
+                    raise RuntimeError(lost[j.job_id])
                 j.result()
             except Exception as exc:
                 failed += 1
