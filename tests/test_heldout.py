@@ -10,7 +10,7 @@ import pytest
 
 from collapse_utils.loop import heldout, rundir
 from collapse_utils.core.config import make_config
-from collapse_utils.measure.metrics import memorization_index
+from collapse_utils.measure.metrics import memorization_index, real_reference_memorization
 from collapse_utils.loop.run_metrics import ensure_figure_metrics, ensure_metrics
 from collapse_utils.loop.store import ensure_runs
 
@@ -60,6 +60,50 @@ def test_pixel_images_and_bad_inputs(digits8):
         memorization_index(gen, held, train, quantile=1.5, device="cpu")
 
 
+def _nn(x, d):
+    x, d = (np.asarray(a, np.float64).reshape(len(a), -1) for a in (x, d))
+    return np.sqrt(((x[:, None] - d[None]) ** 2).sum(-1)).min(1)
+
+
+def test_real_reference_matches_brute_force_and_decomposes_the_index():
+    rng = np.random.default_rng(2)
+    first = rng.normal(size=(70, 6))  # D_1
+    reference = rng.normal(size=(90, 6))  # R': real draws no model trained on
+    train = 0.5 * rng.normal(size=(50, 6))  # a contracted D_t
+    held = 0.5 * rng.normal(size=(80, 6))  # fresh draws of D_t's source
+    gen = np.concatenate([train[:15] + rng.normal(scale=0.02, size=(15, 6)), 0.5 * rng.normal(size=(45, 6))])
+    out = real_reference_memorization(gen, held, train, reference, first, device="cpu")
+    dg, dh, dr = _nn(gen, train), _nn(held, train), _nn(reference, first)
+    m_r, tau_r = np.median(dr), np.quantile(dr, 0.05)
+    assert out["copy_rate_real"] == pytest.approx(np.mean(dg < tau_r))
+    assert out["rho"] == pytest.approx(np.median(dg) / m_r, rel=1e-5)
+    assert out["contraction"] == pytest.approx(np.median(dh) / m_r, rel=1e-5)
+    assert out["median_nn_reference"] == pytest.approx(m_r, rel=1e-5)
+    assert out["copy_threshold_real"] == pytest.approx(tau_r, rel=1e-5)
+    assert out["contraction"] < 1 and out["copy_rate_real"] > out["copy_rate"]  # the contracted source
+    # the index and copy rate are memorization_index's, bit for bit, and rho = index x kappa
+    alone = memorization_index(gen, held, train, device="cpu")
+    assert {k: out[k] for k in alone} == alone
+    assert out["rho"] == pytest.approx(out["mem_index"] * out["contraction"], rel=1e-12)
+
+
+def test_real_reference_at_generation_one_is_the_index():
+    """H_1 = R' and D_t = D_1: kappa = 1, rho = the index, and both copy rates agree."""
+    rng = np.random.default_rng(3)
+    first, reference = rng.normal(size=(60, 5)), rng.normal(size=(100, 5))
+    gen = rng.normal(size=(100, 5))
+    out = real_reference_memorization(gen, reference, first, reference, first, device="cpu")
+    assert out["contraction"] == 1.0 and out["rho"] == out["mem_index"]
+    assert out["copy_rate_real"] == out["copy_rate"]
+    copies = real_reference_memorization(first[rng.integers(0, 60, 200)], reference, first, reference, first,
+                                         device="cpu")
+    assert copies["rho"] == pytest.approx(0.0, abs=1e-6) and copies["copy_rate_real"] == 1.0
+    with pytest.raises(ValueError, match="same dimensions"):
+        real_reference_memorization(gen, reference, first, reference[:, :4], first[:, :4], device="cpu")
+    with pytest.raises(ValueError, match="reference is empty"):
+        real_reference_memorization(gen, reference, first, reference[:0], first, device="cpu")
+
+
 def test_split_counts_follow_the_training_set_shares():
     assert heldout.split_counts({0: 43, 1: 43, 2: 42}, 1000) == {0: 336, 1: 336, 2: 328}
     assert heldout.split_counts({3: 128}, 1000) == {3: 1000}
@@ -74,9 +118,10 @@ def test_loop_refuses_held_out_metrics():
 
 
 def _file_digests(run_dir):
-    """Every file of the run but metrics.json and the held-out folders, with its sha256."""
+    """Every file of the run but metrics.json (and the hash record and DONE marker that vouch for it, renewed with
+    it) and the held-out folders, with its sha256."""
     return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != "metrics.json"
+            for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name not in ("metrics.json", "hashes.json", "DONE")
             and "heldout" not in p.relative_to(run_dir).parts}
 
 
@@ -99,6 +144,13 @@ def test_drawing_held_out_sets_leaves_the_run_as_it_was(smoke_runs):
     for old, g in zip(metrics_before, reloaded.generations):
         assert {k: g.metrics[k] for k in old} == old  # existing metrics untouched
         assert g.metrics["mem_index_pixel_samples"] == 64 and 0 <= g.metrics["copy_rate_pixel"] <= 1
+        # the real-referenced metrics come from the same draws: rho = index x kappa
+        assert g.metrics["rho_pixel"] == pytest.approx(g.metrics["mem_index_pixel"] * g.metrics["contraction_pixel"],
+                                                       rel=1e-12)
+        assert 0 <= g.metrics["copy_rate_real_pixel"] <= 1
+    g1 = reloaded.generations[0].metrics  # H_1 is the real reference itself
+    assert g1["contraction_pixel"] == 1.0 and g1["rho_pixel"] == g1["mem_index_pixel"]
+    assert g1["copy_rate_real_pixel"] == g1["copy_rate_pixel"]
     # replace: H_1 are held-out real images, H_t (t >= 2) held-out samples of the model before
     assert [g.metrics["heldout_sources"] for g in reloaded.generations] == [{"0": 64}, {"1": 64}, {"2": 64}]
     # recomputing GS from the stored artifacts gives the stored value: D_t and G_t are what they were
