@@ -189,3 +189,26 @@ def test_no_held_out_real_images_is_a_clear_error(tmp_path):
     assert heldout.held_out_real(cfg, 10) is None
     with pytest.raises(heldout.HeldOutUnavailableError, match="no 20 real images"):
         heldout.real_reference(cfg, 10)
+
+
+def test_a_weights_free_copy_lacking_the_real_reference_is_left_as_it_is(smoke_runs, tmp_path, caplog):
+    """A results bundle written before the real-referenced metrics cannot draw held-out samples: it keeps lacking
+    them (a warning, nothing written) and F2 is drawn without their panels."""
+    from collapse_utils.core.vocab import MEMORIZATION_METRICS, REAL_REFERENCE_METRICS
+    from collapse_utils.paper.plotting import plot_f2
+
+    run = smoke_runs[1]  # (the first one's generation 1 metrics.json was rewritten above)
+    ensure_figure_metrics([run], MEMORIZATION_METRICS, heldout_samples=64)
+    copy_dir = rundir.copy_results(run.run_dir, tmp_path / "bundle" / run.run_dir.name)
+    for g in rundir.load_run(copy_dir).generations:  # as an older bundle holds it
+        for m in REAL_REFERENCE_METRICS:
+            g.metrics.pop(m)
+        g.write_metrics()
+    before = {p: p.read_bytes() for p in copy_dir.rglob("*") if p.is_file()}
+    copy = rundir.load_run(copy_dir)
+    with caplog.at_level("WARNING"):
+        ensure_figure_metrics([copy], MEMORIZATION_METRICS, heldout_samples=64)
+    assert "weights-free copy" in caplog.text
+    assert {p: p.read_bytes() for p in copy_dir.rglob("*") if p.is_file()} == before
+    out = plot_f2([copy], tmp_path / "fig")
+    assert set(out.data["metric"]) == {"gs_pixel", "mem_index_pixel", "copy_rate_pixel"}
