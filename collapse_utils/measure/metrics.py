@@ -424,11 +424,11 @@ def real_reference_memorization(generated, heldout, training, reference, referen
     so ρ_t = ``mem_index`` × κ_t: the index is the memorization beyond the source's own contraction κ_t, and ρ_t
     both together. ``rho`` and ``contraction`` are NaN where m_R = 0.
     """
-    d = _nn_distances({"generated": generated, "heldout": heldout}, training, quantile, device)
-    d_ref = _nn_distances({"reference": reference}, reference_training, quantile, device)["reference"]
     if math.prod(np.shape(reference)[1:]) != math.prod(np.shape(training)[1:]):
         raise ValueError(f"reference and training must have the same dimensions; got shapes {np.shape(reference)} "
                          f"and {np.shape(training)}")
+    d = _nn_distances({"generated": generated, "heldout": heldout}, training, quantile, device)
+    d_ref = _nn_distances({"reference": reference}, reference_training, quantile, device)["reference"]
     out = _index_of(d["generated"], d["heldout"], quantile)
     m_ref = float(np.median(d_ref))
     tau_ref = float(np.quantile(d_ref, quantile))
