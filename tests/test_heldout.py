@@ -10,7 +10,7 @@ import pytest
 
 from collapse_utils.loop import heldout, rundir
 from collapse_utils.core.config import make_config
-from collapse_utils.measure.metrics import memorization_index
+from collapse_utils.measure.metrics import memorization_index, real_reference_memorization
 from collapse_utils.loop.run_metrics import ensure_figure_metrics, ensure_metrics
 from collapse_utils.loop.store import ensure_runs
 
@@ -58,6 +58,50 @@ def test_pixel_images_and_bad_inputs(digits8):
         memorization_index(gen, held[:, :4, :4], train, device="cpu")
     with pytest.raises(ValueError, match="quantile"):
         memorization_index(gen, held, train, quantile=1.5, device="cpu")
+
+
+def _nn(x, d):
+    x, d = (np.asarray(a, np.float64).reshape(len(a), -1) for a in (x, d))
+    return np.sqrt(((x[:, None] - d[None]) ** 2).sum(-1)).min(1)
+
+
+def test_real_reference_matches_brute_force_and_decomposes_the_index():
+    rng = np.random.default_rng(2)
+    first = rng.normal(size=(70, 6))  # D_1
+    reference = rng.normal(size=(90, 6))  # R': real draws no model trained on
+    train = 0.5 * rng.normal(size=(50, 6))  # a contracted D_t
+    held = 0.5 * rng.normal(size=(80, 6))  # fresh draws of D_t's source
+    gen = np.concatenate([train[:15] + rng.normal(scale=0.02, size=(15, 6)), 0.5 * rng.normal(size=(45, 6))])
+    out = real_reference_memorization(gen, held, train, reference, first, device="cpu")
+    dg, dh, dr = _nn(gen, train), _nn(held, train), _nn(reference, first)
+    m_r, tau_r = np.median(dr), np.quantile(dr, 0.05)
+    assert out["copy_rate_real"] == pytest.approx(np.mean(dg < tau_r))
+    assert out["rho"] == pytest.approx(np.median(dg) / m_r, rel=1e-5)
+    assert out["contraction"] == pytest.approx(np.median(dh) / m_r, rel=1e-5)
+    assert out["median_nn_reference"] == pytest.approx(m_r, rel=1e-5)
+    assert out["copy_threshold_real"] == pytest.approx(tau_r, rel=1e-5)
+    assert out["contraction"] < 1 and out["copy_rate_real"] > out["copy_rate"]  # the contracted source
+    # the index and copy rate are memorization_index's, bit for bit, and rho = index x kappa
+    alone = memorization_index(gen, held, train, device="cpu")
+    assert {k: out[k] for k in alone} == alone
+    assert out["rho"] == pytest.approx(out["mem_index"] * out["contraction"], rel=1e-12)
+
+
+def test_real_reference_at_generation_one_is_the_index():
+    """H_1 = R' and D_t = D_1: kappa = 1, rho = the index, and both copy rates agree."""
+    rng = np.random.default_rng(3)
+    first, reference = rng.normal(size=(60, 5)), rng.normal(size=(100, 5))
+    gen = rng.normal(size=(100, 5))
+    out = real_reference_memorization(gen, reference, first, reference, first, device="cpu")
+    assert out["contraction"] == 1.0 and out["rho"] == out["mem_index"]
+    assert out["copy_rate_real"] == out["copy_rate"]
+    copies = real_reference_memorization(first[rng.integers(0, 60, 200)], reference, first, reference, first,
+                                         device="cpu")
+    assert copies["rho"] == pytest.approx(0.0, abs=1e-6) and copies["copy_rate_real"] == 1.0
+    with pytest.raises(ValueError, match="same dimensions"):
+        real_reference_memorization(gen, reference, first, reference[:, :4], first[:, :4], device="cpu")
+    with pytest.raises(ValueError, match="reference is empty"):
+        real_reference_memorization(gen, reference, first, reference[:0], first, device="cpu")
 
 
 def test_split_counts_follow_the_training_set_shares():
@@ -111,6 +155,13 @@ def test_drawing_held_out_sets_leaves_the_run_as_it_was(smoke_runs):
     for old, g in zip(metrics_before, reloaded.generations):
         assert {k: g.metrics[k] for k in old} == old  # existing metrics untouched
         assert g.metrics["mem_index_pixel_samples"] == 64 and 0 <= g.metrics["copy_rate_pixel"] <= 1
+        # the real-referenced metrics come from the same draws: rho = index x kappa
+        assert g.metrics["rho_pixel"] == pytest.approx(g.metrics["mem_index_pixel"] * g.metrics["contraction_pixel"],
+                                                       rel=1e-12)
+        assert 0 <= g.metrics["copy_rate_real_pixel"] <= 1
+    g1 = reloaded.generations[0].metrics  # H_1 is the real reference itself
+    assert g1["contraction_pixel"] == 1.0 and g1["rho_pixel"] == g1["mem_index_pixel"]
+    assert g1["copy_rate_real_pixel"] == g1["copy_rate_pixel"]
     # replace: H_1 are held-out real images, H_t (t >= 2) held-out samples of the model before
     assert [g.metrics["heldout_sources"] for g in reloaded.generations] == [{"0": 64}, {"1": 64}, {"2": 64}]
     # recomputing GS from the stored artifacts gives the stored value: D_t and G_t are what they were
@@ -149,3 +200,26 @@ def test_no_held_out_real_images_is_a_clear_error(tmp_path):
     assert heldout.held_out_real(cfg, 10) is None
     with pytest.raises(heldout.HeldOutUnavailableError, match="no 20 real images"):
         heldout.real_reference(cfg, 10)
+
+
+def test_a_weights_free_copy_lacking_the_real_reference_is_left_as_it_is(smoke_runs, tmp_path, caplog):
+    """A results bundle written before the real-referenced metrics cannot draw held-out samples: it keeps lacking
+    them (a warning, nothing written) and F2 is drawn without their panels."""
+    from collapse_utils.core.vocab import MEMORIZATION_METRICS, REAL_REFERENCE_METRICS
+    from collapse_utils.paper.plotting import plot_f2
+
+    run = smoke_runs[1]  # (the first one's generation 1 metrics.json was rewritten above)
+    ensure_figure_metrics([run], MEMORIZATION_METRICS, heldout_samples=64)
+    copy_dir = rundir.copy_results(run.run_dir, tmp_path / "bundle" / run.run_dir.name)
+    for g in rundir.load_run(copy_dir).generations:  # as an older bundle holds it
+        for m in REAL_REFERENCE_METRICS:
+            g.metrics.pop(m)
+        g.write_metrics()
+    before = {p: p.read_bytes() for p in copy_dir.rglob("*") if p.is_file()}
+    copy = rundir.load_run(copy_dir)
+    with caplog.at_level("WARNING"):
+        ensure_figure_metrics([copy], MEMORIZATION_METRICS, heldout_samples=64)
+    assert "weights-free copy" in caplog.text
+    assert {p: p.read_bytes() for p in copy_dir.rglob("*") if p.is_file()} == before
+    out = plot_f2([copy], tmp_path / "fig")
+    assert set(out.data["metric"]) == {"gs_pixel", "mem_index_pixel", "copy_rate_pixel"}

@@ -50,8 +50,11 @@ FD_METRICS = {"fid": "inception", "fd_dinov2": "dinov2", "fid_torchvision": "inc
 # Inception, the authors' torchvision network, or the bundled MNIST LeNet on held-out samples (PAPER.md §3.8).
 FID_MODES = {"clean": "fid", "torchvision": "fid_torchvision", "lenet": "fd_lenet"}
 # Metrics measured after a run against held-out images (collapse_utils.loop.heldout), never by the loop: the
-# memorization index and copy rate of the model's samples (PAPER.md §3.7) ...
-MEMORIZATION_METRICS = ("mem_index_pixel", "copy_rate_pixel")
+# memorization index and copy rate of the model's samples against fresh draws of D_t's source, and the same
+# distances against a real reference fixed per run (PAPER.md §3.7; from the same draws) ...
+MEMORIZATION_INDEX_METRICS = ("mem_index_pixel", "copy_rate_pixel")
+REAL_REFERENCE_METRICS = ("copy_rate_real_pixel", "rho_pixel", "contraction_pixel")
+MEMORIZATION_METRICS = MEMORIZATION_INDEX_METRICS + REAL_REFERENCE_METRICS
 # ... and Fréchet distances of held-out samples against a held-out real reference (PAPER.md §3.8), with the
 # feature space of each.
 HELDOUT_FD_METRICS = {"fd_lenet": "lenet"}

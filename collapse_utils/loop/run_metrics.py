@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .heldout import held_out_real, real_reference, reference_key
 from .rundir import real_dir
-from ..core.vocab import FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS
+from ..core.vocab import FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, REAL_REFERENCE_METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -206,38 +206,47 @@ def fd_sample_size(run: "RunResult", metric: str, fid_samples: int | None = None
     return run.config.n if fid_samples is None else min(int(fid_samples), run.config.n)
 
 
-def _memorization_missing(g: Any, count: int) -> bool:
-    return any(m not in g.metrics for m in MEMORIZATION_METRICS) or g.metrics.get("mem_index_pixel_samples") != count
+def _memorization_missing(g: Any, count: int, wanted: Sequence[str]) -> bool:
+    return any(m not in g.metrics for m in wanted) or g.metrics.get("mem_index_pixel_samples") != count
 
 
 def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *, heldout_samples: int | None = None,
                            fd_samples: int | None = None, device: str | None = None, workers: int = 1) -> None:
-    """Compute the held-out metrics ``names`` (``mem_index_pixel``, ``copy_rate_pixel``, ``fd_lenet``) missing
-    from every generation of ``runs`` and store them in its metrics.json (collapse_utils.loop.heldout says what is drawn).
+    """Compute the held-out metrics ``names`` (``vocab.MEMORIZATION_METRICS``, ``fd_lenet``) missing from every
+    generation of ``runs`` and store them in its metrics.json (collapse_utils.loop.heldout says what is drawn).
 
     * memorization (PAPER.md §3.7): G_t = the first ``heldout_samples`` held-out samples of generation t, H_t =
       :func:`~collapse_utils.loop.heldout.heldout_set` of that size; stored with ``mem_index_pixel_samples`` and
-      ``heldout_sources`` (H_t's count per source);
+      ``heldout_sources`` (H_t's count per source). The index and copy rate (``mem_index_pixel``,
+      ``copy_rate_pixel``) and, from the same draws, the real-referenced ``copy_rate_real_pixel``, ``rho_pixel``
+      and ``contraction_pixel`` (:func:`~collapse_utils.measure.metrics.real_reference_memorization`: R′ = as many
+      held-out real images, i.e. H_1, against D_1) are computed and stored together; a request for any of them
+      computes those missing;
     * held-out Fréchet distances: the first ``fd_samples`` held-out samples of generation t against
       :func:`~collapse_utils.loop.heldout.real_reference` of the same size; stored with ``<metric>_samples``.
 
     Values computed with other counts are recomputed. A run whose dataset has no held-out real images gets a
-    warning and no memorization metrics (its Fréchet distances use the MNIST test set or fail loudly).
+    warning and no memorization metrics (its Fréchet distances use the MNIST test set or fail loudly). A
+    weights-free copy (a results bundle's run, :func:`~collapse_utils.loop.rundir.copy_results`) cannot draw
+    held-out samples: memorization metrics it lacks are left out with a warning (figures then omit their panels),
+    and the copy is not written to.
     """
     import numpy as np
 
     from .heldout import HeldOutUnavailableError, ensure_heldout_samples, heldout_samples as draw, heldout_set
-    from ..measure.metrics import frechet_distance, memorization_index
+    from .rundir import is_results_copy
+    from ..measure.metrics import frechet_distance, memorization_index, real_reference_memorization
 
     names = list(names)
     fds = [m for m in names if m in HELDOUT_FD_METRICS]
-    mem = any(m in MEMORIZATION_METRICS for m in names)
+    wanted = [m for m in names if m in MEMORIZATION_METRICS]
     requests: list[tuple[int, int, int]] = []
     for i, r in enumerate(runs):
         m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
+        copy = is_results_copy(r.run_dir)
         for g in r.generations:
             need = 0
-            if mem and _memorization_missing(g, m_count):
+            if wanted and _memorization_missing(g, m_count, wanted) and not copy:
                 need = m_count  # G_t, and (as a source of later H's) E_t
                 sources = np.unique(g.train_sources)
                 requests += [(i, int(k), m_count) for k in sources if k > 0]
@@ -249,16 +258,27 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
     refs: dict[tuple[Any, ...], Any] = {}
     for r in runs:
         m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
+        lacking = [g.generation for g in r.generations if wanted and _memorization_missing(g, m_count, wanted)]
+        if lacking and is_results_copy(r.run_dir):
+            log.warning("%s is a weights-free copy with no held-out samples: %s of generation(s) %s left out "
+                        "(write the bundle again from the full store)", r.run_dir.name, ", ".join(wanted), lacking)
+            lacking = []
+        reference = _real_reference_set(r, m_count) if lacking else None
         for g in r.generations:
             changed = False
-            if mem and _memorization_missing(g, m_count):
+            if g.generation in lacking:
                 try:
                     held, shares = heldout_set(r, g.generation, m_count, device)
                 except HeldOutUnavailableError as exc:
                     log.warning("no memorization index for %s: %s", r.run_dir.name, exc)
                 else:
-                    out = memorization_index(draw(r, g.generation, m_count, device), held, g.train_images,
-                                             device=device)
+                    samples = draw(r, g.generation, m_count, device)
+                    if reference is None:
+                        out = memorization_index(samples, held, g.train_images, device=device)
+                    else:
+                        out = real_reference_memorization(samples, held, g.train_images, *reference, device=device)
+                        g.metrics.update(copy_rate_real_pixel=out["copy_rate_real"], rho_pixel=out["rho"],
+                                         contraction_pixel=out["contraction"])
                     g.metrics.update(mem_index_pixel=out["mem_index"], copy_rate_pixel=out["copy_rate"],
                                      mem_index_pixel_samples=m_count, heldout_sources={str(k): v for k, v in shares.items()})
                     changed = True
@@ -275,6 +295,22 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
                 changed = True
             if changed:
                 g.write_metrics()
+
+
+def _real_reference_set(run: "RunResult", count: int) -> tuple[Any, Any] | None:
+    """The real reference of :func:`ensure_heldout_metrics`' real-referenced metrics (PAPER.md §3.7): ``count``
+    held-out real images R′ (H_1's draws: the next images of the run's seeded draw, which no model trained on) and
+    the run's first training set D_1; ``None`` (with a warning) where there are not ``count`` of them or D_1 is
+    not all real."""
+    import numpy as np
+
+    first = run.generations[0] if run.generations else None
+    real = held_out_real(run.config, count)
+    if first is None or real is None or len(real) < count or not np.all(first.train_sources == 0):
+        log.warning("no real reference for %s (%d held-out real images against an all-real D_1): %s left out",
+                    run.run_dir.name, count, ", ".join(REAL_REFERENCE_METRICS))
+        return None
+    return real, first.train_images
 
 
 def _features(images: Any, space: str, device: str | None) -> Any:

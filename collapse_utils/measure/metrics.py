@@ -379,20 +379,64 @@ def memorization_index(generated, heldout, training, *, quantile: float = 0.05,
     near-duplicates a copy of one has a second neighbour as close as its first, and the 1/3 rule stops counting
     it. ``mem_index`` is NaN (with ``copy_rate`` still defined) when half of H lies at distance 0 from D.
     """
+    d = _nn_distances({"generated": generated, "heldout": heldout}, training, quantile, device)
+    return _index_of(d["generated"], d["heldout"], quantile)
+
+
+def _nn_distances(sets: dict, training, quantile: float, device) -> dict[str, np.ndarray]:
+    """Each set's float64 distances to its nearest image of ``training`` (inputs checked, ``quantile`` too)."""
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1); got {quantile}")
-    sets = {name: as_features(x, device=device, name=name)
-            for name, x in (("generated", generated), ("heldout", heldout), ("training", training))}
-    dims = {name: t.shape[1] for name, t in sets.items()}
+    feats = {name: as_features(x, device=device, name=name) for name, x in {**sets, "training": training}.items()}
+    dims = {name: t.shape[1] for name, t in feats.items()}
     if len(set(dims.values())) != 1:
-        raise ValueError(f"generated, heldout and training must have the same dimensions; got {dims}")
-    d_gen = nearest_neighbors(sets["generated"], sets["training"], k=1)[0][:, 0].astype(np.float64)
-    d_held = nearest_neighbors(sets["heldout"], sets["training"], k=1)[0][:, 0].astype(np.float64)
+        raise ValueError(f"{', '.join(sets)} and training must have the same dimensions; got {dims}")
+    return {name: nearest_neighbors(feats[name], feats["training"], k=1)[0][:, 0].astype(np.float64)
+            for name in sets}
+
+
+def _index_of(d_gen: np.ndarray, d_held: np.ndarray, quantile: float) -> dict[str, float]:
+    """:func:`memorization_index` from the samples' and the held-out draws' nearest-neighbour distances."""
     med_held = float(np.median(d_held))
     tau = float(np.quantile(d_held, quantile))
     return {"mem_index": float(np.median(d_gen)) / med_held if med_held > 0 else float("nan"),
             "copy_rate": float(np.mean(d_gen < tau)),
             "median_nn_generated": float(np.median(d_gen)), "median_nn_heldout": med_held, "copy_threshold": tau}
+
+
+def real_reference_memorization(generated, heldout, training, reference, reference_training, *,
+                                quantile: float = 0.05,
+                                device: str | torch.device | None = None) -> dict[str, float]:
+    """The memorization index and copy rate (:func:`memorization_index`, same values) and the samples' distances
+    measured against a real reference fixed per run (PAPER.md §3.7, our design).
+
+    ``reference`` R′ = real images no model trained on and ``reference_training`` = the run's first training set
+    D_1 (real images) give m_R = median_{y∈R′} d(y, D_1) and τ_R = the ``quantile`` (5 %) quantile of
+    {d(y, D_1), y ∈ R′}, the same at every generation. With d(x) the distance from x to its nearest image of
+    ``training`` D_t, ``generated`` G_t and ``heldout`` H_t as in :func:`memorization_index`:
+
+    * ``copy_rate_real`` c_t = share of G_t with d(x) < τ_R: ≈ 0.05 at generation 1 when generalizing, → 1 when
+      the samples lie as close to D_t as only the nearest 5 % of real images lie to D_1;
+    * ``rho`` ρ_t = median_{x∈G_t} d(x) / m_R: the samples' novelty in units of real images' novelty;
+    * ``contraction`` κ_t = median_{y∈H_t} d(y) / m_R: how close fresh draws of D_t's own source lie to D_t, in
+      the same units (1 at generation 1 when H_1 = R′);
+
+    so ρ_t = ``mem_index`` × κ_t: the index is the memorization beyond the source's own contraction κ_t, and ρ_t
+    both together. ``rho`` and ``contraction`` are NaN where m_R = 0.
+    """
+    if math.prod(np.shape(reference)[1:]) != math.prod(np.shape(training)[1:]):
+        raise ValueError(f"reference and training must have the same dimensions; got shapes {np.shape(reference)} "
+                         f"and {np.shape(training)}")
+    d = _nn_distances({"generated": generated, "heldout": heldout}, training, quantile, device)
+    d_ref = _nn_distances({"reference": reference}, reference_training, quantile, device)["reference"]
+    out = _index_of(d["generated"], d["heldout"], quantile)
+    m_ref = float(np.median(d_ref))
+    tau_ref = float(np.quantile(d_ref, quantile))
+    out.update(copy_rate_real=float(np.mean(d["generated"] < tau_ref)),
+               rho=out["median_nn_generated"] / m_ref if m_ref > 0 else float("nan"),
+               contraction=out["median_nn_heldout"] / m_ref if m_ref > 0 else float("nan"),
+               median_nn_reference=m_ref, copy_threshold_real=tau_ref)
+    return out
 
 
 def svd_projection(real, generated, components: Sequence[int] = (1, 2)) -> tuple[np.ndarray, np.ndarray]:

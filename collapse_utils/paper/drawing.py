@@ -77,6 +77,9 @@ _LABELS = {
     "real_share": "Share of real images",
     "mem_index_pixel": "Memorization index",
     "copy_rate_pixel": "Copy rate",
+    "rho_pixel": "ρ (NN dist. ÷ real's)",
+    "contraction_pixel": "κ (NN dist. ÷ real's)",
+    "copy_rate_real_pixel": "Copy rate (real ref.)",
 }
 METRIC_NOTES = {
     "gs": "Generalization score: mean L2 distance from each generated image to its nearest training image",
@@ -89,9 +92,16 @@ METRIC_NOTES = {
     "cov_trace": "Trace of the covariance of the training images (pixel values 0–255, squared)",
     "mnnd": "MNND: mean nearest-neighbour L2 distance inside the training set (pixel values 0–255)",
     "mem_ratio": "Memorized share: samples whose nearest training image is closer than ⅓ of the 2nd nearest (pixels)",
-    "mem_index_pixel": "Memorization index: median NN distance of samples to D_t divided by that of held-out draws "
-                       "(1: as novel as fresh draws, 0: copies)",
-    "copy_rate_pixel": "Copy rate: share of samples closer to D_t than 95% of held-out draws (fresh draws: 0.05)",
+    "mem_index_pixel": "Memorization index (beyond the source): median NN distance of samples to D_t divided by "
+                       "that of held-out draws of D_t's source (1: as novel as fresh draws, 0: copies)",
+    "copy_rate_pixel": "Copy rate (beyond the source): share of samples closer to D_t than 95% of held-out draws of "
+                       "D_t's source (fresh draws: 0.05)",
+    "rho_pixel": "ρ: median NN distance of samples to D_t divided by that of held-out real images to D_1, a fixed "
+                 "real reference (= memorization index × κ; held-out real images: 1)",
+    "contraction_pixel": "κ: median NN distance of held-out draws of D_t's source to D_t divided by that of "
+                         "held-out real images to D_1 (the source's contraction; 1 at generation 1)",
+    "copy_rate_real_pixel": "Copy rate vs a fixed real reference: share of samples closer to D_t than 95% of "
+                            "held-out real images are to D_1 (held-out real images: 0.05)",
     "px": "px: pixel space, values 0–255",
 }
 

@@ -72,7 +72,10 @@ NOTES: dict[str, FigureNotes] = {
               f"generation). Then {_GS_PIXEL}, log axis, vs generation, one line per dataset size n (replace); and "
               "the memorization index and the copy rate (PAPER.md §3.7, our design: 1,000 held-out samples of each "
               "model against 1,000 fresh draws from its training set's source; index 1 and copy rate 0.05 = as "
-              "novel as fresh draws, index 0 and copy rate 1 = copies).",
+              "novel as fresh draws, index 0 and copy rate 1 = copies), i.e. memorization beyond the source; and "
+              "the same samples against a real reference fixed per run (1,000 held-out real images against D_1): "
+              "ρ = index × κ, the source's contraction κ, and the copy rate against the real images' 5th "
+              "percentile (1, 1 and 0.05 for held-out real images).",
         paper_finding="Finding 1 (PAPER.md §2 F2, §6 item 1): under replace GS decays near-exponentially, faster and "
                       "from lower for smaller datasets; CIFAR-10 n = 32,768 ≈1810 → ≈615 and n = 1,024 ≈105 → ≈35 "
                       "from iteration 1 to 10 [read-off]; \"with 1K samples, memorization begins in the first "

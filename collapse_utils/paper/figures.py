@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..loop import experiments as E
 from ..core.paths import default_run_root, repo_root
-from ..core.vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, PARADIGMS, PRESETS, SELECTION_METHODS
+from ..core.vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, PARADIGMS, PRESETS, SELECTION_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -292,7 +292,7 @@ def guidance_figure_configs(preset: str, *, datasets: Sequence[str] | None = Non
 
 SPECS: dict[str, FigureSpec] = {s.id: s for s in (
     FigureSpec("F2", "Generalization score vs generation per dataset size, with generated/nearest-training pairs",
-               E.size_sweep, ("gs_pixel", "mem_index_pixel", "copy_rate_pixel"),
+               E.size_sweep, ("gs_pixel", *MEMORIZATION_METRICS),
                options=("pair_size", "pair_generations", "n_pairs")),
     FigureSpec("F3", "Training-set entropy vs generation, and 2-D SVD projections of real vs generated images",
                E.size_sweep, ("entropy_pixel",), options=("svd_size", "svd_generations")),

@@ -37,6 +37,8 @@ from .drawing import log_y as log_axis
 from .drawing import (method_line, metric_label, new_figure, panel_grid, save_figure, seed_note, shared_legend,
                       size_hue, theme, tile_images)
 
+from ..core.vocab import MEMORIZATION_INDEX_METRICS, REAL_REFERENCE_METRICS
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
     from ..loop.rundir import RunResult
@@ -69,34 +71,44 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
     middle and late generations of one run (smallest n, lowest seed), labelled with the mean pixel L2 distance of
     the pairs: late generations are copies. (b) Generalization score GS (mean L2 distance, pixel values 0–255, from
     a sample to its nearest training image; log axis) vs generation, one line per dataset size (replace). Where the
-    runs have them, (c) the memorization index (median NN distance of samples ÷ that of fresh held-out draws:
-    1 novel, 0 copies) and (d) the copy rate (share of samples closer to D_t than 95% of held-out draws; fresh
-    draws: 0.05) per generation (PAPER.md §3.7), dotted at the fresh-draw value. Lines: mean ± sd over seeds.
+    runs have them (PAPER.md §3.7), memorization beyond the source: (c) the memorization index (median NN distance
+    of samples ÷ that of fresh held-out draws of D_t's source: 1 novel, 0 copies) and (d) the copy rate (share of
+    samples closer to D_t than 95% of those draws; fresh draws: 0.05); then memorization against a fixed real
+    reference (held-out real images R′ against D_1): (e) ρ = median NN distance of samples ÷ that of R′ =
+    index × κ, (f) the source's contraction κ = that of the fresh draws ÷ that of R′, (g) the copy rate against
+    R′'s 5th percentile. Dotted: the value of fresh draws (of the source, or of real images). Lines: mean ± sd
+    over seeds. A panel whose metric the runs lack is left out.
     """
     theme()
     wide = as_frame(runs)
     require_metrics(wide, ["gs_pixel"], "F2")
     with_pairs = not is_table(runs)
-    memo = [m for m in MEMORIZATION_PANELS if m in wide.columns and wide[m].notna().any()]
+    present = [m for m in MEMORIZATION_PANELS if m in wide.columns and wide[m].notna().any()]
+    rows = [r for r in ([m for m in present if m in MEMORIZATION_INDEX_METRICS],
+                        [m for m in present if m in REAL_REFERENCE_METRICS]) if r]
     top = int(with_pairs) + 1
-    nrows = 1 + math.ceil(len(memo) / 2)
+    nrows = 1 + len(rows)
     fig = plt.figure(figsize=(TWO_COLUMNS, 2.7 * nrows + 0.5), layout="constrained")
-    grid = fig.add_gridspec(nrows, 2)
+    grid = fig.add_gridspec(nrows, 6)
     panels: list[plt.Axes] = []
-    ax_pairs = fig.add_subplot(grid[0, 0]) if with_pairs else None
-    ax = fig.add_subplot(grid[0, 1] if with_pairs else grid[0, :])
+    ax_pairs = fig.add_subplot(grid[0, :3]) if with_pairs else None
+    ax = fig.add_subplot(grid[0, 3:] if with_pairs else grid[0, :])
     lines_by_size(ax, wide, "gs_pixel")
     log_axis(ax)
     ax.set_ylabel("GS ↑ (px L2, log)")
     ax.set_title(f"({chr(ord('a') + top - 1)}) Generalization score (replace)")
     panels.append(ax)
-    for i, metric in enumerate(memo):
-        ax = fig.add_subplot(grid[1 + i // 2, i % 2] if len(memo) > 1 else grid[1, :])
-        lines_by_size(ax, wide, metric, legend=False)
-        ax.axhline(MEMORIZATION_PANELS[metric], color="0.4", lw=1, ls=":", label="fresh draws")
-        ax.legend(loc="best")
-        ax.set_title(f"({chr(ord('a') + top + i)}) " + {"mem_index_pixel": "Memorization index (1 novel, 0 copies)",
-                                                       "copy_rate_pixel": "Copy rate"}[metric])
+    letter = top
+    for row, metrics in enumerate(rows, start=1):
+        width = 6 // len(metrics)
+        for i, metric in enumerate(metrics):
+            ax = fig.add_subplot(grid[row, i * width:(i + 1) * width])
+            lines_by_size(ax, wide, metric, legend=False)
+            ax.axhline(MEMORIZATION_PANELS[metric], color="0.4", lw=1, ls=":",
+                       label="fresh draws" if metric in MEMORIZATION_INDEX_METRICS else "held-out real")
+            ax.legend(loc="best")
+            ax.set_title(f"({chr(ord('a') + letter)}) " + _MEMORIZATION_TITLES[metric])
+            letter += 1
     parts = {}
     if with_pairs:
         run = pick_run(runs, pair_size)
@@ -112,11 +124,20 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
         ax_pairs.set_title(f"(a) Generated vs nearest training\n(n = {run.config.n:,}, seed {run.config.seed})")
         parts["pairs"] = pairs
     figure_title(fig, "F2", "the generalization-to-memorization transition", wide)
-    return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel", *memo], "F2"), parts=parts)
+    return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel", *present], "F2"), parts=parts)
 
 
-# Memorization panels and the value fresh draws of the training set's source give (PAPER.md §3.7).
-MEMORIZATION_PANELS = {"mem_index_pixel": 1.0, "copy_rate_pixel": 0.05}
+# Memorization panels and the value fresh draws give (PAPER.md §3.7): of the training set's source for the index
+# and copy rate (memorization beyond the source), of held-out real images for the fixed real reference.
+MEMORIZATION_PANELS = {"mem_index_pixel": 1.0, "copy_rate_pixel": 0.05,
+                       "rho_pixel": 1.0, "contraction_pixel": 1.0, "copy_rate_real_pixel": 0.05}
+_MEMORIZATION_TITLES = {
+    "mem_index_pixel": "Memorization index beyond the\nsource (1 novel, 0 copies)",
+    "copy_rate_pixel": "Copy rate beyond the source\n(vs fresh draws of D_t's source)",
+    "rho_pixel": "Novelty vs a fixed real\nreference: ρ = index × κ",
+    "contraction_pixel": "Source contraction κ\n(fresh draws vs real)",
+    "copy_rate_real_pixel": "Copy rate vs a fixed\nreal reference",
+}
 
 
 # ---------------------------------------------------------------------------------------------- F3
