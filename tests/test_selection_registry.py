@@ -266,3 +266,10 @@ def nbformat_read(path):
     import nbformat
 
     return nbformat.read(path, as_version=4)
+
+
+def test_figure_notebooks_take_a_plugin_method_by_path():
+    from collapse_utils.paper.figures import parameter_error
+
+    assert parameter_error("methods", ["none", "greedy", "mymethods:kcenter"]) is None
+    assert "module:function" in parameter_error("methods", ["bogus"])

@@ -216,6 +216,14 @@ def parameter_error(name: str, value: Any) -> str | None:
         return None if ok else f"{name} must be a list of {what}, got {value!r}"
     if kind == "names" and name in _NAME_VOCABULARIES:
         vocab = _NAME_VOCABULARIES[name]
+        if name == "methods":  # registered methods, and plug-ins named module:function (core/methods.py)
+            from ..core.methods import is_plugin_path, method_names
+
+            vocab = method_names()
+            ok = many(value) is not None and all(isinstance(x, str) and (x in vocab or is_plugin_path(x))
+                                                 for x in value)
+            return None if ok else (f"{name} must be a list of selection methods ({', '.join(vocab)}, or "
+                                    f"module:function), got {value!r}")
         ok = many(value) is not None and all(isinstance(x, str) and x in vocab for x in value)
         return None if ok else f"{name} must be a list of names from {', '.join(vocab)}, got {value!r}"
     if kind == "name" and name in _NAME_VOCABULARIES:
