@@ -452,3 +452,20 @@ def test_a_run_that_finds_its_generations_finished_says_so(reference, tmp_path, 
                  "greedy", "--no-progress", "--out", str(run_dir)]) == 0
     err = capsys.readouterr().err
     assert "generation 2/2 finished earlier (reused)" in err and "done in" not in err
+
+
+def test_sweep_cancel_stops_the_local_jobs_it_submitted(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from collapse_utils.__main__ import main
+    from collapse_utils.paper.sweep import record_submitted
+
+    root = tmp_path / "store"
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    record_submitted(root, "local", [str(job.pid)])
+    assert main(["sweep", "--preset", "smoke", "--run-root", str(root), "--cancel"]) == 0
+    assert job.wait(10) != 0
+    assert f"local job {job.pid}: cancelled" in capsys.readouterr().out
+    assert main(["sweep", "--preset", "smoke", "--run-root", str(root), "--cancel"]) == 0
+    assert "no submitted jobs" in capsys.readouterr().out
