@@ -469,3 +469,24 @@ def test_sweep_cancel_stops_the_local_jobs_it_submitted(tmp_path, capsys):
     assert f"local job {job.pid}: cancelled" in capsys.readouterr().out
     assert main(["sweep", "--preset", "smoke", "--run-root", str(root), "--cancel"]) == 0
     assert "no submitted jobs" in capsys.readouterr().out
+
+
+def test_a_non_square_array_is_resized_with_a_warning(tmp_path, caplog):
+    import numpy as np
+
+    from collapse_utils.core.data import load_dataset
+
+    path = tmp_path / "rect.npy"
+    np.save(path, np.zeros((4, 8, 12, 1), np.uint8))
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset(f"npy:{path}", 4, resolution=8).images.shape == (4, 8, 8, 1)
+    assert "non-square 8×12" in caplog.text
+
+
+def test_a_killed_local_task_is_reported_in_one_line_not_a_progress_bar(tmp_path):
+    from collapse_utils.paper.sweep import failure_line
+
+    exc = RuntimeError("Job 123 (task: 0) has not produced any output (state: FINISHED)\nError stream produced:\n"
+                       "----\nrun gen 1/2 train:  40%|████      | 2/5")
+    line = failure_line(exc, tmp_path, tmp_path / "run")
+    assert line.startswith("RuntimeError: Job 123 (task: 0) has not produced any output") and "40%" not in line

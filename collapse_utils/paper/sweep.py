@@ -553,6 +553,16 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_sweep)
 
 
+def failure_line(exc: BaseException, root: Path, run_dir: Path) -> str:
+    """One line for a failed task: the error the task recorded (``_jobs/<run>.error``), else the first line of
+    the exception (submitit appends the job's stderr tail, a progress bar fragment, after it)."""
+    err = jobs_dir(root) / f"{run_dir.name}.error"
+    if err.exists():
+        return (err.read_text(errors="replace").strip().splitlines() or ["unknown error"])[0]
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first} (killed, or ended without a result: see {jobs_dir(root)})"
+
+
 def _status_command(args: argparse.Namespace, root: Path) -> str:
     parts = ["python -m collapse_utils sweep", f"--preset {args.preset}"]
     if args.only:
@@ -610,8 +620,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 j.result()
             except Exception as exc:
                 failed += 1
-                print(f"  FAILED {r.run_dir.name}: {type(exc).__name__}: {str(exc).splitlines()[-1:]}",
-                      file=sys.stderr)
+                print(f"  FAILED {r.run_dir.name}: {failure_line(exc, root, r.run_dir)}", file=sys.stderr)
         print(f"{len(jobs) - failed}/{len(jobs)} run(s) finished")
         return 1 if failed else 0
     return 0
