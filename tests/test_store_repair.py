@@ -490,3 +490,23 @@ def test_a_killed_local_task_is_reported_in_one_line_not_a_progress_bar(tmp_path
                        "----\nrun gen 1/2 train:  40%|████      | 2/5")
     line = failure_line(exc, tmp_path, tmp_path / "run")
     assert line.startswith("RuntimeError: Job 123 (task: 0) has not produced any output") and "40%" not in line
+
+
+def test_a_full_disk_during_a_checkpoint_is_named_as_such(digits8, tmp_path, monkeypatch):
+    import errno
+
+    import accelerate
+    from safetensors import SafetensorError
+
+    from collapse_utils.diffusion.train import train_model
+
+    def full(self, *a, **k):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                              '"No space left on device" })')
+
+    monkeypatch.setattr(accelerate.Accelerator, "save_state", full)
+    images, labels = digits8
+    with pytest.raises(OSError, match="no space left .* checkpoint") as info:
+        train_model(images[:16], None, _cfg(recipe="reference"), seed=0, device="cpu",
+                    ckpt_dir=tmp_path / "ckpt")
+    assert info.value.errno == errno.ENOSPC
