@@ -510,3 +510,18 @@ def test_a_full_disk_during_a_checkpoint_is_named_as_such(digits8, tmp_path, mon
         train_model(images[:16], None, _cfg(recipe="reference"), seed=0, device="cpu",
                     ckpt_dir=tmp_path / "ckpt")
     assert info.value.errno == errno.ENOSPC
+
+
+def test_metrics_added_later_never_vouch_for_an_edited_record(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    gen = run_dir / "gen_02"
+    hashes = json.loads((gen / "hashes.json").read_text())
+    del hashes["train.npy"]
+    (gen / "hashes.json").write_text(json.dumps(hashes))
+    rundir.write_metrics(gen, {**json.loads((gen / "metrics.json").read_text()), "added_later": 1.0})
+    assert _usable(run_dir) == 1
+    whole = _copy(reference, tmp_path / "whole")
+    run = load_run(whole)
+    run.generations[1].metrics["added_later"] = 1.0
+    run.generations[1].write_metrics()
+    assert _usable(whole) == 2  # a whole record is vouched for again with its new metrics
