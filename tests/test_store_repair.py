@@ -452,3 +452,76 @@ def test_a_run_that_finds_its_generations_finished_says_so(reference, tmp_path, 
                  "greedy", "--no-progress", "--out", str(run_dir)]) == 0
     err = capsys.readouterr().err
     assert "generation 2/2 finished earlier (reused)" in err and "done in" not in err
+
+
+def test_sweep_cancel_stops_the_local_jobs_it_submitted(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from collapse_utils.__main__ import main
+    from collapse_utils.paper.sweep import record_submitted
+
+    root = tmp_path / "store"
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    record_submitted(root, "local", [str(job.pid)])
+    assert main(["sweep", "--preset", "smoke", "--run-root", str(root), "--cancel"]) == 0
+    assert job.wait(10) != 0
+    assert f"local job {job.pid}: cancelled" in capsys.readouterr().out
+    assert main(["sweep", "--preset", "smoke", "--run-root", str(root), "--cancel"]) == 0
+    assert "no submitted jobs" in capsys.readouterr().out
+
+
+def test_a_non_square_array_is_resized_with_a_warning(tmp_path, caplog):
+    import numpy as np
+
+    from collapse_utils.core.data import load_dataset
+
+    path = tmp_path / "rect.npy"
+    np.save(path, np.zeros((4, 8, 12, 1), np.uint8))
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset(f"npy:{path}", 4, resolution=8).images.shape == (4, 8, 8, 1)
+    assert "non-square 8×12" in caplog.text
+
+
+def test_a_killed_local_task_is_reported_in_one_line_not_a_progress_bar(tmp_path):
+    from collapse_utils.paper.sweep import failure_line
+
+    exc = RuntimeError("Job 123 (task: 0) has not produced any output (state: FINISHED)\nError stream produced:\n"
+                       "----\nrun gen 1/2 train:  40%|████      | 2/5")
+    line = failure_line(exc, tmp_path, tmp_path / "run")
+    assert line.startswith("RuntimeError: Job 123 (task: 0) has not produced any output") and "40%" not in line
+
+
+def test_a_full_disk_during_a_checkpoint_is_named_as_such(digits8, tmp_path, monkeypatch):
+    import errno
+
+    import accelerate
+    from safetensors import SafetensorError
+
+    from collapse_utils.diffusion.train import train_model
+
+    def full(self, *a, **k):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                              '"No space left on device" })')
+
+    monkeypatch.setattr(accelerate.Accelerator, "save_state", full)
+    images, labels = digits8
+    with pytest.raises(OSError, match="no space left .* checkpoint") as info:
+        train_model(images[:16], None, _cfg(recipe="reference"), seed=0, device="cpu",
+                    ckpt_dir=tmp_path / "ckpt")
+    assert info.value.errno == errno.ENOSPC
+
+
+def test_metrics_added_later_never_vouch_for_an_edited_record(reference, tmp_path):
+    run_dir = _copy(reference, tmp_path)
+    gen = run_dir / "gen_02"
+    hashes = json.loads((gen / "hashes.json").read_text())
+    del hashes["train.npy"]
+    (gen / "hashes.json").write_text(json.dumps(hashes))
+    rundir.write_metrics(gen, {**json.loads((gen / "metrics.json").read_text()), "added_later": 1.0})
+    assert _usable(run_dir) == 1
+    whole = _copy(reference, tmp_path / "whole")
+    run = load_run(whole)
+    run.generations[1].metrics["added_later"] = 1.0
+    run.generations[1].write_metrics()
+    assert _usable(whole) == 2  # a whole record is vouched for again with its new metrics

@@ -673,6 +673,9 @@ def load_dataset(name: str, n: int | None = None, *, seed: int = 0, resolution: 
     if channels is not None and channels < images.shape[-1]:
         images = convert_channels(images, channels)  # shrink channels before resizing: less work
     if resolution is not None and src.resized_to != resolution:
+        if images.shape[1] != images.shape[2]:
+            log.warning("dataset %r has non-square %d×%d images: resized to %d×%d, which changes their aspect ratio",
+                        name, images.shape[1], images.shape[2], resolution, resolution)
         images = resize_images(images, int(resolution), resize_method)
     if channels is not None:
         images = convert_channels(images, channels)

@@ -18,6 +18,7 @@ through ``accelerate``'s ``save_state``/``load_state``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -81,13 +82,24 @@ def _load_checkpoint(accelerator: Accelerator, ckpt_dir: Path, progress: TrainPr
     return True
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """A write failed for want of space (an OSError, or safetensors' SafetensorError wrapping one)."""
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc) or "StorageFull" in str(exc)
+
+
 def _save_checkpoint(accelerator: Accelerator, ckpt_dir: Path) -> None:
     """Every rank writes its part (RNG states) into one temporary folder; the main process moves it into place."""
     tmp = ckpt_dir.parent / f".{ckpt_dir.name}.tmp"
     if accelerator.is_main_process:
         tmp = fresh_tmp_dir(ckpt_dir.parent, ckpt_dir.name)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    try:
+        accelerator.save_state(str(tmp))
+    except Exception as exc:  # safetensors reports a full disk as its own error: name it as one
+        if _disk_full(exc):
+            raise OSError(errno.ENOSPC, f"no space left on the device while writing the checkpoint {ckpt_dir}; free "
+                                        "some disk (the run resumes from its last checkpoint)", str(ckpt_dir)) from exc
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         record_hashes(tmp, *sorted(f.name for f in tmp.iterdir() if f.is_file()))

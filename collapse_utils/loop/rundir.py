@@ -253,13 +253,14 @@ def mark_done(gen: Path, cfg: RunConfig | None = None, finished: str | None = No
 def write_metrics(gen: Path, metrics: dict[str, Any]) -> None:
     """Record a generation's metrics: the one writer of ``metrics.json``, hashed like every artifact. Metrics
     added to a finished generation (collapse_utils.loop.run_metrics) renew its ``DONE`` marker's record hash."""
+    vouched = record_vouched(gen)  # a record DONE does not vouch for is never vouched for by renewing DONE
     cio.atomic_write_json(gen / "metrics.json", metrics)
     cio.record_hashes(gen, "metrics.json")
     try:
         done = read_done(gen)
     except cio.CorruptArtifactError:
         return  # a damaged marker stays damaged: the generation is redone
-    if done is not None and "record" in done:
+    if done is not None and "record" in done and vouched:
         _write_done(gen, {**done, "record": cio.record_digest(gen)})
 
 

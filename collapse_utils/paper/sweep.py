@@ -648,8 +648,59 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
             for k, i in enumerate(idx):
                 jobs_by_index[i] = ChainedRun(chain, k)
         jobs = [jobs_by_index[i] for i in range(len(runs))]
+    if executor in ("slurm", "local"):
+        record_submitted(root, executor, [getattr(j, "job", j).job_id for j in jobs])
     order = {id(r): i for i, r in enumerate(runs)}
     return [jobs[order[id(r)]] for r in given]
+
+
+# ---------------------------------------------------------------------------------------------- cancel
+SUBMITTED = "submitted.json"  # in <run store>/_jobs/: the jobs sweeps submitted, for --cancel
+
+
+def record_submitted(root: Path, executor: str, job_ids: Iterable[str]) -> None:
+    """Add the jobs just submitted to ``_jobs/submitted.json`` (the executor, the host, the job ids)."""
+    import json
+
+    from ..core import io as cio
+
+    path = jobs_dir(root) / SUBMITTED
+    try:
+        entries = json.loads(path.read_text()) if path.exists() else []
+    except ValueError:
+        entries = []
+    entries.append(dict(executor=executor, host=socket.gethostname(), jobs=sorted(set(map(str, job_ids))),
+                        submitted=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+    cio.atomic_write_json(path, entries)
+
+
+def cancel_submitted(root: Path) -> list[str]:
+    """Cancel every job recorded in ``_jobs/submitted.json`` that is still running: ``scancel`` for Slurm jobs,
+    SIGINT (submitit's own cancel) for local ones on this host; their runs resume later from their checkpoints.
+    Returns a line per job; the record is removed."""
+    import json
+    import signal
+    import subprocess
+
+    path = jobs_dir(root) / SUBMITTED
+    if not path.exists():
+        return []
+    lines = []
+    for entry in json.loads(path.read_text()):
+        for job in entry["jobs"]:
+            if entry["executor"] == "slurm":
+                rc = subprocess.call(["scancel", job])
+                lines.append(f"slurm job {job}: {'cancelled' if rc == 0 else f'scancel exited {rc}'}")
+            elif entry["host"] != socket.gethostname():
+                lines.append(f"local job {job}: on {entry['host']}; cancel it there")
+            else:
+                try:
+                    os.kill(int(job), signal.SIGINT)
+                    lines.append(f"local job {job}: cancelled")
+                except ProcessLookupError:
+                    lines.append(f"local job {job}: already ended")
+    path.unlink()
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -666,7 +717,9 @@ for, each run once however many figures share it).
               for a Slurm sweep also pending with Slurm's reason, the running task's node, or a task
               that ended without finishing its run, from squeue: no accounting needed)
   --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
-              on this machine, one run per visible GPU at a time) or debug (in this process)
+              on this machine, one run per visible GPU at a time) or debug (in this process); with
+              --wait, killing the sweep stops its local jobs
+  --cancel    cancel the jobs sweeps submitted into this store (scancel; SIGINT to local jobs)
 
 Then make the figures from the finished store: python -m collapse_utils figures --preset P --only ...
 
@@ -696,6 +749,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                       "scale, CPU-minutes at smoke and demo scale); submit nothing")
     what.add_argument("--status", action="store_true", help="the same table, for watching a sweep")
     what.add_argument("--executor", choices=EXECUTORS, help="submit the runs not finished")
+    what.add_argument("--cancel", action="store_true", help="cancel the Slurm and local jobs sweeps submitted into "
+                      "this run store (their runs resume later from their checkpoints)")
     s = p.add_argument_group("submission (slurm; --time also bounds local tasks)")
     s.add_argument("--partition", help="sbatch --partition")
     s.add_argument("--account", help="sbatch --account")
@@ -711,6 +766,16 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--wait", action="store_true", help="wait for every task and report failures, a task that "
                    "died without a result included (debug always waits)")
     p.set_defaults(func=_cmd_sweep)
+
+
+def failure_line(exc: BaseException, root: Path, run_dir: Path) -> str:
+    """One line for a failed task: the error the task recorded (``_jobs/<run>.error``), else the first line of
+    the exception (submitit appends the job's stderr tail, a progress bar fragment, after it)."""
+    err = jobs_dir(root) / f"{run_dir.name}.error"
+    if err.exists():
+        return (err.read_text(errors="replace").strip().splitlines() or ["unknown error"])[0]
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first} (killed, or ended without a result: see {jobs_dir(root)})"
 
 
 def _status_command(args: argparse.Namespace, root: Path) -> str:
@@ -749,6 +814,10 @@ def submission_lock(root: Path):
 def _cmd_sweep(args: argparse.Namespace) -> int:
     check_sweep_args(args)
     root = Path(args.run_root or default_run_root()).resolve()
+    if args.cancel:
+        lines = cancel_submitted(root)
+        print("\n".join(lines) if lines else f"no submitted jobs recorded in {jobs_dir(root)}")
+        return 0
     skipped: dict[str, str] = {}
     only = args.only.split(",") if args.only else None
     if args.plan or args.status:
@@ -801,8 +870,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 j.result()
             except Exception as exc:
                 failed += 1
-                print(f"  FAILED {r.run_dir.name}: {type(exc).__name__}: {str(exc).splitlines()[-1:]}",
-                      file=sys.stderr)
+                print(f"  FAILED {r.run_dir.name}: {failure_line(exc, root, r.run_dir)}", file=sys.stderr)
         print(f"{len(jobs) - failed}/{len(jobs)} run(s) finished")
         return 1 if failed else 0
     return 0
