@@ -340,7 +340,7 @@ BAD_CONFIG = {
     "decay 1": (dict(selection="threshold", decay=1.0), r"decay must lie in \(0, 1\)"),
     "decay nan": (dict(selection="threshold", decay=float("nan")), r"decay must lie in \(0, 1\)"),
     "unknown paradigm": (dict(paradigm="recycle"), "paradigm 'recycle' is unknown"),
-    "unknown selection": (dict(selection="best"), "selection 'best' is unknown"),
+    "unknown selection": (dict(selection="best"), "unknown selection method 'best'"),
     "unknown feature space": (dict(feature_space="clip"), "feature_space 'clip' is unknown"),
     "lr nan": (dict(lr=float("nan")), "lr must be a finite number"),
     "generations 0": (dict(generations=0), "generations must be positive"),
