@@ -24,6 +24,7 @@ from collapse_utils.__main__ import main  # noqa: E402
 from collapse_utils.loop import rundir, store  # noqa: E402
 from collapse_utils.loop.run import run_self_consuming  # noqa: E402
 from collapse_utils.paper import figures, sweep  # noqa: E402
+from test_sweep import F2, F2_PARAMS, _artifacts, _configs  # noqa: E402,F401  (the same F2 at smoke scale)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,22 +48,7 @@ REASON = _no_cluster()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(REASON is not None, reason=f"Slurm: {REASON}")]
 
 # F2 at smoke scale: two runs (n = 16, 32), 2 generations each, seconds apiece.
-F2 = ["--preset", "smoke", "--only", "F2", "--param", "sizes=[16,32]", "--param", "generations=2"]
-F2_PARAMS = {"sizes": [16, 32], "generations": 2}
 TIMEOUT_S = 240  # for any one wait below; a task here takes seconds
-
-
-def _configs():
-    return figures.figure_configs("F2", "smoke", **F2_PARAMS)
-
-
-def _artifacts(run_dir: Path, generations: int) -> dict[str, bytes]:
-    out = {}
-    for g in range(1, generations + 1):
-        gen = rundir.gen_dir(run_dir, g)
-        for name in ("train.npy", "samples.npy", str(rundir.model_path(gen).relative_to(gen) / rundir.UNET_WEIGHTS)):
-            out[f"gen_{g:02d}/{name}"] = (gen / name).read_bytes()
-    return out
 
 
 @pytest.fixture(autouse=True)

@@ -82,19 +82,12 @@ def test_the_store_redoes_a_damaged_finished_run(tmp_path):
 
 
 # ---------------------------------------------------------------------- the record's own absence is detected
-def test_a_deleted_hash_record_does_not_turn_the_checks_off(reference, tmp_path):
+@pytest.mark.parametrize("folder, damaged", [("gen_01", "samples.npy"), ("real", "images.npy")])
+def test_a_deleted_hash_record_does_not_turn_the_checks_off(reference, tmp_path, folder, damaged):
+    """A generation's record (or the real set's) deleted and one of its files damaged, same size: found, redone."""
     run_dir = _copy(reference, tmp_path)
-    (run_dir / "gen_01/hashes.json").unlink()
-    _same_size(run_dir / "gen_01/samples.npy")
-    assert _usable(run_dir) == 0
-    run_self_consuming(_cfg(), run_dir)
-    assert_same_run(run_dir, reference)
-
-
-def test_a_deleted_real_record_does_not_turn_the_checks_off(reference, tmp_path):
-    run_dir = _copy(reference, tmp_path)
-    (run_dir / "real/hashes.json").unlink()
-    _same_size(run_dir / "real/images.npy")
+    (run_dir / folder / "hashes.json").unlink()
+    _same_size(run_dir / folder / damaged)
     assert _usable(run_dir) == 0
     run_self_consuming(_cfg(), run_dir)
     assert_same_run(run_dir, reference)
