@@ -33,9 +33,7 @@ def reference(tmp_path_factory) -> Path:
 
 
 def _copy(reference: Path, tmp_path: Path) -> Path:
-    run_dir = tmp_path / "run"
-    shutil.copytree(reference, run_dir, symlinks=True)
-    return run_dir
+    return Path(shutil.copytree(reference, tmp_path / "run", symlinks=True))
 
 
 def _same_size(path: Path, count: int = 16) -> None:
