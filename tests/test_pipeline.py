@@ -411,3 +411,43 @@ def test_snippet_path_is_the_run_as_named_never_an_absolute_one(tmp_path, monkey
     assert rundir.model_snippet_path(tmp_path / "runs" / "try", 1) == ("runs/try/gen_01/model", start)
     outside = tmp_path.parent / "elsewhere" / "try"
     assert rundir.model_snippet_path(outside, 1) == ("try/gen_01/model", "the folder that holds the run directory")
+
+
+def _gen_copy(uncond, tmp_path):
+    """A copy of generation 1's folder (its model and the hash record beside it)."""
+    import shutil
+
+    gen = tmp_path / "gen_01"
+    shutil.copytree(uncond[1].generations[0].dir, gen)
+    return gen / "model"
+
+
+@pytest.mark.parametrize("damage", ["weights", "complete", "sampling"])
+def test_a_damaged_run_model_is_refused_naming_it(uncond, tmp_path, damage):
+    folder = _gen_copy(uncond, tmp_path)
+    CollapsePipeline.from_pretrained(folder)  # whole: loads
+    if damage == "weights":  # same size, one byte changed
+        path = folder / "unet" / "diffusion_pytorch_model.safetensors"
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data))
+        match = "diffusion_pytorch_model.safetensors"
+    elif damage == "complete":
+        (folder / "COMPLETE").unlink()
+        match = "incomplete"
+    else:
+        path = folder / cpipe.SAMPLING_FILE
+        path.write_text(path.read_text().replace('"num_inference_steps": ', '"num_inference_steps": 1'))
+        match = "sampling.json"
+    with pytest.raises(ValueError, match=match):
+        CollapsePipeline.from_pretrained(folder)
+
+
+def test_a_malformed_sampling_file_is_named(uncond, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"  # outside a run: no record to check, but the settings file is read
+    shutil.copytree(uncond[1].generations[0].dir / "model", folder)
+    (folder / cpipe.SAMPLING_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="sampling.json is not valid JSON"):
+        CollapsePipeline.from_pretrained(folder)

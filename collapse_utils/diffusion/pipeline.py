@@ -95,8 +95,35 @@ def read_sampling_settings(folder: str | os.PathLike) -> dict[str, Any]:
     path = Path(folder) / SAMPLING_FILE
     if not path.is_file():
         return {}
-    settings = json.loads(path.read_text())
-    return settings if isinstance(settings, dict) else {}
+    try:
+        settings = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}): restore it from the run or delete it for diffusers' "
+                         "defaults") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} holds {type(settings).__name__}, not the object of sampling settings")
+    return settings
+
+
+def check_run_model(folder: str | os.PathLike) -> None:
+    """Refuse (ValueError naming the file) a model folder of a run that is not whole: the run's generation folder
+    records the sha256 of every file of its model (weights, configs, ``sampling.json``) and marks a finished save
+    ``COMPLETE``; an incomplete folder, a recorded file missing or changed fails here, before diffusers reads it.
+    A folder outside a run (no record beside it, e.g. from ``save_pretrained``) is not checked."""
+    from ..core.io import CorruptArtifactError, read_hashes, verify_hashes
+
+    folder = Path(folder)
+    hashes = read_hashes(folder.parent) or {}
+    recorded = sorted(k for k in hashes if k.startswith(f"{folder.name}/"))
+    if not recorded:
+        return
+    if not (folder / "COMPLETE").exists():
+        raise ValueError(f"{folder} is an incomplete model folder (no COMPLETE marker): its run did not finish saving "
+                         "it; resume the run to redo it")
+    try:
+        verify_hashes(folder.parent, *recorded)
+    except CorruptArtifactError as exc:
+        raise ValueError(f"model folder {folder} is damaged: {exc}") from None
 
 
 class CollapsePipeline(DiffusionPipeline):
@@ -131,7 +158,8 @@ class CollapsePipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "CollapsePipeline":
         """Load a model folder (local, offline) and its ``sampling.json`` defaults; ``kwargs`` as diffusers'.
         The folder's :data:`PIPELINE_FILE` is not run: the class it would import is this one. A folder of another
-        model family than the UNet (collapse_utils.diffusion.family) is refused, naming its loader."""
+        model family than the UNet (collapse_utils.diffusion.family) is refused, naming its loader; a run's model
+        folder that is incomplete or fails its recorded hashes is refused (:func:`check_run_model`)."""
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir():
             from .family import read_family_record
@@ -142,6 +170,7 @@ class CollapsePipeline(DiffusionPipeline):
                     f"{folder} holds a model of family {family!r}, which CollapsePipeline (a UNet pipeline) does not "
                     "load: use collapse_utils.diffusion.family.load_model(folder), then family.sample(model, "
                     "load_scheduler(folder), n, seed=...)")
+            check_run_model(folder)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if folder.is_dir():
             pipe.set_sampling_settings(read_sampling_settings(folder))
