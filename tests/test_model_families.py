@@ -19,6 +19,7 @@ from collapse_utils.diffusion.ddpm import SampleSettings
 from collapse_utils.diffusion.family import FAMILIES, DiTDenoiser, family_of, get_family, load_model, load_scheduler
 from collapse_utils.diffusion.sample import sample_images
 from collapse_utils.diffusion.train import train_model
+from collapse_utils.diffusion.card import model_card
 from collapse_utils.loop import rundir
 from collapse_utils.loop.run import run_self_consuming
 
@@ -125,7 +126,7 @@ def test_dit_saves_reloads_and_samples_the_same_images(num_classes, tmp_path):
         CollapsePipeline.from_pretrained(folder)
 
     # the model card's snippet (with the package) loads and samples the folder
-    card = str(rundir.model_card(cfg, 1, {}, folder.as_posix()))
+    card = str(model_card(cfg, 1, {}, folder.as_posix()))
     assert "family `dit`" in card and "DiTTransformer2DModel" in card
     snippet = card.split("```python\n")[1].split("```")[0]
     namespace: dict = {}

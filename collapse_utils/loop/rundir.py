@@ -61,9 +61,7 @@ import torch
 from ..core import io as cio
 from ..core import provenance
 from ..core.config import RunConfig
-# The model card and sampling settings belong to the diffusion layer; their names stay importable from here.
-from ..diffusion.card import (DATASET_TERMS, MODEL_CARD, PACKAGE_LICENSE, PAPER_REFERENCE, REPOSITORY,  # noqa: F401
-                              SAMPLES_GRID, DatasetTerms, card_metrics, dataset_terms, model_card, sampling_settings)
+from ..diffusion.card import MODEL_CARD, SAMPLES_GRID, model_card, sampling_settings
 from .paradigms import Pool, real_images_needed
 
 log = logging.getLogger(__name__)
