@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from collapse_utils.paper import claims as C
+from collapse_utils.paper.claims import registered as _registered  # noqa: F401  (C.registered)
 from collapse_utils.paper import figures
 from collapse_utils.loop import run_metrics
 from collapse_utils.core import vocab
@@ -274,3 +275,84 @@ def test_claims_never_overwrite_the_committed_table_unless_named(claims_store, t
     assert f"--out {other}`" in other.read_text()
     assert C.default_claims_path("demo", store) == store / "CLAIMS-demo.md"
     assert (committed.read_bytes(), committed.stat().st_mtime_ns) == before
+
+
+# ---------------------------------------------------------------------------------------------- registered claims
+def _run(n: int, series: dict[str, list[float]], **fields):
+    """A finished run as the statistics read it: its config (n and arm fields) and per-generation metrics."""
+    from types import SimpleNamespace
+
+    gens = [SimpleNamespace(generation=t + 1, metrics={k: v[t] for k, v in series.items()})
+            for t in range(len(next(iter(series.values()))))]
+    return SimpleNamespace(config=SimpleNamespace(n=n, **fields), generations=gens)
+
+
+def test_registered_statistics_on_chosen_values():
+    from collapse_utils.paper.claims import registered as R
+
+    rho, copy = R.RHO, R.COPY
+    # R1: only sizes with rho_1 >= 0.8 count; the smallest rise of the copy rate is the effect
+    runs = [_run(32, {rho: [0.3, 0.2], copy: [0.9, 0.8]}),  # memorizes from the start: not a transition size
+            _run(128, {rho: [0.85, 0.5], copy: [0.05, 0.9]}), _run(1024, {rho: [1.1, 0.9], copy: [0.0, 0.02]})]
+    eff = R.stat_transition({0: runs})
+    assert eff.values[0] == pytest.approx(0.02) and set(eff.parts) == {"n=128", "n=1024"}
+    assert R.stat_transition({0: runs[:1]}).values == {}  # no qualifying size: no value
+    # R2: sizes with rho_1 < 0.5, the lowest copy rate over generations minus 0.5
+    eff = R.stat_memorize_from_start({0: runs})
+    assert eff.values[0] == pytest.approx(0.3) and set(eff.parts) == {"n=32"}
+    # R4: an exponential decay is better fitted in logs; a linear one is not
+    t = range(5)
+    expo = _run(64, {"gs_pixel": [100 * 0.5 ** i for i in t]})
+    line = _run(64, {"gs_pixel": [100 - 20 * i for i in t]})
+    assert R.stat_log_linear({0: [expo]}).values[0] > 0 > R.stat_log_linear({0: [line]}).values[0]
+    # R5/R6: the arm that declines less gives a positive gap
+    acc = _run(128, {"gs_pixel": [100, 80]}, paradigm="accumulate_subsample", selection="none")
+    rep = _run(128, {"gs_pixel": [100, 40]}, paradigm="replace", selection="none")
+    eff = R.stat_decline_gap({0: [acc, rep]}, "gs_pixel", a=R._ACCUMULATE, b=R._REPLACE, log=True)
+    assert eff.values[0] == pytest.approx(math.log(0.8) - math.log(0.4))
+
+
+def test_registered_claims():
+    ids = [c.id for c in C.REGISTERED]
+    assert ids == [f"R{i}" for i in range(1, 8)] and not set(ids) & {c.id for c in C.CLAIMS}
+    statistics = {**C.STATISTICS, **C.registered.STATISTICS}
+    for c in C.REGISTERED:
+        assert c.seeds == C.CONFIRM_SEEDS and c.exploratory_seeds == C.EXPLORE_SEEDS
+        assert not set(c.seeds) & set(c.exploratory_seeds)
+        assert c.statistic in statistics and c.kind == "effect" and "§" in c.paper
+        assert all(f in figures.SPECS for f, _ in c.figure_sources())
+
+
+def test_registered_rows_are_judged_on_their_own_seeds(claims_store):
+    """Registered rows read their judged seeds (3–5: absent here, so "not run" with their command) whatever the
+    report's seeds, and show the report's exploratory seeds beside the verdict."""
+    rows, _ = C.check_claims("smoke", run_root=claims_store, seeds=(0, 1), device="cpu", only=["F2"])
+    got = {r.claim.id: r for r in rows if r.claim.seeds is not None}
+    assert set(got) == {"R1", "R2", "R3", "R4"}
+    for r in got.values():
+        assert r.verdict.startswith("not run: `python -m collapse_utils figures --preset smoke --only F2 --param "
+                                    "'seeds=[3, 4, 5]'"), r.verdict
+        assert "seeds 3, 4, 5: never started" in r.ours
+    # the exploratory statistic of R3 (the size order of rho at generation 1) over the two stored seeds
+    assert "(2 seeds)" in got["R3"].exploratory and "ln rho_pixel at gen 1" in got["R3"].exploratory
+    text = C.render(rows, C.Context("smoke", (0, 1), claims_store), commit="abc", date="today")
+    section = text.split("## Claims registered before their data", 1)[1]
+    assert all(f"| {i} |" in section for i in got) and "exploratory (seeds 0, 1, 2; not judged)" in section
+    assert not any(f"| {i} |" in text.split("## Claims registered before their data")[0] for i in got)
+
+
+def test_registered_claims_are_unchanged_since_their_commit():
+    """The registered rows and their statistics are the bytes committed before their judged seeds were run."""
+    import subprocess
+
+    from collapse_utils.core.paths import repo_root
+
+    commit = C.REGISTERED_IN
+    assert commit, "the commit that registered the claims is recorded"
+    path = "collapse_utils/paper/claims/registered.py"
+    try:
+        old = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo_root(), capture_output=True, check=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"no git history with commit {commit} here ({type(exc).__name__})")
+    assert (repo_root() / path).read_bytes() == old

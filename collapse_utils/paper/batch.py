@@ -381,10 +381,10 @@ def add_bundle_cli(sub: Any) -> None:
 
 
 def _cmd_bundle(args: Any) -> int:
-    from .claims import check_claims
+    from .claims import check_claims, registered_run_sets
     from .results import parse_seeds, write_bundle
 
     figures = args.only.split(",") if args.only else None
     write_bundle(args.out, args.preset, run_root=args.run_root, seeds=parse_seeds(args.seeds), figures=figures,
-                 device=args.device, claims_metrics=check_claims)
+                 device=args.device, claims_metrics=check_claims, extra_runs=registered_run_sets(args.preset))
     return 0

@@ -118,7 +118,7 @@ def metrics_csv(runs: Sequence[Any]) -> str:
 def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str | os.PathLike | None = None,
                  seeds: Any = None, figures: Sequence[str] | None = None,
                  device: str | None = None, log: Any = print,
-                 claims_metrics: Any = None) -> dict[str, Any]:
+                 claims_metrics: Any = None, extra_runs: Any = None) -> dict[str, Any]:
     """Write the results bundle of ``figures`` (None: all) at ``preset`` and ``seeds`` (one list for every figure,
     or a dict by figure id; None: the preset's) from the run store ``run_root`` into ``out`` (replaced whole);
     returns its BUNDLE.json record.
@@ -128,7 +128,10 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
     (:func:`collapse_utils.paper.figures.figure_runs`; held-out metrics draw their samples from the saved models here,
     which is why a bundle is written from the full store and not from another bundle). When every figure is
     bundled, ``claims_metrics(preset, run_root=, seeds=, device=)`` (the `bundle` command passes
-    :func:`collapse_utils.paper.claims.check_claims`) computes the metrics the claims table reads as well.
+    :func:`collapse_utils.paper.claims.check_claims`) computes the metrics the claims table reads as well, and
+    ``extra_runs`` (``{name: (seeds, configs)}``; the `bundle` command passes the runs of the claims registered
+    before their data, :func:`collapse_utils.paper.claims.registered_run_sets`) are bundled beside the figures'
+    runs, listed under ``extra`` in BUNDLE.json.
     """
     import shutil
 
@@ -141,13 +144,22 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
     root = Path(run_root) if run_root is not None else default_run_root()
     per_figure = figure_seeds(preset, seeds, figures)
     sets = figure_set(preset, per_figure)
+    everything = set(sets) == set(_figure_ids(None))
+    extra = {name: ([int(s) for s in seeds_], list(configs))
+             for name, (seeds_, configs) in (extra_runs or {}).items()} if everything else {}
     unique: dict[str, Any] = {}
-    for configs in sets.values():
+    for configs in [*sets.values(), *(cs for _, cs in extra.values())]:
         for c in configs:
             unique.setdefault(c.run_key(), c)
     missing = [store.run_name(c) for c in unique.values() if not store.is_finished(c, root)]
     if missing:
-        first = next(f for f, cs in sets.items() if any(store.run_name(c) == missing[0] for c in cs))
+        first = next((f for f, cs in sets.items() if any(store.run_name(c) == missing[0] for c in cs)), None)
+        if first is None:
+            name, (seeds_, _) = next((k, v) for k, v in extra.items()
+                                     if any(store.run_name(c) == missing[0] for c in v[1]))
+            raise BundleError(f"{len(missing)} of {len(unique)} runs are not finished in {root} (first: "
+                              f"{missing[0]}, of the {name}, seeds {seeds_}); train them first (the claims table "
+                              "names each one's figure command)")
         raise BundleError(f"{len(missing)} of {len(unique)} runs are not finished in {root} (first: {missing[0]}); "
                           f"train them first: python -m collapse_utils figures --preset {preset} --only {first} "
                           f"--param 'seeds={per_figure[first]}' --run-root {root}")
@@ -157,7 +169,7 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
         log(f"bundle: {fig}: metrics of {len(sets[fig])} run(s)")
         fr = figure_runs(fig, preset, run_root=str(root), seeds=per_figure[fig], device=device)
         with_runs[fig] = {"seeds": per_figure[fig], "runs": [r.run_dir.name for r in fr.runs]}
-    if claims_metrics is not None and set(sets) == set(_figure_ids(None)):  # the claims table reads these runs too
+    if claims_metrics is not None and everything:  # the claims table reads these runs too
         log("bundle: metrics of the claims table")
         claims_metrics(preset, run_root=root, seeds=sorted({s for v in per_figure.values() for s in v}), device=device)
     tmp = out.parent / f".{out.name}.tmp"
@@ -179,6 +191,8 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
                 "figures and claims --from-results DIR the claims table, with no training",
         "preset": preset,
         "figures": with_runs,
+        "extra": {name: {"seeds": seeds_, "runs": sorted(store.run_name(c) for c in configs)}
+                  for name, (seeds_, configs) in extra.items()},
         "runs": len(runs),
         "generations": sum(len(r.generations) for r in runs),
         "trained_by_commit": trained_by,

@@ -1,7 +1,9 @@
 """The paper's claims checked against the run store: ``python -m collapse_utils claims`` writes the claims table.
 
-Four parts: the verdict rule (:mod:`.rules`), the catalogue of claims (:mod:`.catalogue`), the statistics that
-reduce one seed's runs to an effect (:mod:`.statistics`) and the evaluation and report (:mod:`.report`).
+Five parts: the verdict rule (:mod:`.rules`), the catalogue of claims (:mod:`.catalogue`), the statistics that
+reduce one seed's runs to an effect (:mod:`.statistics`), the claims registered before their data with their own
+statistics (:mod:`.registered`, judged only on seeds never run when they were written) and the evaluation and
+report (:mod:`.report`).
 
 The table goes where ``--out`` says; by default beside the run store it was computed from, named by its preset
 (``<run store>/CLAIMS-demo.md``), so checking a store never overwrites the table committed in the repository.
@@ -21,8 +23,10 @@ from .rules import (DOES_NOT_HOLD, HOLDS, LEVEL, NOT_RESOLVED, NOT_RESOLVED_ONE_
     RULE_V1_TEXT, Summary, TOST_ALPHA, equivalence_verdict, headline_verdict, paired_differences, spread, summarize,
     t_interval, t_quantile, t_verdict, tost_verdict, verdict)  # noqa: F401
 from .catalogue import (CLAIMS, Claim)  # noqa: F401
+from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS, REGISTERED  # noqa: F401
 from .statistics import (Effect, STATISTICS, matches, stat_arms_by, stat_decline, stat_difference,
     stat_first_generation, stat_pearson, stat_pearson_gap, stat_size_order)  # noqa: F401
 from .report import (CLAIMS_DESCRIPTION, Context, Row, RunCache, add_cli, check_claims, claim_configs,
-    claim_metric_names, claim_params, default_claims_path, describe, evaluate, noise_floor, regenerate_command,
+    claim_metric_names, claim_params, default_claims_path, registered_run_sets, REGISTERED_IN,
+    describe, evaluate, noise_floor, regenerate_command,
     render, write_claims, _cmd_claims)  # noqa: F401

@@ -22,6 +22,8 @@ class Claim:
     ``effect`` (:func:`verdict`), ``equivalence`` (:func:`equivalence_verdict`) or ``headline``
     (:func:`headline_verdict`, with ``paper_value``). ``fd``: the claim is on a Fréchet distance (noise floor).
     ``margin``: an equivalence claim's margin δ in the claim's units (rules.tost_verdict), fixed with the claim.
+    ``seeds``: a claim registered before its data (:mod:`.registered`) is judged on these seeds only, whatever the
+    report's seeds; the same statistic on ``exploratory_seeds`` is shown beside it and not judged.
     """
 
     id: str
@@ -35,6 +37,8 @@ class Claim:
     sources: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     paper_value: tuple[float, float] | None = None
     margin: float | None = None
+    seeds: tuple[int, ...] | None = None
+    exploratory_seeds: tuple[int, ...] = ()
 
     def figure_sources(self) -> tuple[tuple[str, Mapping[str, Any]], ...]:
         return self.sources or ((self.figure, {}),)

@@ -4,14 +4,19 @@ command)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from ...core.vocab import FID_MODES
 from .rules import (NOT_RESOLVED, NOT_RUN, RULE_TEXT, RULE_V1_TEXT, TOST_ALPHA, equivalence_verdict, headline_verdict,
                     paired_differences, spread, summarize, t_interval, t_verdict, tost_verdict, verdict)
 from .catalogue import CLAIMS, Claim
+from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS, REGISTERED, STATISTICS as REGISTERED_STATISTICS
 from .statistics import Effect, STATISTICS, matches
+
+# The commit that registered the rows of .registered (their claims and statistics) before any run of their judged
+# seeds existed; tests/test_claims.py checks that the file is unchanged since.
+REGISTERED_IN = None
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -48,6 +53,7 @@ class Row:
     regenerate: str
     floor: tuple[str, int, float | None, str | None] | None = None  # (metric, count, f, why not)
     verdict_v1: str = ""  # the first rule's verdict (rules.RULE_V1_TEXT), shown in its own column
+    exploratory: str = ""  # a registered claim's statistic on its exploratory seeds (not judged)
 
 
 def _format(value: Any, ctx: Context) -> Any:
@@ -234,7 +240,18 @@ def describe(eff: Effect, kind: str, floor: float | None = None, margin: float |
 
 
 def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
-    """One claim's row: its runs read from the store, missing metrics computed post-hoc, the verdict by the rule."""
+    """One claim's row: its runs read from the store, missing metrics computed post-hoc, the verdict by the rule.
+    A claim registered before its data (``claim.seeds``) is judged on its own seeds, and its statistic on its
+    exploratory seeds is shown in :attr:`Row.exploratory`."""
+    if claim.seeds is None:
+        return _evaluate(claim, ctx, cache)
+    row = _evaluate(claim, replace(ctx, seeds=tuple(claim.seeds)), cache)
+    if claim.exploratory_seeds:
+        row.exploratory = _evaluate(claim, replace(ctx, seeds=tuple(claim.exploratory_seeds)), cache).ours
+    return row
+
+
+def _evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
     from ...loop.store import run_state
 
     regen = regenerate_command(claim, ctx)
@@ -267,7 +284,7 @@ def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
         return Row(claim, "—" + note, f"not resolved: {why}", regen)
     params = claim_params(claim, ctx)
     try:
-        eff = STATISTICS[claim.statistic](complete, **params)
+        eff = {**STATISTICS, **REGISTERED_STATISTICS}[claim.statistic](complete, **params)
     except ValueError as exc:
         return Row(claim, "—" + note, f"not resolved: {exc}", regen)
     floor_info, floor = None, None
@@ -357,10 +374,41 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
     ]
     for r in rows:
         c = r.claim
+        if c.seeds is not None:
+            continue
         v1 = r.verdict_v1 or r.verdict
         lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict, v1,
                                                            f"`{r.regenerate}`")) + " |")
+    registered = [r for r in rows if r.claim.seeds is not None]
+    if registered:
+        lines += _render_registered(registered)
     return "\n".join(lines) + "\n"
+
+
+def _render_registered(rows: Sequence[Row]) -> list[str]:
+    """The section of the claims registered before their data (collapse_utils/paper/claims/registered.py)."""
+    judged = ", ".join(map(str, CONFIRM_SEEDS))
+    seen = ", ".join(map(str, EXPLORE_SEEDS))
+    when = f"in commit `{REGISTERED_IN}`" if REGISTERED_IN else "(not yet committed)"
+    lines = [
+        "",
+        "## Claims registered before their data",
+        "",
+        f"These rows and the statistics that reduce them to per-seed effects were committed {when}, in",
+        f"`collapse_utils/paper/claims/registered.py`, before any run of seeds {judged} existed in a run store;",
+        "the file is unchanged since (a test compares it with that commit). Each is judged by the rule above on",
+        f"seeds {judged} only. The column *exploratory* gives the same statistic on seeds {seen}, whose runs were",
+        "seen before the rows were written; it is not judged.",
+        "",
+        f"| # | claim | figure | paper | ours (seeds {judged}) | verdict | exploratory (seeds {seen}; not judged) | "
+        "regenerate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r.claim
+        lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict,
+                                                           r.exploratory or "—", f"`{r.regenerate}`")) + " |")
+    return lines
 
 
 def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[int] = (0, 1, 2),
@@ -376,8 +424,20 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
                   shown)
     cache = RunCache(ctx)
-    claims = [c for c in CLAIMS if only is None or c.figure in only]
+    claims = [c for c in (*CLAIMS, *REGISTERED) if only is None or c.figure in only]
     return [evaluate(c, ctx, cache) for c in claims], ctx
+
+
+def registered_run_sets(preset: str) -> dict[str, tuple[list[int], list[Any]]]:
+    """The runs of the claims registered before their data at ``preset``: ``{"claims registered before their
+    data": (seeds, configs)}``, the configurations of every registered claim at its judged seeds (bundled beside
+    the figures' runs, results.write_bundle)."""
+    ctx = Context(preset, tuple(CONFIRM_SEEDS), None)
+    seen: dict[str, Any] = {}
+    for claim in REGISTERED:
+        for c in claim_configs(claim, replace(ctx, seeds=tuple(claim.seeds or CONFIRM_SEEDS))):
+            seen.setdefault(c.run_key(), c)
+    return {"claims registered before their data": (list(CONFIRM_SEEDS), list(seen.values()))}
 
 
 def default_claims_path(preset: str, run_root: Any = None) -> Any:
@@ -470,7 +530,7 @@ def _cmd_claims(args: Any) -> int:
         raise ValueError("--seeds: give at least one seed")
     out = args.out  # None: beside the run store (default_claims_path), never docs/CLAIMS.md unless named
     only = [f.strip().upper() for f in args.only.split(",") if f.strip()] if args.only else None
-    known = sorted({c.figure for c in CLAIMS}, key=lambda f: (len(f), f))
+    known = sorted({c.figure for c in (*CLAIMS, *REGISTERED)}, key=lambda f: (len(f), f))
     unknown = [f for f in only or () if f not in known]
     if unknown or only == []:
         raise ValueError(f"--only: no claims for figure(s) {unknown or [args.only]}; the claims are of "
