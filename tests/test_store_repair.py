@@ -306,6 +306,86 @@ def test_the_state_of_an_unfinished_run_on_read_only_media(reference, tmp_path, 
     assert done == 1 and "1 of 2" in state
 
 
+def _read_only_below(root: Path, monkeypatch) -> None:
+    """Every write below ``root`` fails as on read-only media (EROFS); reads and writes elsewhere work."""
+    import builtins
+    import errno
+
+    top = str(Path(root).resolve())
+
+    def below(path, entry: bool = False) -> bool:
+        """``path`` (its directory entry itself when ``entry``: renaming over a link changes the link's folder,
+        not its target) lies below ``root``."""
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            return False
+        p = (os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path)) if entry
+             else os.path.realpath(path))
+        return p == top or p.startswith(top + os.sep)
+
+    def refuse(path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    real_open, real_os_open = builtins.open, os.open
+
+    def guarded_open(file, mode="r", *a, **kw):
+        if isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+") and below(file):
+            refuse(file)
+        return real_open(file, mode, *a, **kw)
+
+    def guarded_os_open(path, flags, *a, **kw):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and below(path):
+            refuse(path)
+        return real_os_open(path, flags, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    for name in ("replace", "rename", "unlink", "remove", "mkdir", "rmdir"):
+        real = getattr(os, name)
+
+        def guarded(*a, _real=real, **kw):
+            if any(below(x, entry=True) for x in a[:2] if isinstance(x, (str, os.PathLike))):
+                refuse(a[0])
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(os, name, guarded)
+
+
+def test_claims_compute_missing_metrics_of_a_read_only_store_without_writing(tmp_path, monkeypatch):
+    """Post-hoc metrics of runs on read-only media are computed in a scratch shadow of each run: the rows are
+    those of the same store when writable, and not one byte of the store changes."""
+    from collapse_utils.paper import claims as C
+    from collapse_utils.paper import figures
+
+    root = tmp_path / "store"
+    store.ensure_runs(figures.figure_configs("F2", "smoke", seeds=[7]), root)
+    snapshot = {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    claims = [C.Claim("a", "F2", "GS in LeNet space (computed post hoc)", "§6.1", "decline", dict(metric="gs_lenet")),
+              C.Claim("b", "F2", "copy rate vs a real reference (held-out samples drawn post hoc)", "§3.7",
+                      "decline", dict(metric="copy_rate_real_pixel", rise=True))]
+
+    def rows():
+        ctx = C.Context("smoke", (7,), root, "cpu", True)
+        cache = C.RunCache(ctx)
+        try:
+            return [(r.ours, r.verdict) for r in (C.evaluate(c, ctx, cache) for c in claims)], cache
+        finally:
+            cache.close()
+
+    with monkeypatch.context() as m:
+        _read_only_below(root, m)
+        read_only, cache = rows()
+    assert cache.scratch is None  # the shadows are gone
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} == snapshot
+    for ours, verdict in read_only:
+        assert "Read-only" not in ours + verdict and verdict == C.NOT_RESOLVED_ONE_SEED, (ours, verdict)
+        assert not ours.startswith("—"), ours
+    writable, _ = rows()  # the same store, writable: the metrics are written into it, with the same values
+    assert writable == read_only
+    assert any(p.read_bytes() != snapshot.get(p) for p in root.rglob("metrics.json"))
+
+
 # ---------------------------------------------------------------------- sweep options
 @pytest.mark.parametrize("args,says", [
     (["--local-slots", "-1"], "--local-slots must be positive"),

@@ -118,6 +118,34 @@ class RunCache:
         self.failed: dict[str, str] = {}  # metric -> why it cannot be computed here
         self.done: set[tuple[str, str]] = set()  # (run key, metric) computed or found
         self.floors: dict[tuple[str, str, int], tuple[float | None, str | None]] = {}
+        self.shadows: dict[str, Any] = {}  # run key -> its writable shadow (a run on read-only media)
+        self.scratch: Any = None  # the folder of the shadows, removed by close()
+
+    def close(self) -> None:
+        """Remove the shadows of read-only runs (their metrics are kept in the runs read)."""
+        import shutil
+
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch, self.shadows = None, {}
+
+    def _writable(self, run: Any) -> Any:
+        """``run`` where its folder can be written; else its shadow (collapse_utils.loop.shadow), made once, in
+        which post-hoc metrics are computed without touching the read-only original."""
+        import tempfile
+        from pathlib import Path
+
+        from ...loop import rundir
+        from ...loop.shadow import shadow_run, writable
+
+        key = run.config.run_key()
+        if key not in self.shadows:
+            if writable(run.run_dir):
+                return run
+            if self.scratch is None:
+                self.scratch = Path(tempfile.mkdtemp(prefix="collapse-claims-"))
+            self.shadows[key] = rundir.load_run(shadow_run(run.run_dir, self.scratch / run.run_dir.name))
+        return self.shadows[key]
 
     def floor(self, cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
         """:func:`noise_floor`, once per (run, metric, count)."""
@@ -159,11 +187,16 @@ class RunCache:
                 return self.failed[name]
             todo = [r for r in runs if (r.config.run_key(), name) not in self.done]
             try:
-                ensure_figure_metrics(todo, [name], device=self.ctx.device)
+                work = [self._writable(r) for r in todo]
+                ensure_figure_metrics(work, [name], device=self.ctx.device)
             except (ValueError, KeyError, NotImplementedError, FeatureSpaceUnavailableError, OSError,
                     RuntimeError) as exc:
                 self.failed[name] = f"metric {name} not available ({_first_line(str(exc)) or type(exc).__name__})"
                 return self.failed[name]
+            for r, w in zip(todo, work):  # a shadow's metrics, into the run the statistics read
+                if w is not r:
+                    for g, gw in zip(r.generations, w.generations):
+                        g.metrics.update(gw.metrics)
             self.done.update((r.config.run_key(), name) for r in todo)
         return None
 
@@ -389,12 +422,12 @@ def _render_registered(rows: Sequence[Row]) -> list[str]:
     """The section of the claims registered before their data (collapse_utils/paper/claims/registered.py)."""
     judged = ", ".join(map(str, CONFIRM_SEEDS))
     seen = ", ".join(map(str, EXPLORE_SEEDS))
-    when = f"in commit `{REGISTERED_IN}`" if REGISTERED_IN else "(not yet committed)"
+    when = f"(commit `{REGISTERED_IN}`)" if REGISTERED_IN else "(not yet committed)"
     lines = [
         "",
         "## Claims registered before their data",
         "",
-        f"These rows and the statistics that reduce them to per-seed effects were committed {when}, in",
+        f"These rows and the statistics that reduce them to per-seed effects were committed {when} in",
         f"`collapse_utils/paper/claims/registered.py`, before any run of seeds {judged} existed in a run store;",
         "the file is unchanged since (a test compares it with that commit). Each is judged by the rule above on",
         f"seeds {judged} only. The column *exploratory* gives the same statistic on seeds {seen}, whose runs were",
@@ -425,7 +458,10 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
                   shown)
     cache = RunCache(ctx)
     claims = [c for c in (*CLAIMS, *REGISTERED) if only is None or c.figure in only]
-    return [evaluate(c, ctx, cache) for c in claims], ctx
+    try:
+        return [evaluate(c, ctx, cache) for c in claims], ctx
+    finally:
+        cache.close()
 
 
 def registered_run_sets(preset: str) -> dict[str, tuple[list[int], list[Any]]]:
