@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .statistics import _METHOD, _PARADIGM
+from ...core.methods import short_label_of
+from ...core.vocab import PARADIGM_SHORT_LABELS as _PARADIGM
 
 
 # ---------------------------------------------------------------------------------------------- the claims
@@ -81,12 +82,13 @@ def _claims() -> list[Claim]:
                                                                             "training-set entropy")):
         for paradigm in ("replace", "accumulate_subsample"):
             for method in ("threshold", "greedy"):
+                label = short_label_of(method)
                 p = table[paradigm]
                 out.append(Claim(
-                    str(n), figure, f"{_METHOD[method]} raises {what} at the last generation vs vanilla "
+                    str(n), figure, f"{label} raises {what} at the last generation vs vanilla "
                     f"({_PARADIGM[paradigm]})",
                     f"selection keeps {what} higher (§6.4; CIFAR {_PARADIGM[paradigm]} it8: vanilla {p[0]:g}, "
-                    f"{_METHOD[method]} {p[_IDX[method]]:g})", "difference",
+                    f"{label} {p[_IDX[method]]:g})", "difference",
                     dict(metric=metric, a=_arm(paradigm, method), b=_arm(paradigm, "none"))))
                 n += 1
     for paradigm in ("replace", "accumulate_subsample"):
@@ -99,26 +101,29 @@ def _claims() -> list[Claim]:
         n += 1
     for paradigm in ("replace", "accumulate_subsample"):
         for method in ("threshold", "greedy"):
+            label = short_label_of(method)
             p = _F8_PAPER[paradigm]
             out.append(Claim(
-                str(n), "F8", f"{_METHOD[method]} lowers FD at the last generation vs vanilla ({_PARADIGM[paradigm]})",
-                f"FID it8, CIFAR {_PARADIGM[paradigm]}: vanilla ≈{p[0]:g}, {_METHOD[method]} ≈{p[_IDX[method]]:g} "
+                str(n), "F8", f"{label} lowers FD at the last generation vs vanilla ({_PARADIGM[paradigm]})",
+                f"FID it8, CIFAR {_PARADIGM[paradigm]}: vanilla ≈{p[0]:g}, {label} ≈{p[_IDX[method]]:g} "
                 "(§6.3; FFHQ replace shows no FID gain)", "difference",
                 dict(metric="{fd}", a=_arm(paradigm, "none"), b=_arm(paradigm, method)), fd=True))
             n += 1
     for method in ("threshold", "greedy"):
+        label = short_label_of(method)
         out.append(Claim(
-            str(n), "F10", f"{_METHOD[method]} keeps more real images in the training set than vanilla (accumulate)",
+            str(n), "F10", f"{label} keeps more real images in the training set than vanilla (accumulate)",
             "≈64% real at it8 with FFHQ+Greedy vs 12.5% under even subsampling (§6.5; CIFAR+Greedy ≈45% at it8, "
             "CIFAR+Filter ≈37%)", "difference",
             dict(metric="real_share", a=_arm("accumulate_subsample", method), b=_arm("accumulate_subsample", "none")),
             sources=(("F10", {}), ("F7", {"paradigms": ["accumulate_subsample"], "methods": ["none"]}))))
         n += 1
     for method in ("threshold", "greedy"):
+        label = short_label_of(method)
         out.append(Claim(
-            str(n), "F12", f"Selecting N from 2N ({_METHOD[method]}) beats training on 2N unselected images (replace)",
+            str(n), "F12", f"Selecting N from 2N ({label}) beats training on 2N unselected images (replace)",
             "2N unselected helps less than selecting N from 2N (§6.6; CIFAR replace it6 FID: 2N 134, "
-            f"{_METHOD[method]} {95.5 if method == 'threshold' else 97:g}, vanilla 155.5)", "difference",
+            f"{label} {95.5 if method == 'threshold' else 97:g}, vanilla 155.5)", "difference",
             dict(metric="{fd}", a=_arm("replace_2n", "none"), b=_arm("replace", method)), fd=True))
         n += 1
     out.append(Claim(

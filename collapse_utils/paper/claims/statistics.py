@@ -13,10 +13,6 @@ from .rules import spread
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-_PARADIGM = PARADIGM_SHORT_LABELS
-
-
-_METHOD = {m: short_label_of(m) for m in ("threshold", "greedy")}  # the registry's short labels: TDF, Greedy
 
 
 @dataclass
@@ -141,7 +137,7 @@ def _arm_name(arm: Mapping[str, Any]) -> str:
     if "conditional" in arm:
         parts.append("CFG" if arm["conditional"] else "unconditional")
     if "paradigm" in arm:
-        parts.append(_PARADIGM.get(arm["paradigm"], arm["paradigm"]))
+        parts.append(PARADIGM_SHORT_LABELS.get(arm["paradigm"], arm["paradigm"]))
     if "selection" in arm:
         parts.append(short_label_of(arm["selection"]))
     return " ".join(parts)
