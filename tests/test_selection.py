@@ -289,3 +289,42 @@ def test_other_bad_input():
         S.select("greedy", X, -1)
     with pytest.raises(ValueError, match="one row per sample"):
         S.select("greedy", X[0], 1)
+
+
+# ---------------------------------------------------------------------------------------------- matched tau_0
+def test_matched_threshold_is_the_quantile_of_the_pools_nearest_neighbour_distances():
+    from collapse_utils.loop.selection import matched_threshold, nearest_neighbour_distances
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    d = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    brute = d.min(axis=1)
+    np.testing.assert_allclose(nearest_neighbour_distances(x, device="cpu", block=64), brute, rtol=1e-4)
+    assert matched_threshold(x, 0.9, device="cpu") == pytest.approx(np.quantile(brute, 0.9), rel=1e-4)
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="threshold_quantile"):
+            matched_threshold(x, bad)
+
+
+def test_threshold_quantile_starts_the_filter_at_the_matched_threshold():
+    from collapse_utils.loop.selection import matched_threshold
+
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(120, 8)) * 50).astype(np.float32)
+    tau = matched_threshold(x, 0.8, device="cpu")
+    got = S.select("threshold", x, 40, seed=2, threshold=1e6, decay=0.9, threshold_quantile=0.8, device="cpu")
+    want = S.threshold_decay_filter(x, 40, threshold=tau, decay=0.9, seed=2, device="cpu")
+    np.testing.assert_array_equal(got, want)
+    # a fixed tau_0 far above the pool's scale picks differently: the option changes the selection
+    fixed = S.select("threshold", x, 40, seed=2, threshold=1e6, decay=0.9, device="cpu")
+    assert set(got.tolist()) != set(fixed.tolist())
+
+
+def test_threshold_quantile_is_a_run_option_that_leaves_default_keys_alone():
+    from collapse_utils.core.config import make_config
+
+    base = make_config("smoke", selection="threshold", n=16)
+    matched = make_config("smoke", selection="threshold", n=16, selection_params={"threshold_quantile": 0.9})
+    assert matched.run_key() != base.run_key()
+    assert make_config("smoke", selection="threshold", n=16, selection_params={}).run_key() == base.run_key()

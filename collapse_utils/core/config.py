@@ -97,7 +97,9 @@ class RunConfig:
                                               "authors' code) or when_stalled (the paper's pseudo-code)",
                                 choices=FILTER_SCHEDULES)
     selection_params: dict[str, Any] = _opt({}, "parameters of a plug-in selection method, as a JSON object (the "
-                                                "built-ins' are the fields above)", flag="--selection-params")
+                                                "built-ins' are the fields above; threshold also takes "
+                                                "threshold_quantile, ours: tau_0 at that quantile of the pool's "
+                                                "1-NN distances)", flag="--selection-params")
     metrics: tuple[str, ...] = _opt(DEFAULT_METRICS, "comma-separated metrics measured every generation, any "
                                                      f"of {', '.join(METRIC_NAMES)}", flag="--metrics")
 
@@ -317,9 +319,13 @@ class RunConfig:
             method = methods.get_method(self.selection)
         except ValueError as exc:
             return [str(exc)]
-        if method.builtin and self.selection_params:
-            return [f"selection {self.selection!r} is built in and takes no selection_params (its parameters are "
-                    f"RunConfig fields); got {sorted(self.selection_params)}"]
+        if method.builtin:  # a built-in's parameters are RunConfig fields, but for those added since (no field)
+            extra = {p.name for p in method.params if not p.field and not p.runtime}
+            wrong = sorted(set(self.selection_params) - extra)
+            if wrong:
+                return [f"selection {self.selection!r} is built in and takes no selection_params {wrong} (its "
+                        "parameters are RunConfig fields" + (f"; selection_params: {sorted(extra)}" if extra else "")
+                        + ")"]
         unknown = sorted(set(self.selection_params) - {p.name for p in method.params if not p.runtime})
         if unknown:
             return [f"selection {self.selection!r} takes no parameter(s) {unknown}; its parameters: "

@@ -392,6 +392,9 @@ for _m in (
         Param("decay", None, "factor in (0, 1) the threshold is multiplied by when lowered", field="decay"),
         Param("schedule", "every_pass", "every_pass (the authors' code) or when_stalled (the pseudo-code)",
               field="filter_schedule"),
+        Param("threshold_quantile", None, "ours, not the authors': start at this quantile (in (0, 1), e.g. 0.9) of "
+              "the pool's nearest-neighbour distances instead of the fixed threshold, so that tau_0 matches the "
+              "feature scale (None: the authors' fixed tau_0)"),
         _DEVICE),
         defaults=FILTER_DEFAULTS, spaces=tuple(dict.fromkeys(s for s, _ in FILTER_DEFAULTS)),
         label="Threshold Decay Filter", short="TDF", colour="tab:green"),

@@ -324,10 +324,46 @@ def select_random(features, n: int, *, seed: int = 0) -> np.ndarray:
     return random_selection(features, n, seed=seed)
 
 
+def nearest_neighbour_distances(features, device=None, block: int = 1024) -> np.ndarray:
+    """Each row's Euclidean distance to its nearest *other* row (float64, on the host), in blocks of ``block``
+    rows so that a large pool never holds its whole distance matrix."""
+    x = as_features(features, device=device)
+    x = x - centering_offset(x)
+    pool = x.shape[0]
+    if pool < 2:
+        raise ValueError(f"a pool of {pool} row(s) has no nearest neighbours")
+    out = np.empty(pool, dtype=np.float64)
+    for lo in range(0, pool, block):
+        d = torch.cdist(x[lo:lo + block], x)
+        rows = torch.arange(lo, min(lo + block, pool), device=x.device)
+        d[rows - lo, rows] = float("inf")
+        out[lo:lo + len(rows)] = d.min(dim=1).values.double().cpu().numpy()
+    return out
+
+
+def matched_threshold(features, quantile: float, device=None) -> float:
+    """A starting threshold matched to the pool's own scale (ours, not the authors'): the ``quantile`` of its rows'
+    nearest-neighbour distances (:func:`nearest_neighbour_distances`). The authors' fixed tau_0 (2000 in pixels,
+    PAPER.md §4.2) is several times the 1-NN distances of an 8x8 pool (100–300), so the filter skips ~37 empty
+    decays and then accepts the farthest candidates first, like Greedy; a tau_0 at a high quantile of the pool's
+    1-NN distances starts the filter where it rejects near-duplicates and keeps the rest."""
+    if not (0 < quantile < 1):
+        raise ValueError(f"threshold_quantile must lie in the open interval (0, 1); got {quantile}")
+    tau = float(np.quantile(nearest_neighbour_distances(features, device=device), quantile))
+    if not tau > 0:
+        raise ValueError(f"the pool's {quantile} quantile of nearest-neighbour distances is {tau}: the pool is "
+                         "mostly exact duplicates; give a fixed threshold")
+    return tau
+
+
 def select_threshold(features, n: int, *, seed: int = 0, threshold: float | None = None,
-                     decay: float | None = None, schedule: str = "every_pass", device=None) -> np.ndarray:
-    """The registry's "threshold": the filter's parameters checked, then Algorithm 2."""
+                     decay: float | None = None, schedule: str = "every_pass", threshold_quantile: float | None = None,
+                     device=None) -> np.ndarray:
+    """The registry's "threshold": the filter's parameters checked, then Algorithm 2. ``threshold_quantile``
+    (ours; None: the authors' fixed ``threshold``) starts at :func:`matched_threshold` of the pool instead."""
     _check_filter_params(threshold, decay, schedule)
+    if threshold_quantile is not None:
+        threshold = matched_threshold(features, float(threshold_quantile), device=device)
     return threshold_decay_filter(features, n, threshold=threshold, decay=decay, seed=seed, schedule=schedule,
                                   device=device)
 
