@@ -49,3 +49,12 @@ def claims_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("claims_store")
     store.ensure_runs(claims_store_configs(), root)
     return root
+
+
+def finished_run(tmp_path_factory, cfg, name: str = "run"):
+    """A finished run of ``cfg`` in a fresh temporary folder (module fixtures build their reference run with it)."""
+    from collapse_utils.loop.run import run_self_consuming
+
+    run_dir = tmp_path_factory.mktemp(name) / "run"
+    run_self_consuming(cfg, run_dir)
+    return run_dir

@@ -17,6 +17,7 @@ from collapse_utils.loop import rundir
 from collapse_utils.core.config import make_config
 from collapse_utils.loop.run import run_self_consuming
 from collapse_utils.loop.rundir import ConfigMismatchError, UNET_WEIGHTS, load_run
+from conftest import finished_run
 
 BASE = dict(n=16, generations=2, train_steps=4, num_inference_steps=3, sample_batch_size=16, progress=False)
 
@@ -27,9 +28,7 @@ def _cfg(**kw):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("finished") / "run"
-    run_self_consuming(_cfg(), run_dir)
-    return run_dir
+    return finished_run(tmp_path_factory, _cfg(), "finished")
 
 
 def _copy(src: Path, dst: Path) -> Path:

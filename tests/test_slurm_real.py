@@ -109,17 +109,27 @@ def _clean_jobs_dir(root: Path) -> None:
                 or p.name.startswith(".submission_file_")]
 
 
+def _two_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A run store in ``tmp_path`` and the folders of the sweep's two runs in it."""
+    root = tmp_path / "runs"
+    first, second = (store.run_dir_for(c, root) for c in _configs())
+    return root, first, second
+
+
+def _submit_one_at_a_time(root: Path) -> None:
+    """The F2 smoke sweep submitted through sbatch as one array running one task at a time."""
+    assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm", "--slurm-array-parallelism", "1"]) == 0
+
+
 def test_sweep_runs_through_sbatch_with_status_and_serial_bytes(tmp_path, serial_store, capsys):
     """The CLI submits one array; --status shows the scheduler's pending and running beside the store's progress;
     --wait returns when every task has; the artifacts are the serial run's bytes."""
-    root = tmp_path / "runs"
-    first, second = (store.run_dir_for(c, root) for c in _configs())
+    root, first, second = _two_runs(tmp_path)
     # The first run's lock held here: its task starts and waits for it (running), the second task waits for a
     # slot of the array (one at a time): both states are then stable while --status looks.
     lock = rundir.RunLock(first).acquire(wait=False)
     try:
-        assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm",
-                     "--slurm-array-parallelism", "1"]) == 0
+        _submit_one_at_a_time(root)
         out = capsys.readouterr().out
         assert "submitted 2 run(s) with the slurm executor" in out
         jobs = {p.name[:-len(".job")]: p.read_text().strip() for p in (root / "_jobs").glob("*.job")}
@@ -189,14 +199,12 @@ def test_scancelled_sweep_leaves_no_lock_and_resubmits_only_what_is_unfinished(t
     """scancel of a sweep with one run finished and the other one's task running: no lock is left held, the store
     says which task ended, and the same command submits only the run not finished, which ends with the serial bytes.
     (A task killed while training, its lock then taken by the requeued task, is the requeue test's case.)"""
-    root = tmp_path / "runs"
-    first, second = (store.run_dir_for(c, root) for c in _configs())
+    root, first, second = _two_runs(tmp_path)
     # the second run's lock held here, so its task is still running (waiting for it) when the array is cancelled:
     # a smoke run would otherwise finish within scancel's KillWait (submitit's task ignores the SIGTERM)
     lock = rundir.RunLock(second).acquire(wait=False)
     try:
-        assert main(["sweep", *F2, "--run-root", str(root), "--executor", "slurm",
-                     "--slurm-array-parallelism", "1"]) == 0
+        _submit_one_at_a_time(root)
         capsys.readouterr()
         task = (root / "_jobs" / f"{second.name}.job").read_text().strip()
         array = task.split("_")[0]

@@ -23,13 +23,12 @@ from collapse_utils.loop import rundir, store
 from collapse_utils.loop.run import run_self_consuming
 from collapse_utils.loop.rundir import ConfigMismatchError, RunBusyError, RunLock, load_run
 from test_reliability import _cfg, assert_same_run, killed_run
+from conftest import finished_run
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    run_self_consuming(_cfg(), run_dir)
-    return run_dir
+    return finished_run(tmp_path_factory, _cfg(), "reference")
 
 
 def _copy(reference: Path, tmp_path: Path) -> Path:

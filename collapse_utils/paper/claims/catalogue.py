@@ -110,9 +110,9 @@ def _claims() -> list[Claim]:
                 dict(metric="{fd}", a=_arm(paradigm, "none"), b=_arm(paradigm, method)), fd=True))
             n += 1
     for method in ("threshold", "greedy"):
-        label = short_label_of(method)
         out.append(Claim(
-            str(n), "F10", f"{label} keeps more real images in the training set than vanilla (accumulate)",
+            str(n), "F10", f"{short_label_of(method)} keeps more real images in the training set than vanilla "
+            "(accumulate)",
             "≈64% real at it8 with FFHQ+Greedy vs 12.5% under even subsampling (§6.5; CIFAR+Greedy ≈45% at it8, "
             "CIFAR+Filter ≈37%)", "difference",
             dict(metric="real_share", a=_arm("accumulate_subsample", method), b=_arm("accumulate_subsample", "none")),
