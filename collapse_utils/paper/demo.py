@@ -3,12 +3,17 @@
 It trains the demo's runs through the run store (:func:`collapse_utils.loop.store.ensure_runs`), using the same
 configuration lists as the figure notebooks (:func:`~collapse_utils.loop.experiments.size_sweep` and
 :func:`~collapse_utils.loop.experiments.selection_grid`), so runs made here are reused by ``figures --preset demo``
-and vice versa. Then it judges the paper's four findings by fixed rules stated in :data:`RULES`, prints them,
+and vice versa. Then it checks the paper's four findings on its seed by fixed rules stated in :data:`RULES`,
+gives each finding the verdicts of its rows of the claims table (:data:`FINDING_CLAIMS`, judged by the claims
+rule, collapse_utils.paper.claims.rules, over the demo's runs: the package has one verdict system), prints them,
 writes them to ``summary.txt`` / ``summary.json`` and draws F2, F3, F4 and the selection comparison with
 :mod:`collapse_utils.paper.plotting`.
 
 The rules were fixed before the demo's scale was chosen and are not tuned to pass: a finding that does not
-appear at this scale is printed as "does not hold" (benchmarks/demo_findings.md records every experiment).
+appear at the demo's seed is printed as "not seen at seed s" (benchmarks/demo_findings.md records every
+experiment). A verdict needs several seeds: the claims rule (a two-sided 95 % t interval of per-seed effects)
+leaves every claim "not resolved (1 seed)" on the demo's one seed; docs/CLAIMS.md judges the same rows over the
+figure set's three seeds.
 
 Runs of the demo (``--preset demo``; see ``presets.SCALES["demo"]`` and ``presets._demo``):
 
@@ -41,6 +46,12 @@ DEMO_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
 PAPER_R = 0.91
 R_THRESHOLD = 0.7
 SELECTION_ARMS = (("replace", "threshold"), ("replace", "greedy"), ("accumulate_subsample", "none"))
+
+# The rows of the claims table (collapse_utils.paper.claims.catalogue) that judge each finding: replace's GS decay
+# and size order; the entropy decay; entropy vs covariance trace as predictors of ln GS; TDF and Greedy vs vanilla
+# under replace, on GS and entropy (accumulate vs replace has only registered rows, judged on other seeds); the
+# memorization index and copy rate. Finding 5 (the 1/3 rule) has no row.
+FINDING_CLAIMS = {1: ("1", "2"), 2: ("3",), 3: ("4", "5"), 4: ("6", "7", "10", "11"), 5: (), 6: ("29", "30")}
 
 RULES = {
     1: "holds if, for every size, GS at the last generation is below generation 1, and, for every pair of "
@@ -187,7 +198,8 @@ def _mmss(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------- findings
 @dataclass
 class Finding:
-    """One finding: the numbers, the rule it was judged by, and whether it holds at this scale."""
+    """One finding: the numbers, the demo's rule and whether it is met at the demo's seed (``holds``), and the
+    verdicts of the finding's rows of the claims table (``claims``)."""
 
     number: int
     title: str
@@ -196,15 +208,21 @@ class Finding:
     headline: str
     lines: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    claims: dict[str, str] = field(default_factory=dict)  # claims-table row id -> its verdict on the demo's runs
 
     @property
     def verdict(self) -> str:
-        return "holds" if self.holds else "does not hold"
+        """What the demo's rule says at its one seed (``holds``: the rule is met there); not a verdict on the
+        finding, which is the claims rows' (:attr:`claims`)."""
+        return f"seen at seed {self.seed}" if self.holds else f"not seen at seed {self.seed}"
 
     def text(self) -> str:
         body = "\n".join(f"    {line}" for line in self.lines)
+        rows = ("; ".join(f"row {i} {v}" for i, v in self.claims.items()) if self.claims else
+                "no row of the claims table")
         return (f"({self.number}) {self.title}: {self.verdict.upper()}\n    {self.headline}\n{body}\n"
-                f"    rule: {self.rule}")
+                f"    rule at this seed: {self.rule}\n    verdict (the claims rule, docs/CLAIMS.md): {rows}")
 
 
 def series(run: Any, metric: str) -> list[float]:
@@ -362,6 +380,19 @@ def finding_memorization_index(sweep: Sequence[Any]) -> Finding:
                                             "falls": falls, "rises": rises})
 
 
+def judge_by_claims(findings: Sequence[Finding], preset: str, run_root: Any, seed: int) -> None:
+    """Give each finding the verdicts of its rows of the claims table (:data:`FINDING_CLAIMS`), evaluated by the
+    claims rule on the demo's runs at ``seed`` (a plan the figure set does not share gives "not run")."""
+    from .claims import check_claims
+
+    ids = [i for f in findings for i in FINDING_CLAIMS.get(f.number, ())]
+    rows, _ = check_claims(preset, run_root=run_root, seeds=(seed,), ids=ids)
+    verdict = {r.claim.id: r.verdict.split(":")[0] for r in rows}
+    for f in findings:
+        f.seed = seed
+        f.claims = {i: verdict.get(i, "not evaluated") for i in FINDING_CLAIMS.get(f.number, ())}
+
+
 def judge_findings(sweep: Sequence[Any], selection_runs: Sequence[Any]) -> list[Finding]:
     """The paper's four findings (plus the memorization extras), judged by :data:`RULES`."""
     return [finding_gs_decay(sweep), finding_entropy_decay(sweep), finding_correlation(sweep),
@@ -482,6 +513,7 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
     sweep = [load_run(r.run_dir) for r in sweep]
     t_mem = time.perf_counter() - t_mem
     findings = judge_findings(sweep, selection)
+    judge_by_claims(findings, preset, out, plan.sweep[0].seed)
     t1 = time.perf_counter()
     figures = draw_figures({"sweep": sweep, "selection": selection}, fig_dir)
     t_fig = time.perf_counter() - t1
@@ -516,9 +548,14 @@ def summary_text(findings: Sequence[Finding], summary: dict[str, Any]) -> str:
         lines.append("NOTE: preset 'smoke' checks the code path only; its numbers mean nothing.")
     lines += [f.text() + "\n" for f in findings]
     main = [f for f in findings if f.number <= 4]
-    lines.append(f"{sum(f.holds for f in main)} of {len(main)} findings of the paper hold at this scale"
+    seed = main[0].seed if main else 0
+    lines.append(f"{sum(f.holds for f in main)} of {len(main)} findings of the paper are seen at seed {seed}"
                  + ("" if all(f.holds for f in main) else
-                    f"; not holding: {', '.join(str(f.number) for f in main if not f.holds)}") + ".")
+                    f"; not seen: {', '.join(str(f.number) for f in main if not f.holds)}") + ".")
+    verdicts = [v for f in main for v in f.claims.values()]
+    lines.append(f"Verdicts are the claims table's: {len(verdicts)} rows judged on this one seed, "
+                 + ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+                 + " (one seed resolves no claim); docs/CLAIMS.md judges them over seeds 0, 1, 2.")
     lines.append(f"scale: {'; '.join(summary['scale'])}")
     lines.append(f"wall time {_mmss(t['wall_s'])} (runs {_mmss(t['runs_wall_s'])}, memorization index "
                  f"{t.get('memorization_index_wall_s', 0):.0f} s, figures {t['figures_wall_s']:.0f} s); "

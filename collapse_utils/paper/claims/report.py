@@ -446,9 +446,9 @@ def _render_registered(rows: Sequence[Row]) -> list[str]:
 
 def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[int] = (0, 1, 2),
                  device: str | None = None, only: Sequence[str] | None = None,
-                 show_run_root: bool | None = None) -> tuple[list[Row], Context]:
-    """Every claim's row (those of the figures ``only`` when given) from the run store ``run_root``;
-    ``show_run_root``: whether the regenerate commands name it (None: when it was given)."""
+                 show_run_root: bool | None = None, ids: Sequence[str] | None = None) -> tuple[list[Row], Context]:
+    """Every claim's row (those of the figures ``only``, or the claims ``ids``, when given) from the run store
+    ``run_root``; ``show_run_root``: whether the regenerate commands name it (None: when it was given)."""
     from pathlib import Path
 
     from ...core.paths import default_run_root
@@ -457,7 +457,7 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
                   shown)
     cache = RunCache(ctx)
-    claims = [c for c in (*CLAIMS, *REGISTERED) if only is None or c.figure in only]
+    claims = [c for c in (*CLAIMS, *REGISTERED) if (only is None or c.figure in only) and (ids is None or c.id in ids)]
     try:
         return [evaluate(c, ctx, cache) for c in claims], ctx
     finally:
