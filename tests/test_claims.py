@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from collapse_utils.paper import claims as C
-from collapse_utils.paper.claims import registered as _registered  # noqa: F401  (C.registered)
+from collapse_utils.paper.claims import registered as _registered, report as _report  # noqa: F401  (C.registered, C.report)
 from collapse_utils.paper import figures
 from collapse_utils.loop import run_metrics
 from collapse_utils.core import vocab
@@ -356,3 +356,13 @@ def test_registered_claims_are_unchanged_since_their_commit():
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"no git history with commit {commit} here ({type(exc).__name__})")
     assert (repo_root() / path).read_bytes() == old
+
+
+def test_every_metric_a_claim_reads_is_computed_where_missing():
+    """The report computes post hoc every metric a statistic reads: each string parameter of every claim is a
+    metric the report knows to compute, or the one config field an equivalence claim groups by."""
+    ctx = C.Context("demo", (0,), None)
+    for c in (*C.CLAIMS, *C.REGISTERED):
+        named = {k for k, v in c.params.items() if isinstance(v, str)} - {"by"}
+        assert named <= set(C.report.METRIC_PARAMS), (c.id, named)
+        assert set(C.claim_metric_names(c, ctx)) == {C.claim_params(c, ctx)[k] for k in named}

@@ -69,10 +69,14 @@ def claim_params(claim: Claim, ctx: Context) -> dict[str, Any]:
     return {k: _format(v, ctx) for k, v in claim.params.items()}
 
 
+# The statistic parameters that name a per-generation metric (the others name arms, a config field, or numbers).
+METRIC_PARAMS = ("metric", "x", "z", "y", "rho", "copy")
+
+
 def claim_metric_names(claim: Claim, ctx: Context) -> list[str]:
-    """The per-generation metrics the claim's statistic reads."""
+    """The per-generation metrics the claim's statistic reads (computed post hoc where the runs lack them)."""
     p = claim_params(claim, ctx)
-    return [p[k] for k in ("metric", "x", "z", "y") if k in p]
+    return [p[k] for k in METRIC_PARAMS if k in p]
 
 
 def _arms(params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
