@@ -275,7 +275,7 @@ def notebook_for(spec: FigureSpec, repo_url: str | None = None) -> nbformat.Note
 
 
 # ---------------------------------------------------------------------------------------------- explore_selection
-# A notebook that is no paper figure: its name does not start with "F", so the figure batch (notebooks/F*.ipynb)
+# A notebook that is no paper figure: its name is no figure id (batch.is_figure_notebook), so the figure batch
 # never runs it. It shows how a selection method of one's own plugs in (collapse_utils.core.methods).
 EXPLORE = "explore_selection"
 

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("F*.ipynb"))
+NOTEBOOKS = sorted([*(ROOT / "notebooks").glob("F*.ipynb"), *(ROOT / "notebooks").glob("D*.ipynb")])
 COLAB_PREFIX = "https://colab.research.google.com/github/"
 
 

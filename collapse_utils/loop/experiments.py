@@ -71,6 +71,26 @@ def selection_grid(
     return out
 
 
+# D.5's share of new real images in each later training set (the rest: the previous generation's samples). The
+# appendix's text was not retrieved (PAPER.md §8), so the fraction is ours: half fresh, half synthetic.
+FRESH_FRACTION = 0.5
+
+
+def fresh_comparison(preset: str, *, dataset: str | None = None, n: int | None = None,
+                     paradigms: Iterable[str] = ("replace", "accumulate_subsample", "fresh"),
+                     feature_space: str | None = None, generations: int | None = None, seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:
+    """Appendix D.5 "Self-consuming Loop with Fresh New Data" (PAPER.md §1): vanilla runs at the selection size
+    under ``paradigms``. Replace and accumulate-subsample are the vanilla runs of :func:`selection_grid` (shared
+    with F7–F9); ``fresh`` trains each later generation on :data:`FRESH_FRACTION` · n new real images plus the
+    rest from the previous generation's samples (collapse_utils.loop.paradigms)."""
+    out = []
+    for paradigm in paradigms:
+        extra = dict(fresh_fraction=FRESH_FRACTION) if paradigm == "fresh" else {}
+        out += selection_grid(preset, datasets=[dataset] if dataset else None, paradigms=(paradigm,), methods=("none",),
+                              feature_space=feature_space, n=n, generations=generations, seeds=seeds, **extra, **overrides)
+    return out
+
+
 def ablation_2n(preset: str, *, dataset: str | None = None, methods: Iterable[str] = ("none", "threshold", "greedy"),
                 feature_space: str | None = None, n: int | None = None, generations: int | None = None,
                 seeds: Iterable[int] = (0,), **overrides: Any) -> list[RunConfig]:

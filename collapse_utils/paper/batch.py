@@ -1,7 +1,7 @@
 """The figure batch: execute the figure notebooks with papermill, and the ``figures`` sub-command that does it.
 
 ``python -m collapse_utils figures --preset demo [--only F2,F4]`` first trains every missing run of the selected
-figures in one parallel pass, then executes ``notebooks/F*.ipynb`` with papermill (working directory: the
+figures in one parallel pass, then executes the figure notebooks ``notebooks/F*.ipynb`` and ``D*.ipynb`` with papermill (working directory: the
 repository), keeps the executed notebooks in ``<fig-dir>/executed/`` with a ``batch_summary.json`` and checks that
 every figure wrote its PNG, PDF and data file. A failing notebook is reported with its failing cell; the others
 still run, finished runs stay in the store, and the command exits non-zero at the end. The run store and figure
@@ -52,14 +52,23 @@ def repo_relative(path: Path) -> str:
 
 
 def figure_sort_key(figure: str) -> tuple[int, str]:
+    """The paper's figures (F2 … F17) by number, then the appendix figures without a number (D1, D5: appendix D)."""
     digits = "".join(ch for ch in figure if ch.isdigit())
-    return (int(digits) if digits else 10**6, figure)
+    return ((int(digits) if digits else 10**6) + (10**3 if figure.startswith("D") else 0), figure)
+
+
+def is_figure_notebook(path: Path) -> bool:
+    """A figure's notebook is named by its figure id, a capital letter and a number: ``F2.ipynb`` (a figure of the
+    paper), ``D1.ipynb`` (appendix D's figure of section D.1); other notebooks (explore_selection) are no figure."""
+    stem = path.stem
+    return path.suffix == ".ipynb" and stem[:1].isupper() and stem[1:].isdigit()
 
 
 def discover_notebooks(only: Iterable[str] | None = None, directory: Path | None = None) -> dict[str, Path]:
-    """``{figure id: notebook}`` for ``notebooks/F*.ipynb`` (restricted to ``only``)."""
+    """``{figure id: notebook}`` for the figure notebooks of ``notebooks/`` (``F*.ipynb``, ``D*.ipynb``:
+    :func:`is_figure_notebook`), restricted to ``only``."""
     directory = directory or notebooks_dir()
-    found = {p.stem: p for p in directory.glob("F*.ipynb")}
+    found = {p.stem: p for p in directory.glob("*.ipynb") if is_figure_notebook(p)}
     if only:
         wanted = [f.strip().upper() for f in only if f.strip()]
         missing = [f for f in wanted if f not in found]

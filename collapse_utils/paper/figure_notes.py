@@ -251,6 +251,38 @@ NOTES: dict[str, FigureNotes] = {
         expect_paper="32×32 CIFAR-10 grids like the paper's, 6 generations by default (`max_generations`).",
         runtime_demo=_SIZE_SWEEP_DEMO + ".",
         runtime_paper=_SIZE_SWEEP_PAPER + "."),
+    "D1": FigureNotes(
+        plots=f"F2's panels under accumulate-subsample (each later training set: n images drawn evenly from the real "
+              f"images and every earlier generation's samples): generated images above their nearest training "
+              f"images (smallest n), {_GS_PIXEL}, log axis, vs generation per dataset size n, and the samples "
+              "against a real reference fixed per run (PAPER.md §3.7): ρ (1 for held-out real images, 0 for copies) "
+              "and the copy rate against the real images' 5th percentile (0.05 for held-out real images).",
+        paper_finding="Appendix D.1 (PAPER.md §1): the generalization-to-memorization collapse also occurs under "
+                      "accumulate (Section 3's setting: \"in Appendix D, we extend the explorations to other datasets "
+                      "and paradigms, where the conclusion remains valid\", [RI]); the digest has no numbers of this "
+                      "figure. The vanilla accumulate lines of F7 decay far more slowly than replace: CIFAR 38.7 → "
+                      "27.8 vs → 18.9 by iteration 8 [read-off].",
+        expect_demo="8×8 MNIST, n = 32 / 128 / 1024, 5 generations (figures/D1.csv): GS should fall more slowly than "
+                    "F2's replace lines, since a share 1/g of every training set stays real; n = 32 memorizes from "
+                    "the start as under replace.",
+        expect_paper="CIFAR-10, n = 1,024 … 32,768, 10 generations: the size ordering of F2 with slower decay.",
+        runtime_demo="Runs: the size sweep under accumulate (n = 128 shared with the selection grid's vanilla "
+                     "accumulate runs): {runs}; plus 1,000 held-out samples per generation for ρ and the copy rate.",
+        runtime_paper="Runs: the size sweep under accumulate: {runs}."),
+    "D5": FigureNotes(
+        plots=f"Vanilla runs at the selection size under replace, accumulate-subsample and fresh (each later "
+              f"training set: half new real images, half the previous generation's samples, our choice since "
+              f"D.5's text was not retrieved, PAPER.md §8), one line per paradigm: {_GS_PIXEL} (the preset's "
+              f"feature space: pixels at demo/smoke, DINOv2 at paper scale); {_ENTROPY}; and {_FID}.",
+        paper_finding="Appendix D.5 \"Self-consuming Loop with Fresh New Data\" (PAPER.md §1); its text and "
+                      "numbers were not retrieved (PAPER.md §8). Fresh real data is expected to slow the collapse "
+                      "more than accumulate [inferred].",
+        expect_demo="8×8 MNIST, n = 128, 5 generations (figures/D5.csv): fresh and accumulate keep GS, entropy and "
+                    "FD_LeNet closer to generation 1 than replace. " + _DEMO_FID,
+        expect_paper="FFHQ 8,192 and CIFAR-10 32,768, 8 generations, DINOv2 GS/entropy and FID.",
+        runtime_demo="Runs: the selection grid's vanilla replace and accumulate runs at n = 128 (shared with F7–F9) "
+                     "and the fresh runs: {runs}" + _DEMO_FD_COST + ".",
+        runtime_paper="Runs: the selection grid's vanilla runs and the fresh runs: {runs}; FID time not measured."),
 }
 
 

@@ -12,7 +12,9 @@
   :func:`collapse_utils.loop.store.ensure_runs`) and computes the metrics the figure plots but the runs lack
   (:mod:`collapse_utils.loop.run_metrics`); parameters that arrive as text (papermill's ``-p``) are read as meant
   first (:func:`coerce_parameter`). Identical configurations are shared between figures: F2, F3, F4, F14 and
-  F17 use the same replace runs; F7–F10, F12, F13 and F15 the same selection runs.
+  F17 use the same replace runs; F7–F10, F12, F13 and F15 the same selection runs; the appendix figures D1
+  (D.1: the size sweep under accumulate) and D5 (D.5: fresh real data beside the vanilla selection runs) add
+  only their own.
 """
 
 from __future__ import annotations
@@ -329,6 +331,14 @@ SPECS: dict[str, FigureSpec] = {s.id: s for s in (
                E.selection_grid, ("{fd}",), SELECTION_PARADIGMS, ("none", "greedy"), ("fd_fallback", "fid_samples")),
     FigureSpec("F17", "Grids of generated images over generations (replace)",
                E.size_sweep, ("gs_pixel",), options=("max_generations", "grid")),
+    # Appendix figures without a figure number (PAPER.md §1): D1 is F2 under accumulate, D5 adds fresh real data.
+    FigureSpec("D1", "Generalization score vs generation per dataset size under accumulate, with generated/nearest-"
+               "training pairs and memorization against a fixed real reference",
+               E.size_sweep, ("gs_pixel", "rho_pixel", "copy_rate_real_pixel"), ("accumulate_subsample",),
+               options=("pair_size", "pair_generations", "n_pairs")),
+    FigureSpec("D5", "Replace vs accumulate vs fresh real data: generalization score, training-set entropy and FD",
+               E.fresh_comparison, ("gs_{fs}", "entropy_{fs}", "{fid}"), ("replace", "accumulate_subsample", "fresh"),
+               options=("fid_samples", "fid_mode")),
 )}
 
 

@@ -79,9 +79,26 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
     R′'s 5th percentile. Dotted: the value of fresh draws (of the source, or of real images). Lines: mean ± sd
     over seeds. A panel whose metric the runs lack is left out.
     """
+    return _plot_transition(runs, fig_dir, "F2", "replace", pair_size=pair_size, pair_generations=pair_generations,
+                            n_pairs=n_pairs)
+
+
+def plot_d1(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = None,
+            pair_generations: Sequence[int] | None = None, n_pairs: int = 6) -> FigureOutput:
+    """D1 (appendix D.1, "The Generalization-to-Memorization Collapse on Accumulate Paradigm"): F2's panels for the
+    size sweep under accumulate-subsample (each later training set drawn evenly from the real images and every
+    earlier generation's samples, PAPER.md §4.4): generated/nearest-training pairs, GS per dataset size, and the
+    memorization metrics against a fixed real reference the runs have (ρ, copy rate; PAPER.md §3.7)."""
+    return _plot_transition(runs, fig_dir, "D1", "accumulate_subsample", pair_size=pair_size,
+                            pair_generations=pair_generations, n_pairs=n_pairs)
+
+
+def _plot_transition(runs: RunsOrTable, fig_dir: str | Path, figure_id: str, paradigm: str, *,
+                     pair_size: int | None, pair_generations: Sequence[int] | None, n_pairs: int) -> FigureOutput:
+    """The generalization-to-memorization figure of one paradigm (F2: replace, D1: accumulate), see plot_f2."""
     theme()
     wide = as_frame(runs)
-    require_metrics(wide, ["gs_pixel"], "F2")
+    require_metrics(wide, ["gs_pixel"], figure_id)
     with_pairs = not is_table(runs)
     present = [m for m in MEMORIZATION_PANELS if m in wide.columns and wide[m].notna().any()]
     rows = [r for r in ([m for m in present if m in MEMORIZATION_INDEX_METRICS],
@@ -96,7 +113,7 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
     lines_by_size(ax, wide, "gs_pixel")
     log_axis(ax)
     ax.set_ylabel("GS ↑ (px L2, log)")
-    ax.set_title(f"({chr(ord('a') + top - 1)}) Generalization score (replace)")
+    ax.set_title(f"({chr(ord('a') + top - 1)}) Generalization score ({PARADIGM_LABELS[paradigm].lower()})")
     panels.append(ax)
     letter = top
     for row, metrics in enumerate(rows, start=1):
@@ -123,8 +140,10 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
             spine.set_visible(False)
         ax_pairs.set_title(f"(a) Generated vs nearest training\n(n = {run.config.n:,}, seed {run.config.seed})")
         parts["pairs"] = pairs
-    figure_title(fig, "F2", "the generalization-to-memorization transition", wide)
-    return save_figure(fig, fig_dir, "F2", long_table(wide, ["gs_pixel", *present], "F2"), parts=parts)
+    title = "the generalization-to-memorization transition" + ("" if paradigm == "replace" else
+                                                               f" under {PARADIGM_LABELS[paradigm].lower()}")
+    figure_title(fig, figure_id, title, wide)
+    return save_figure(fig, fig_dir, figure_id, long_table(wide, ["gs_pixel", *present], figure_id), parts=parts)
 
 
 # Memorization panels and the value fresh draws give (PAPER.md §3.7): of the training set's source for the index
@@ -330,6 +349,37 @@ def plot_f15(runs: RunsOrTable, fig_dir: str | Path, *, metric: str = "fd_dinov2
 
 
 # ---------------------------------------------------------------------------------------------- F10
+def plot_d5(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None, fid_metric: str = "fid",
+            noise_floor: dict[str, Any] | None = None, **_: Any) -> FigureOutput:
+    """D5 (appendix D.5, "Self-consuming Loop with Fresh New Data"): vanilla runs at one size under replace,
+    accumulate-subsample and fresh (each later training set part new real images, part the previous generation's
+    samples; PAPER.md §4.4), one line per paradigm (mean ± sd over seeds) in three panels: generalization score and
+    training-set entropy in the runs' feature space, and the preset's Fréchet distance ``fid_metric`` with its
+    ``noise_floor`` (figures.noise_floor) dotted."""
+    theme()
+    wide = as_frame(runs)
+    fs = feature_space_of(wide, feature_space)
+    metrics = [f"gs_{fs}", f"entropy_{fs}", fid_metric]
+    require_metrics(wide, metrics, "D5")
+    paradigms = _ordered(wide["paradigm"], PARADIGM_ORDER)
+    palette = dict(zip(paradigms, sns.color_palette("colorblind", len(paradigms))))
+    fig, axes = new_figure(TWO_COLUMNS, 3.2, 1, len(metrics))
+    for ax, metric in zip(axes[0], metrics):
+        for par in paradigms:
+            method_line(ax, wide[wide["paradigm"] == par], metric, PARADIGM_LABELS.get(par, par), palette[par],
+                        dashed=par == "replace")
+        if metric == fid_metric:
+            draw_floor(ax, noise_floor)
+        ax.set_xlabel(GEN_LABEL)
+        ax.set_ylabel(metric_label(metric))
+        integer_generations(ax)
+    shared_legend(fig, axes.flat)
+    note = floor_note(noise_floor)
+    figure_title(fig, "D5", f"self-consuming loop with fresh real data{_fid_note(fid_metric)}", wide, extra=note)
+    panel = wide["paradigm"].map(lambda p: PARADIGM_LABELS.get(p, p))
+    return save_figure(fig, fig_dir, "D5", long_table(wide, metrics, "D5", panel=panel), parts=floor_part(noise_floor))
+
+
 def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     """F10 (paper Fig. 8): source proportions of the selected training set under accumulate + selection
     (stacked bars, real images in blue), with the 1/g real share of even mixing (accumulate-subsample)."""
