@@ -272,20 +272,6 @@ def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = Non
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-BUNDLE_DESCRIPTION = """\
-Write a results bundle: the runs of a figure set without their models (every metric of every run and
-generation, the training sets and samples the figures draw; no weights, no held-out samples), from a run store
-whose runs are finished. Metrics the figures plot and the runs lack are computed first (held-out metrics draw
-samples from the saved models), as the figure notebooks would; nothing is trained.
-Then anyone redraws the figures and the claims table from it in seconds:
-  python -m collapse_utils figures --from-results DIR
-  python -m collapse_utils claims --from-results DIR --out FILE
-
-example (the committed demo bundle, with F11-F13 at one seed):
-  python -m collapse_utils bundle --preset demo --out results/demo --seeds 'F11=0;F12=0;F13=0'
-"""
-
-
 def parse_seeds(text: str | None) -> Any:
     """``0,1,2`` (every figure) or ``F11=0;F12=0,1`` (those figures; the others take the preset's seeds)."""
     if not text:
