@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "preset", None):
-        print(headline(args.command, args.preset, args.preset_given), file=sys.stderr, flush=True)
+        print(headline(args.command, args.preset, args.preset_given, getattr(args, "model_family", None)),
+              file=sys.stderr, flush=True)
     if isinstance(args.func, str):
         args.func = load_handler(args.func)
     try:

@@ -17,7 +17,7 @@ import importlib
 import textwrap
 from typing import Any, Callable, Sequence
 
-from .presets import PRESET_SUMMARIES
+from .presets import PRESET_SUMMARIES, preset_overrides
 from .vocab import PRESETS
 
 
@@ -44,9 +44,15 @@ def add_preset_option(p: argparse.ArgumentParser, default: str | None, what: str
     p.set_defaults(preset_given=False)
 
 
-def headline(command: str, preset: str, given: bool = True) -> str:
-    """A command's first line: the command, its preset and what that preset's scale means."""
-    line = f"collapse_utils {command} · preset {preset} ({PRESET_SUMMARIES[preset]})"
+def headline(command: str, preset: str, given: bool = True, model_family: str | None = None) -> str:
+    """A command's first line: the command, its preset and what that preset's scale means; with a model family
+    other than the preset's UNet (``run --model-family dit``), that the model trained is of that family instead."""
+    summary = PRESET_SUMMARIES[preset]
+    if model_family and model_family != preset_overrides(preset).get("model_family", "unet"):
+        name = {"dit": "DiT"}.get(model_family, model_family)
+        summary += (f"; the model: {name} (--model-family {model_family}) in place of the preset's UNet, with the same "
+                    "data and steps")
+    line = f"collapse_utils {command} · preset {preset} ({summary})"
     return line if given else line + f" · the default preset of {command}; --preset {'|'.join(PRESETS)} chooses"
 
 
