@@ -1,7 +1,8 @@
 """model-collapse-repro: diffusion models trained recursively on their own samples (Shi et al., NeurIPS 2025,
 "A Closer Look at Model Collapse: From a Generalization-to-Memorization Perspective"; docs/PAPER.md).
 
-The package is five layers, each importing only those below it::
+The package is five layers, each importing only those below it (and the command line, ``cli/`` and
+``__main__``, on top of them, whose parsers import only torch-free parts of core)::
 
     paper/      the figures, the claims table, the demo, results bundles, the sweep   (commands: figures, claims, ...)
     loop/       the self-consuming loop: paradigms, selection, one run, its folder, the run store

@@ -477,6 +477,11 @@ def derive_seed(seed: int, generation: int, purpose: str) -> int:
     return int(np.random.SeedSequence([seed, generation, code]).generate_state(1)[0])
 
 
+def config_fields() -> list[dataclasses.Field]:
+    """The RunConfig fields that are options of the ``run`` command (all but those marked ``skip``)."""
+    return [f for f in dataclasses.fields(RunConfig) if not f.metadata.get("skip")]
+
+
 def make_config(preset: str = "smoke", **overrides: Any) -> RunConfig:
     """A :class:`RunConfig` from a preset plus overrides (``None`` overrides are ignored)."""
     values = preset_overrides(preset)

@@ -85,6 +85,9 @@ RECIPES = ("auto", "reference", "fast")
 # when it is installed, else nothing.
 TRACKERS = ("auto", "tensorboard", "wandb", "none")
 
+# How `sweep --executor` submits runs: a Slurm job array, processes on this machine, or in the sweep's own process
+EXECUTORS = ("slurm", "local", "debug")
+
 
 def metric_feature_spaces(names) -> set[str]:
     """The feature spaces the metrics ``names`` extract (``gs_dinov2`` → dinov2, ``fid`` → inception,

@@ -9,9 +9,12 @@ metrics run on the main process.
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -22,7 +25,8 @@ import torch
 
 from ..core import io as cio
 from . import rundir, tracking
-from ..core.config import RunConfig, derive_seed
+from ..core.cli_common import preset_list
+from ..core.config import RunConfig, config_fields, derive_seed, make_config
 from ..diffusion.ddpm import SampleSettings, balanced_labels
 from ..core.devices import resolve_device as checked_device
 from ..core.devices import fixed_cpu_threads
@@ -364,3 +368,30 @@ def _run(config: RunConfig, run_dir: Path, state: Any, device: torch.device, all
             if on_generation is not None and state.is_main_process:
                 on_generation(done)
     return result
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """``python -m collapse_utils run``: run the loop; each generation's metrics row goes to stdout (one JSON line)
+    as soon as it finishes, its time and the time left to stderr, so stdout stays one JSON row per generation."""
+    if args.preset is None:  # a run's scale is never chosen silently
+        raise ValueError("run needs --preset, the scale of the run:\n" + preset_list(4)
+                         + "\n  e.g. python -m collapse_utils run --preset demo --out runs/try")
+    overrides = {f.name: getattr(args, f.name) for f in config_fields()}
+    if args.reference_recipe:
+        overrides["recipe"] = "reference"
+    if args.no_progress:
+        overrides["progress"] = False
+    cfg = make_config(args.preset, **overrides)
+    out = Path(args.out)
+    clock = GenerationClock(cfg.generations, [g for g in range(1, cfg.generations + 1) if rundir.is_done(out, g)])
+
+    def report(gen: Any) -> None:
+        if not gen.computed:  # found finished (by another process this one waited for, say): not timed as computed
+            clock.reused.add(gen.generation)
+        row = RunResult(cfg, out, [gen]).metrics_table()[0]
+        row.pop("timings", None)
+        print(json.dumps(row, default=str), flush=True)
+        print(clock.finished(gen.generation), file=sys.stderr, flush=True)
+
+    run_self_consuming(cfg, out, allow_config_change=args.allow_config_change, on_generation=report)
+    return 0

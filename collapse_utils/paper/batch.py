@@ -25,7 +25,6 @@ from typing import Any, Iterable
 from .figures import (PARAMETERS, SPECS, default_fig_dir, default_workers, figure_configs, parameter_error,
                       parameter_names)
 from ..core.paths import default_run_root, repo_root
-from ..core.cli_common import add_preset_option
 
 log = logging.getLogger(__name__)
 
@@ -282,62 +281,6 @@ def run_batch(
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def _parse_param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--param needs KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key.strip(), value
-    return key.strip(), _tuples_to_lists(parsed)
-
-
-def _tuples_to_lists(value: Any) -> Any:
-    """``sizes=64,256`` parses as a tuple, which papermill would pass on as the string "(64, 256)"."""
-    if isinstance(value, (tuple, list)):
-        return [_tuples_to_lists(v) for v in value]
-    return value
-
-
-FIGURES_DESCRIPTION = """\
-Make the paper's figures: first train every run the chosen figures need that is not in the run
-store yet (in parallel, --workers at a time), then execute the figure notebooks notebooks/F*.ipynb
-and check that each wrote its PNG, PDF and data file.
-
-The executed notebooks and batch_summary.json are kept in <fig-dir>/executed/. A notebook that
-fails is reported with its failing cell; the others still run, finished runs stay in the store,
-and the command exits with status 1 at the end. Rerunning reuses every finished run.
-
-examples:
-  every figure at demo scale, into figures/:
-    python -m collapse_utils figures --preset demo
-  some of them:
-    python -m collapse_utils figures --preset demo --only F2,F4
-  a notebook parameter (a python literal) for every notebook:
-    python -m collapse_utils figures --preset smoke --only F2 --param "sizes=[16,32]"
-"""
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("figures", help="execute the figure notebooks with papermill and write the figures",
-                       description=FIGURES_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_preset_option(p, "demo", "the scale of the runs and figures (run --help describes the presets)")
-    p.add_argument("--only", help="comma-separated figure ids, e.g. F2,F4 (default: every notebooks/F*.ipynb)")
-    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
-    p.add_argument("--fig-dir", help="where figures go (default: figures/ for demo, figures/<preset> otherwise)")
-    p.add_argument("--workers", type=int, help="parallel training processes (default: 2 on CPU presets, 1 for paper)")
-    p.add_argument("--device", help="torch device for training and metrics (default: CUDA if available)")
-    p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
-                   help="a notebook parameter for every notebook, as a python literal (e.g. sizes=[64,256])")
-    p.add_argument("--no-prefetch", action="store_true", help="let each notebook train its own runs")
-    p.add_argument("--timeout", type=int, help="per-cell timeout in seconds")
-    p.add_argument("--notebook-dir", type=Path, help="run the F*.ipynb of another folder (default: <repo>/notebooks)")
-    p.add_argument("--from-results", metavar="DIR", help="redraw the figures from a results bundle (e.g. "
-                   "results/demo, committed) with the notebooks' own calls: no training, no notebooks, seconds")
-    p.set_defaults(func=_cmd_figures)
-
-
 def _cmd_from_results(args: argparse.Namespace) -> int:
     """``figures --from-results DIR``: every figure of the bundle (or ``--only``) drawn from it."""
     from .results import read_bundle, redraw
@@ -368,25 +311,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"  {r.figure} FAILED: {r.error}\n    executed notebook: {r.executed}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def add_bundle_cli(sub: Any) -> None:
-    """The ``bundle`` command: a results bundle of the figure set (collapse_utils.paper.results) with the metrics
-    of the claims table computed first."""
-    import argparse
-
-    from ..core.cli_common import add_preset_option
-    from .results import BUNDLE_DESCRIPTION
-
-    p = sub.add_parser("bundle", help="write a results bundle (runs without models) that redraws figures and claims",
-                       description=BUNDLE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_preset_option(p, "demo", "the scale of the runs")
-    p.add_argument("--out", required=True, help="the bundle folder (replaced whole), e.g. results/demo")
-    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
-    p.add_argument("--only", help="comma-separated figure ids (default: every figure)")
-    p.add_argument("--seeds", help="0,1,2 for every figure, or F11=0;F12=0 per figure (default: the preset's)")
-    p.add_argument("--device", help="torch device for metrics the runs lack (default: CUDA if available)")
-    p.set_defaults(func=_cmd_bundle)
 
 
 def _cmd_bundle(args: Any) -> int:

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .figures import figure_configs
+from .sweep import CPU_COST, generation_seconds
+
 
 @dataclass(frozen=True)
 class FigureNotes:
@@ -290,9 +293,6 @@ def run_cost(figure: str, preset: str) -> str:
     """The figure's runs at ``preset`` in words, counted from its run configurations (every seed of the preset,
     each distinct run once) and priced like the sweep plan: CPU-minutes at demo scale (with the wall time of two
     workers on an idle 2-core machine), H200-hours at paper scale (training and sampling only)."""
-    from .figures import figure_configs
-    from .sweep import CPU_COST, generation_seconds
-
     configs = list({c.run_key(): c for c in figure_configs(figure, preset)}.values())
     seeds = len({c.seed for c in configs})
     generations = sum(c.generations for c in configs)

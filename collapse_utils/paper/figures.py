@@ -28,6 +28,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..loop import experiments as E
 from ..core.paths import default_run_root, repo_root
 from ..core.vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, PARADIGMS, PRESETS, SELECTION_METHODS
+from ..core.methods import is_plugin_path, method_names
+from ..core.presets import scale
+from ..loop.heldout import HeldOutUnavailableError
+from ..loop.run_metrics import (ensure_figure_metrics, ensure_last_generation_fid, fd_noise_floor,
+                                fd_noise_floor_spread, fd_sample_size, resolve_fd_metric)
+from ..loop.store import ensure_runs
+from ..measure.features import check_feature_space
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -219,7 +226,6 @@ def parameter_error(name: str, value: Any) -> str | None:
     if kind == "names" and name in _NAME_VOCABULARIES:
         vocab = _NAME_VOCABULARIES[name]
         if name == "methods":  # registered methods, and plug-ins named module:function (core/methods.py)
-            from ..core.methods import is_plugin_path, method_names
 
             vocab = method_names()
             ok = many(value) is not None and all(isinstance(x, str) and (x in vocab or is_plugin_path(x))
@@ -378,7 +384,6 @@ def figure_configs(figure: str, preset: str = "demo", **overrides: Any) -> list[
     kw = {k: val for k, val in named.items() if k in takes}
     if "n" in takes:
         kw["n"] = _single_size(sizes)
-    from ..core.presets import scale
 
     seeds = v["seeds"] if v["seeds"] is not None else scale(preset).seeds
     kw.update(generations=v["generations"], seeds=tuple(seeds), device=v["device"])
@@ -393,9 +398,6 @@ def figure_configs(figure: str, preset: str = "demo", **overrides: Any) -> list[
 def noise_floor(run: "RunResult", metric: str, fid_samples: int | None, device: str | None) -> dict[str, Any]:
     """The noise floor printed beside an FD figure: the same distance between two disjoint real sets of the size
     the figure's values use (run_metrics.fd_noise_floor); ``value`` is None where the data has no such sets."""
-    from ..loop.heldout import HeldOutUnavailableError
-    from ..loop.run_metrics import fd_noise_floor, fd_noise_floor_spread, fd_sample_size
-
     count = fd_sample_size(run, metric, fid_samples)
     try:
         value = fd_noise_floor(run.config, metric, count, device)
@@ -434,10 +436,6 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     ``-p sizes "[16,32]"`` reaches the runs as ``[16, 32]``. The plot options come back, read and checked, in
     ``plot_options`` (with what the plotting function needs from the runs).
     """
-    from ..core.presets import scale
-    from ..loop.run_metrics import ensure_figure_metrics, ensure_last_generation_fid, resolve_fd_metric
-    from ..loop.store import ensure_runs
-
     if figure not in SPECS:
         raise ValueError(f"unknown figure {figure!r}; choose one of {sorted(SPECS)}")
     spec = SPECS[figure]
@@ -446,7 +444,6 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     device = v["device"]
     fid_metric = FID_MODES[v["fid_mode"] or scale(preset).fid_mode]
     if fid_metric != "fid" and "fid_mode" in spec.options:  # no weights: fail before training anything
-        from ..measure.features import check_feature_space
 
         check_feature_space({**FD_METRICS, **HELDOUT_FD_METRICS}[fid_metric], device=device)
     run_root = Path(v["run_root"]) if v["run_root"] else default_run_root()

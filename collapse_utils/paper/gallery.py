@@ -13,6 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.paths import repo_root
+from .figure_notes import NOTES
+from .figures import SPECS
+
 GALLERY = Path("docs") / "FIGURES.md"
 CLAIMS = Path("docs") / "CLAIMS.md"
 FIGURE_DIR = Path("figures")
@@ -61,9 +65,6 @@ def _claims_header(text: str) -> dict[str, str]:
 
 def render(claims_text: str, root: Path) -> str:
     """The gallery's markdown, figures linked relative to docs/."""
-    from .figure_notes import NOTES
-    from .figures import SPECS
-
     rows = claim_rows(claims_text)
     head = _claims_header(claims_text)
     preset = head.get("preset", "`demo`").strip("`")
@@ -111,8 +112,6 @@ def render(claims_text: str, root: Path) -> str:
 
 def write(root: Path | None = None) -> Path:
     """Rewrite ``docs/FIGURES.md`` under ``root`` (the repository) from its docs/CLAIMS.md."""
-    from ..core.paths import repo_root
-
     root = Path(root) if root is not None else repo_root()
     text = render((root / CLAIMS).read_text(encoding="utf-8"), root)
     out = root / GALLERY

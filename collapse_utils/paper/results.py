@@ -24,9 +24,21 @@ import csv
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
+
+import matplotlib
+
+from ..core.io import file_sha256
+from ..core.paths import default_run_root, repo_root
+from ..core.presets import scale
+from ..core.provenance import git_commit, package_versions
+from ..loop import rundir, store
+from . import plotting
+from .figures import SPECS, default_fig_dir, figure_configs, figure_runs
+
 
 BUNDLE_FILE = "BUNDLE.json"
 METRICS_FILE = "metrics.csv"
@@ -43,8 +55,6 @@ class BundleError(ValueError):
 
 def default_bundle_dir(preset: str) -> Path:
     """``results/<preset>`` in the repository: where the committed bundle of a preset lives."""
-    from ..core.paths import repo_root
-
     return repo_root() / "results" / preset
 
 
@@ -54,8 +64,6 @@ def store_dir(bundle: str | os.PathLike) -> Path:
 
 
 def _figure_ids(figures: Sequence[str] | None) -> list[str]:
-    from .figures import SPECS
-
     ids = list(SPECS) if figures is None else list(figures)
     unknown = [f for f in ids if f not in SPECS]
     if unknown:
@@ -66,8 +74,6 @@ def _figure_ids(figures: Sequence[str] | None) -> list[str]:
 def figure_seeds(preset: str, seeds: Any, figures: Sequence[str] | None) -> dict[str, list[int]]:
     """The seeds of each figure: one list for all (None: the preset's), or a dict by figure id (figures it does not
     name take the preset's)."""
-    from ..core.presets import scale
-
     default = list(scale(preset).seeds)
     ids = _figure_ids(figures)
     if isinstance(seeds, dict):
@@ -77,14 +83,10 @@ def figure_seeds(preset: str, seeds: Any, figures: Sequence[str] | None) -> dict
 
 def figure_set(preset: str, seeds: dict[str, list[int]]) -> dict[str, list[Any]]:
     """Each figure's run configurations at ``preset`` and its seeds."""
-    from .figures import figure_configs
-
     return {f: figure_configs(f, preset, seeds=list(s)) for f, s in seeds.items()}
 
 
 def _sha256(path: Path) -> str:
-    from ..core.io import file_sha256
-
     return file_sha256(path)
 
 
@@ -133,13 +135,6 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
     before their data, :func:`collapse_utils.paper.claims.registered_run_sets`) are bundled beside the figures'
     runs, listed under ``extra`` in BUNDLE.json.
     """
-    import shutil
-
-    from ..loop import rundir, store
-    from .figures import figure_runs
-    from ..core.paths import default_run_root
-    from ..core.provenance import git_commit, package_versions
-
     t0 = time.perf_counter()
     root = Path(run_root) if run_root is not None else default_run_root()
     per_figure = figure_seeds(preset, seeds, figures)
@@ -213,8 +208,6 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
 
 def _matplotlib_version() -> str:
     """The matplotlib that draws the figures (PNG/PDF bytes depend on it)."""
-    import matplotlib
-
     return matplotlib.__version__
 
 
@@ -248,8 +241,6 @@ def check_unchanged(bundle: str | os.PathLike, record: dict[str, Any]) -> None:
 
 def plot_function(figure: str) -> Any:
     """The plotting function of ``figure`` (``plotting.plot_f2`` for F2): the one the figure's notebook calls."""
-    from . import plotting
-
     return getattr(plotting, f"plot_{figure.lower()}")
 
 
@@ -259,8 +250,6 @@ def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = Non
     figure folder, ``figures/`` for demo) with the notebooks' own calls; trains and samples nothing. Returns
     ``{figure: FigureOutput}``. A BundleError if the bundle is damaged, lacks a figure, or was written to while
     drawing (a metric the figure needs was missing from it)."""
-    from .figures import default_fig_dir, figure_runs
-
     bundle = Path(bundle)
     record = read_bundle(bundle)
     preset = record["preset"]
@@ -286,20 +275,6 @@ def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = Non
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-BUNDLE_DESCRIPTION = """\
-Write a results bundle: the runs of a figure set without their models (every metric of every run and
-generation, the training sets and samples the figures draw; no weights, no held-out samples), from a run store
-whose runs are finished. Metrics the figures plot and the runs lack are computed first (held-out metrics draw
-samples from the saved models), as the figure notebooks would; nothing is trained.
-Then anyone redraws the figures and the claims table from it in seconds:
-  python -m collapse_utils figures --from-results DIR
-  python -m collapse_utils claims --from-results DIR --out FILE
-
-example (the committed demo bundle, with F11-F13 at one seed):
-  python -m collapse_utils bundle --preset demo --out results/demo --seeds 'F11=0;F12=0;F13=0'
-"""
-
-
 def parse_seeds(text: str | None) -> Any:
     """``0,1,2`` (every figure) or ``F11=0;F12=0,1`` (those figures; the others take the preset's seeds)."""
     if not text:

@@ -23,18 +23,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import getpass
+import json
 import os
+import re
+import shlex
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import torch
+
+from ..core import io as cio
 from ..core.config import RunConfig
-from ..core.paths import default_run_root, jobs_dir, run_dir_for, run_name
-from ..core.cli_common import add_preset_option
+from ..core.paths import default_run_root, error_path, jobs_dir, run_dir_for, run_name
+from ..core.vocab import EXECUTORS
+from ..loop.run import run_self_consuming
+from ..loop.store import as_stored, run_state
+from .batch import check_parameters, discover_notebooks, notebook_configs
 
 
 
@@ -97,8 +112,6 @@ def on_cpu(cfg: RunConfig) -> bool:
 def recorded_generation_seconds(run_dir: Path, done: int) -> float | None:
     """The mean time of a run's finished generations as the loop recorded it (``timings`` in each
     generation's metrics.json: training set, training, sampling, metrics), or None when it has none."""
-    import json
-
     times = []
     for g in range(1, done + 1):
         try:
@@ -156,9 +169,6 @@ def plan_runs(preset: str, only: Iterable[str] | None = None, params: dict[str, 
               root: str | os.PathLike | None = None, notebook_dir: Path | None = None,
               skipped: dict[str, str] | None = None) -> list[PlannedRun]:
     """Every run the chosen figures' notebooks need, deduplicated by run key, with its state in the store."""
-    from ..loop.store import run_state
-    from .batch import check_parameters, discover_notebooks, notebook_configs
-
     params = dict(params or {})
     root = Path(root if root is not None else default_run_root())
     notebooks = discover_notebooks(only, notebook_dir)
@@ -241,7 +251,6 @@ def _slot(path: str | None):
     if path is None:
         yield
         return
-    import fcntl
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
@@ -272,12 +281,8 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
     """
 
     def __call__(self, cfg_dict: dict, run_dir: str, slot: str | None = None) -> str:
-        from ..loop.run import run_self_consuming
-
         err = jobs_dir(Path(run_dir).parent) / f"{Path(run_dir).name}.error"
         try:
-            from ..loop.store import as_stored
-
             cfg = as_stored(RunConfig.from_dict(cfg_dict), Path(run_dir))
             with _slot(slot):
                 run_self_consuming(cfg, run_dir, wait=True)
@@ -299,7 +304,6 @@ class RunTask(_Checkpointable):  # type: ignore[misc,valid-type]
 
 
 # ---------------------------------------------------------------------------------------------- submission
-EXECUTORS = ("slurm", "local", "debug")
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would interrupt every run
 MAX_REQUEUES = 100  # timeouts a task may be requeued after (submitit's default, 3, ends a long run early)
 
@@ -323,8 +327,6 @@ def visible_gpus() -> list[int]:
     if env is not None and all(x.strip().isdigit() for x in env.split(",") if x.strip()):
         return [int(x) for x in env.split(",") if x.strip()]
     try:
-        import torch
-
         return list(range(torch.cuda.device_count()))
     except Exception:  # pragma: no cover
         return []
@@ -361,8 +363,6 @@ class RunChain(_Checkpointable):  # type: ignore[misc,valid-type]
 
 def stop_with(pid: int, every_s: float = 0.5) -> None:
     """Exit this process as soon as process ``pid`` is gone (a killed ``sweep --wait`` leaves no job running)."""
-    import threading
-
     def watch() -> None:
         while True:
             try:
@@ -427,9 +427,6 @@ def recorded_job(root: Path, run_dir: Path | str) -> str | None:
 
 def _scheduler(args: list[str], timeout: float = 60) -> str | None:
     """The output of a Slurm client command, or None where it is missing or fails."""
-    import shutil
-    import subprocess
-
     if shutil.which(args[0]) is None:
         return None
     try:
@@ -443,8 +440,6 @@ def slurm_queue() -> dict[str, tuple[str, str]] | None:
     """This user's sweep tasks in Slurm's queue: task id (``<array>_<index>``) → (state, reason or node), one call
     to ``squeue`` (which needs no accounting database, unlike ``sacct``); a task that has ended is not listed.
     None where squeue is missing or fails (no cluster)."""
-    import getpass
-
     out = _scheduler(["squeue", "--noheader", "--array", "--name", JOB_NAME, "--user", getpass.getuser(),
                       "--format", "%i|%T|%R"])
     if out is None:
@@ -499,8 +494,6 @@ def attach_scheduler(runs: list[PlannedRun], root: Path) -> None:
 
 def _recorded_by(root: Path, run: PlannedRun, job: str) -> bool:
     """Whether the run's error record was written by task ``job`` (not by an earlier submission)."""
-    from ..core.paths import error_path
-
     try:
         return f", job {job}, " in error_path(root, run.config).read_text(errors="replace")
     except OSError:
@@ -519,8 +512,6 @@ def slurm_defaults(runs: list[PlannedRun]) -> dict[str, Any]:
 def slurm_max_array_size() -> int:
     """The cluster's MaxArraySize (``scontrol show config``): an array holds at most this many tasks (indices
     0 … MaxArraySize - 1); Slurm's default, 1001, where it cannot be read."""
-    import re
-
     found = re.search(r"^MaxArraySize\s*=\s*(\d+)", _scheduler(["scontrol", "show", "config"]) or "", re.M)
     return int(found.group(1)) if found else 1001
 
@@ -533,9 +524,7 @@ def package_parent() -> Path:
 
 def _submit_slurm(task: "RunTask", runs: list[PlannedRun], root: Path, parameters: dict[str, Any]) -> list[Any]:
     """One job array per MaxArraySize runs; each run's task id recorded in ``_jobs/<run>.job``."""
-    import shlex
-
-    import submitit
+    import submitit  # loaded only when a sweep submits: plan and status work without it
     from submitit.core.utils import FailedJobError, FailedSubmissionError
 
     jdir = jobs_dir(root)
@@ -611,7 +600,7 @@ def submit(runs: list[PlannedRun], root: Path, executor: str, parameters: dict[s
     CPU count); each slot is one process running its share of the runs in turn (:class:`RunChain`; a slot lock in
     ``_jobs/`` keeps two sweeps from sharing it). ``debug``: in this process, each run when its result is asked for.
     """
-    import submitit
+    import submitit  # loaded only when a sweep submits: plan and status work without it
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
@@ -660,10 +649,6 @@ SUBMITTED = "submitted.json"  # in <run store>/_jobs/: the jobs sweeps submitted
 
 def record_submitted(root: Path, executor: str, job_ids: Iterable[str]) -> None:
     """Add the jobs just submitted to ``_jobs/submitted.json`` (the executor, the host, the job ids)."""
-    import json
-
-    from ..core import io as cio
-
     path = jobs_dir(root) / SUBMITTED
     try:
         entries = json.loads(path.read_text()) if path.exists() else []
@@ -678,10 +663,6 @@ def cancel_submitted(root: Path) -> list[str]:
     """Cancel every job recorded in ``_jobs/submitted.json`` that is still running: ``scancel`` for Slurm jobs,
     SIGINT (submitit's own cancel) for local ones on this host; their runs resume later from their checkpoints.
     Returns a line per job; the record is removed."""
-    import json
-    import signal
-    import subprocess
-
     path = jobs_dir(root) / SUBMITTED
     if not path.exists():
         return []
@@ -704,70 +685,6 @@ def cancel_submitted(root: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-SWEEP_DESCRIPTION = """\
-Plan, submit and watch every run the chosen figures need (the configurations their notebooks ask
-for, each run once however many figures share it).
-
-  --plan      list the runs, their state in the run store and their estimated cost, the total and the
-              longest chain: GPU-hours on one H200 at paper scale (fast path, benchmarks/gpu_throughput.md),
-              CPU-minutes at smoke and demo scale (≈31 CPU-s per demo generation, benchmarks/demo_findings.md,
-              or the recorded time of a run's finished generations)
-  --status    the same table while jobs run (done / k of G generations done / running: who holds
-              the run's lock / never started / failed: the error from <run store>/_jobs/<run>.error;
-              for a Slurm sweep also pending with Slurm's reason, the running task's node, or a task
-              that ended without finishing its run, from squeue: no accounting needed)
-  --executor  submit the runs not finished through submitit: slurm (one job array), local (processes
-              on this machine, one run per visible GPU at a time) or debug (in this process); with
-              --wait, killing the sweep stops its local jobs
-  --cancel    cancel the jobs sweeps submitted into this store (scancel; SIGINT to local jobs)
-
-Then make the figures from the finished store: python -m collapse_utils figures --preset P --only ...
-
-examples:
-  python -m collapse_utils sweep --preset paper --plan
-  python -m collapse_utils sweep --preset paper --only F2,F7 --executor slurm --partition gpu \\
-      --account myproj --time 2880 --gpus-per-node 1 --cpus-per-task 8 --mem-gb 64 \\
-      --slurm-array-parallelism 16
-  python -m collapse_utils sweep --preset paper --status
-"""
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    from .batch import _parse_param
-
-    p = sub.add_parser("sweep", help="plan, submit (Slurm / local / debug) and watch every run of the figures",
-                       description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_preset_option(p, "paper", "the scale of the runs (run --help describes the presets); smoke and demo plan "
-                      "CPU time, paper GPU-hours")
-    p.add_argument("--only", help="comma-separated figure ids, e.g. F7,F8 (default: every notebooks/F*.ipynb)")
-    p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="KEY=VALUE",
-                   help="a notebook parameter for every figure, as a python literal (e.g. generations=2)")
-    p.add_argument("--run-root", help="the run store (default: $COLLAPSE_RUNS or <repo>/runs)")
-    p.add_argument("--notebook-dir", type=Path, help=argparse.SUPPRESS)
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--plan", action="store_true", help="list the runs, their states and cost (GPU-hours at paper "
-                      "scale, CPU-minutes at smoke and demo scale); submit nothing")
-    what.add_argument("--status", action="store_true", help="the same table, for watching a sweep")
-    what.add_argument("--executor", choices=EXECUTORS, help="submit the runs not finished")
-    what.add_argument("--cancel", action="store_true", help="cancel the Slurm and local jobs sweeps submitted into "
-                      "this run store (their runs resume later from their checkpoints)")
-    s = p.add_argument_group("submission (slurm; --time also bounds local tasks)")
-    s.add_argument("--partition", help="sbatch --partition")
-    s.add_argument("--account", help="sbatch --account")
-    s.add_argument("--qos", help="sbatch --qos")
-    s.add_argument("--time", type=int, metavar="MINUTES", help="sbatch --time, per task; then it is requeued and "
-                   "resumes [default: 1440]")
-    s.add_argument("--gpus-per-node", type=int, help="sbatch --gpus-per-node (a run uses one GPU) [default: 1; "
-                   "none for the CPU presets smoke and demo]")
-    s.add_argument("--cpus-per-task", type=int, help="sbatch --cpus-per-task")
-    s.add_argument("--mem-gb", type=float, help="sbatch --mem, in GB")
-    s.add_argument("--slurm-array-parallelism", type=int, help="at most this many tasks of the array at once (%%N)")
-    s.add_argument("--local-slots", type=int, help="local on a CPU machine: runs at a time (default: CPU count)")
-    s.add_argument("--wait", action="store_true", help="wait for every task and report failures, a task that "
-                   "died without a result included (debug always waits)")
-    p.set_defaults(func=_cmd_sweep)
-
-
 def failure_line(exc: BaseException, root: Path, run_dir: Path) -> str:
     """One line for a failed task: the error the task recorded (``_jobs/<run>.error``), else the first line of
     the exception (submitit appends the job's stderr tail, a progress bar fragment, after it)."""
@@ -803,8 +720,6 @@ def check_sweep_args(args: argparse.Namespace) -> None:
 def submission_lock(root: Path):
     """One submission to a store at a time (``_jobs/.submit.lock``, an flock the kernel releases when the process
     ends): a second sweep started at once sees the first one's job records and leaves its queued runs alone."""
-    import fcntl
-
     jobs_dir(root).mkdir(parents=True, exist_ok=True)
     with open(jobs_dir(root) / ".submit.lock", "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

@@ -26,7 +26,7 @@ from .catalogue import (CLAIMS, Claim)  # noqa: F401
 from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS, REGISTERED  # noqa: F401
 from .statistics import (Effect, STATISTICS, matches, stat_arms_by, stat_decline, stat_difference,
     stat_first_generation, stat_pearson, stat_pearson_gap, stat_size_order)  # noqa: F401
-from .report import (CLAIMS_DESCRIPTION, Context, Row, RunCache, add_cli, check_claims, claim_configs,
+from .report import (Context, Row, RunCache, check_claims, claim_configs,
     claim_metric_names, claim_params, default_claims_path, registered_run_sets, REGISTERED_IN,
     describe, evaluate, noise_floor, regenerate_command,
     render, write_claims, _cmd_claims)  # noqa: F401
