@@ -191,7 +191,7 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(tmp_path, capsys):
 
 
 def test_param_lists_written_without_brackets_reach_the_notebook_as_lists():
-    from collapse_utils.paper.batch import _parse_param
+    from collapse_utils.core.cli_common import parse_param as _parse_param
 
     assert _parse_param("sizes=64,256") == ("sizes", [64, 256])
     assert _parse_param("pairs=((1, 2), (3, 4))") == ("pairs", [[1, 2], [3, 4]])
