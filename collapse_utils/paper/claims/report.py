@@ -4,10 +4,26 @@ command)."""
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ...core import io as cio
+from ...core.devices import resolve_device
+from ...core.paths import default_run_root, repo_root
+from ...core.presets import scale
+from ...core.provenance import git_commit
 from ...core.vocab import FID_MODES
+from ...loop import rundir, store
+from ...loop.run_metrics import dinov2_unavailable_reason, ensure_figure_metrics, fd_noise_floor
+from ...loop.shadow import shadow_run, writable
+from ...loop.store import run_state
+from ...measure.features import FeatureSpaceUnavailableError
+from ..figures import figure_configs
+from ..results import check_unchanged, read_bundle, store_dir
 from .rules import (NOT_RESOLVED, NOT_RUN, RULE_TEXT, RULE_V1_TEXT, TOST_ALPHA, equivalence_verdict, headline_verdict,
                     paired_differences, spread, summarize, t_interval, t_verdict, tost_verdict, verdict)
 from .catalogue import CLAIMS, Claim
@@ -32,14 +48,10 @@ class Context:
 
     @property
     def feature_space(self) -> str:
-        from ...core.presets import scale
-
         return scale(self.preset).feature_space
 
     @property
     def fd_metric(self) -> str:
-        from ...core.presets import scale
-
         return FID_MODES[scale(self.preset).fid_mode]
 
 
@@ -87,8 +99,6 @@ def claim_configs(claim: Claim, ctx: Context) -> list[Any]:
     """The run configurations the claim reads: its figures' configurations at the preset and seeds (deduplicated
     by run key), only the arms it compares, and one dataset (CIFAR-10 where the figure has several, as the
     paper's numbers cited here are its CIFAR rows)."""
-    from ..figures import figure_configs
-
     seen: dict[str, Any] = {}
     for figure, overrides in claim.figure_sources():
         for c in figure_configs(figure, ctx.preset, seeds=list(ctx.seeds), **dict(overrides)):
@@ -127,8 +137,6 @@ class RunCache:
 
     def close(self) -> None:
         """Remove the shadows of read-only runs (their metrics are kept in the runs read)."""
-        import shutil
-
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch, self.shadows = None, {}
@@ -136,12 +144,6 @@ class RunCache:
     def _writable(self, run: Any) -> Any:
         """``run`` where its folder can be written; else its shadow (collapse_utils.loop.shadow), made once, in
         which post-hoc metrics are computed without touching the read-only original."""
-        import tempfile
-        from pathlib import Path
-
-        from ...loop import rundir
-        from ...loop.shadow import shadow_run, writable
-
         key = run.config.run_key()
         if key not in self.shadows:
             if writable(run.run_dir):
@@ -160,8 +162,6 @@ class RunCache:
 
     def get(self, cfg: Any) -> Any | None:
         """The finished run of ``cfg`` in the store, or None (missing, unfinished or damaged)."""
-        from ...loop import rundir, store
-
         key = cfg.run_key()
         if key not in self.runs:
             run = None
@@ -177,9 +177,6 @@ class RunCache:
     def ensure(self, runs: Sequence[Any], names: Sequence[str]) -> str | None:
         """Compute the metrics ``names`` the runs lack (post-hoc, into each generation's metrics.json); the
         reason when one cannot be computed here, else None."""
-        from ...measure.features import FeatureSpaceUnavailableError
-        from ...loop.run_metrics import dinov2_unavailable_reason, ensure_figure_metrics
-
         for name in [n for n in names if n not in ("real_share",)]:
             if name in ("fd_dinov2", "gs_dinov2", "entropy_dinov2"):
                 why = dinov2_unavailable_reason(self.ctx.device)
@@ -207,10 +204,6 @@ class RunCache:
 
 def _shown_path(path: Any) -> str:
     """A run store as the table shows it: relative to the repository when it lies inside it."""
-    from pathlib import Path
-
-    from ...core.paths import repo_root
-
     try:
         return str(Path(path).relative_to(repo_root()))
     except ValueError:
@@ -226,8 +219,6 @@ def _first_line(text: str, limit: int = 120) -> str:
 
 def noise_floor(cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
     """The FD noise floor f of ``metric`` at ``count`` images (``run_metrics.fd_noise_floor``), or the reason."""
-    from ...loop.run_metrics import fd_noise_floor
-
     try:
         f = float(fd_noise_floor(cfg, metric, count))
     except (NotImplementedError, AttributeError, ValueError, OSError, RuntimeError) as exc:
@@ -289,8 +280,6 @@ def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
 
 
 def _evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
-    from ...loop.store import run_state
-
     regen = regenerate_command(claim, ctx)
     if claim.kind == "headline" and ctx.preset != "paper":
         return Row(claim, "— (a paper-scale number)", NOT_RESOLVED, regen)
@@ -453,10 +442,6 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
                  show_run_root: bool | None = None, ids: Sequence[str] | None = None) -> tuple[list[Row], Context]:
     """Every claim's row (those of the figures ``only``, or the claims ``ids``, when given) from the run store
     ``run_root``; ``show_run_root``: whether the regenerate commands name it (None: when it was given)."""
-    from pathlib import Path
-
-    from ...core.paths import default_run_root
-
     shown = run_root is not None if show_run_root is None else show_run_root
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
                   shown)
@@ -483,10 +468,6 @@ def registered_run_sets(preset: str) -> dict[str, tuple[list[int], list[Any]]]:
 def default_claims_path(preset: str, run_root: Any = None) -> Any:
     """Where the table goes unless ``--out`` says otherwise: beside the run store, named by the preset
     (``<run store>/CLAIMS-<preset>.md``), never the committed docs/CLAIMS.md."""
-    from pathlib import Path
-
-    from ...core.paths import default_run_root
-
     return Path(run_root if run_root is not None else default_run_root()) / f"CLAIMS-{preset}.md"
 
 
@@ -494,15 +475,8 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
     """Check the claims and write the markdown report to ``out`` (None: :func:`default_claims_path`); returns its
     path and the rows. ``from_results``: read the runs of a results bundle (collapse_utils.paper.results) instead of a
     run store, with its preset, seeds, commits and date, so the same bundle always gives the same table."""
-    import time
-    from pathlib import Path
-
-    from ...core.provenance import git_commit
-
     commit, date, source = git_commit(), time.strftime("%Y-%m-%d %H:%M %Z"), None
     if from_results is not None:  # the bundle's runs, commits and date: the same bundle gives the same table
-        from ..results import read_bundle, store_dir
-
         record = read_bundle(from_results)
         preset, kw["run_root"] = record["preset"], store_dir(from_results)
         kw["seeds"] = sorted({s for f in record["figures"].values() for s in f["seeds"]})
@@ -511,14 +485,10 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
         source = _shown_path(Path(from_results).resolve())
     rows, ctx = check_claims(preset, **kw)
     if from_results is not None:
-        from ..results import check_unchanged
-
         check_unchanged(from_results, record)  # a metric the bundle lacked would have been written into it
     shown = None if out is None else _shown_path(Path(out).resolve())
     out = Path(out) if out is not None else default_claims_path(preset, kw.get("run_root"))
     text = render(rows, ctx, commit=commit, date=date, out=shown, source=source)
-    from ...core import io as cio
-
     cio.atomic_write_bytes(out, text.encode("utf-8"))  # a full disk keeps the previous report whole
     return out, rows
 
@@ -542,15 +512,11 @@ def _cmd_claims(args: Any) -> int:
     if args.from_results and args.run_root:
         raise ValueError("--from-results reads the bundle's own store; leave out --run-root")
     if args.run_root:
-        from pathlib import Path
-
         root = Path(args.run_root)
         if not root.is_dir():
             raise ValueError(f"--run-root {root}: no such run store ({'a file' if root.exists() else 'not found'}); "
                              "name the folder the runs were made in")
     if args.device is not None:
-        from ...core.devices import resolve_device
-
         try:
             resolve_device(args.device)
         except (RuntimeError, ValueError) as exc:
