@@ -40,7 +40,21 @@ import numpy as np
 from ..core.config import RunConfig
 from ..core.io import json_default
 from ..core.methods import NO_SELECTION, colour_of, method_names, short_label_of
-from ..core.vocab import PARADIGM_SHORT_LABELS
+from ..core.paths import run_dir_for
+from ..core.vocab import MEMORIZATION_METRICS, PARADIGM_SHORT_LABELS
+from ..diffusion.models import build_unet, count_parameters
+from ..loop import experiments as E
+from ..loop import rundir
+from ..loop.rundir import load_run
+from ..loop.run import format_duration
+from ..loop.run_metrics import ensure_figure_metrics, ensure_metrics
+from ..loop.store import default_run_root, ensure_runs
+from . import analysis as A
+from . import drawing as D
+from . import plotting as P
+from .analysis import log_fit
+from .claims import check_claims
+from .figures import default_fig_dir
 
 DEMO_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio")
 PAPER_R = 0.91
@@ -103,8 +117,6 @@ def demo_plan(preset: str = "demo", *, seed: int | None = None, generations: int
     ``seed``, ``generations``, ``sizes`` (of the sweep) and ``selection_n`` (the size of the selection
     comparison, one of the sweep sizes) replace the preset's values; left out (None), the plan is the preset's.
     """
-    from ..loop import experiments as E
-
     common: dict[str, Any] = {"progress": False}
     if seed is not None:
         common["seeds"] = (seed,)
@@ -145,9 +157,6 @@ class ProgressMonitor:
 
     def __init__(self, configs: Sequence[RunConfig], root: Path, *, interval: float = 2.0,
                  out: Callable[[str], None] = print) -> None:
-        from ..loop import rundir
-        from ..core.paths import run_dir_for
-
         self.total = sum(c.generations for c in configs)
         self.reused = sum(rundir.is_done(run_dir_for(c, root), g) for c in configs for g in range(1, c.generations + 1))
         self.finished = self.reused
@@ -169,8 +178,6 @@ class ProgressMonitor:
             nums = f"GS {m['gs_pixel']:.1f}, entropy {m['entropy_pixel']:.1f}"
         except (KeyError, TypeError, ValueError):
             nums = "metrics unreadable"
-        from ..loop.run import format_duration
-
         computed, left = self.finished - self.reused, self.total - self.finished
         eta = f" · about {format_duration(elapsed / computed * left)} left" if computed > 0 and left > 0 else ""
         return (f"[{_mmss(elapsed)}] {self.finished:2d}/{self.total} generations · "
@@ -279,8 +286,6 @@ def finding_entropy_decay(sweep: Sequence[Any]) -> Finding:
 
 def finding_correlation(sweep: Sequence[Any]) -> Finding:
     """Finding 3: Pearson r between training-set entropy and log GS over every (size, generation) point."""
-    from .analysis import log_fit
-
     ent = np.concatenate([series(r, "entropy_pixel") for r in sweep])
     gs = np.concatenate([series(r, "gs_pixel") for r in sweep])
     cov = np.concatenate([series(r, "cov_trace") for r in sweep])
@@ -383,8 +388,6 @@ def finding_memorization_index(sweep: Sequence[Any]) -> Finding:
 def judge_by_claims(findings: Sequence[Finding], preset: str, run_root: Any, seed: int) -> None:
     """Give each finding the verdicts of its rows of the claims table (:data:`FINDING_CLAIMS`), evaluated by the
     claims rule on the demo's runs at ``seed`` (a plan the figure set does not share gives "not run")."""
-    from .claims import check_claims
-
     ids = [i for f in findings for i in FINDING_CLAIMS.get(f.number, ())]
     rows, _ = check_claims(preset, run_root=run_root, seeds=(seed,), ids=ids)
     verdict = {r.claim.id: r.verdict.split(":")[0] for r in rows}
@@ -402,11 +405,9 @@ def judge_findings(sweep: Sequence[Any], selection_runs: Sequence[Any]) -> list[
 # ---------------------------------------------------------------------------------------------- figures
 def draw_figures(plan_runs: dict[str, list[Any]], fig_dir: Path) -> dict[str, str]:
     """F2, F3, F4 (size sweep) and the selection comparison, through :mod:`collapse_utils.paper.plotting`."""
-    import matplotlib
+    import matplotlib  # the backend is chosen here, when figures are drawn
 
     matplotlib.use("Agg")
-    from . import plotting as P
-
     sweep, selection = plan_runs["sweep"], plan_runs["selection"]
     out = {"F2": P.plot_f2(sweep, fig_dir), "F3": P.plot_f3(sweep, fig_dir), "F4": P.plot_f4(sweep, fig_dir),
            "selection": plot_selection(selection, fig_dir)}
@@ -417,9 +418,6 @@ def plot_selection(runs: Sequence[Any], fig_dir: Path) -> Any:
     """The selection comparison: GS and entropy vs generation for vanilla / TDF / Greedy replace and vanilla
     accumulate at one dataset size (the demo's view of the paper's F7 and F9)."""
     import matplotlib.pyplot as plt
-
-    from . import analysis as A
-    from . import drawing as D
 
     D.theme()
     wide = A.metrics_frame(runs)
@@ -458,8 +456,6 @@ def plan_folder(changes: dict[str, Any]) -> str:
 
 def scale_lines(plan: DemoPlan, workers: int) -> list[str]:
     """What the demo runs, in words (printed first and kept in the summary)."""
-    from ..diffusion.models import build_unet, count_parameters
-
     c = plan.sweep[0]
     params = count_parameters(build_unet(c.model, resolution=c.resolution or 28, channels=c.channels or 1))
     arms = ", ".join(describe_arm(x) for x in plan.selection[1:])
@@ -484,12 +480,6 @@ def run_demo(preset: str = "demo", out: str | os.PathLike | None = None, fig_dir
 
     ``seed``, ``generations``, ``sizes`` and ``selection_n`` change the plan (:func:`demo_plan`); with any of them
     the figures go to a folder of their own by default (``figures/demo-seed3-gen2``), beside the preset's."""
-    from .figures import default_fig_dir
-    from ..loop.rundir import load_run
-    from ..loop.run_metrics import ensure_figure_metrics, ensure_metrics
-    from ..loop.store import default_run_root, ensure_runs
-    from ..core.vocab import MEMORIZATION_METRICS
-
     t0, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
     changes = {"seed": seed, "generations": generations, "sizes": sizes, "selection_n": selection_n}
