@@ -16,9 +16,18 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .heldout import held_out_real, real_reference, reference_key
-from .rundir import real_dir
+import numpy as np
+
+from .heldout import (HeldOutUnavailableError, REFERENCE_SEED, ensure_heldout_samples, heldout_samples as draw,
+                      heldout_set, held_out_real, real_reference, reference_key)
+from .rundir import is_results_copy, real_dir
+from ..core import io as cio
+from ..core.data import load_dataset
+from ..core.presets import scale
 from ..core.vocab import FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, REAL_REFERENCE_METRICS
+from ..measure.features import FeatureSpaceUnavailableError, extract_features
+from ..measure.metrics import (frechet_distance, generation_metrics, memorization_index,
+                               real_reference_memorization)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -31,10 +40,6 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=4)
 def dinov2_unavailable_reason(device: str | None = None) -> str | None:
     """``None`` when DINOv2 features can be computed here, else the reason (weights missing offline, …)."""
-    import numpy as np
-
-    from ..measure.features import FeatureSpaceUnavailableError, extract_features
-
     try:
         extract_features(np.zeros((1, 8, 8, 3), np.uint8), "dinov2", device=device)
     except FeatureSpaceUnavailableError as exc:
@@ -50,8 +55,6 @@ def resolve_fd_metric(fd_fallback: str | None, device: str | None = None) -> tup
     if reason is None:
         return "fd_dinov2", None
     if fd_fallback not in ("inception", "lenet"):
-        from ..measure.features import FeatureSpaceUnavailableError
-
         raise FeatureSpaceUnavailableError(f"{reason}\nF15: pass fd_fallback='inception' (or 'lenet' for grey digits) "
                                            "to plot the Fréchet distance in that space instead (recorded on the figure).")
     if fd_fallback == "lenet":
@@ -81,8 +84,6 @@ class _RealFeatures:
         self.cache: dict[tuple[str, str, int], Any] = {}
 
     def __call__(self, r: "RunResult", cap: int, space: str) -> Any:
-        from ..measure.features import extract_features
-
         real = r.real_images()[: r.config.n][:cap]
         key = (space, hashlib.sha1(real.tobytes()).hexdigest(), len(real))
         if key not in self.cache:
@@ -91,9 +92,6 @@ class _RealFeatures:
 
 
 def _fd(images: Any, real_features: Any, space: str, device: str | None, method: str = "eigh") -> float:
-    from ..measure.features import extract_features
-    from ..measure.metrics import frechet_distance
-
     return frechet_distance(extract_features(images, space, device=device), real_features, method=method)
 
 
@@ -131,10 +129,6 @@ def ensure_fd(runs: Sequence["RunResult"], metric: str, *, max_samples: int | No
 def measure_generation(cfg: "RunConfig", train: Any, samples: Any, real: Any, device: Any) -> dict[str, Any]:
     """A generation's metrics record, as the loop writes it: the configured metrics (PAPER.md §3) of its
     training set and samples, plus the training set's composition (size, share and counts per source)."""
-    import numpy as np
-
-    from ..measure.metrics import generation_metrics
-
     metrics: dict[str, Any] = dict(generation_metrics(
         train.images, samples.images, real_images=real.images[: cfg.n], names=cfg.metrics, device=device,
     ))
@@ -150,8 +144,6 @@ def measure_generation(cfg: "RunConfig", train: Any, samples: Any, real: Any, de
 def ensure_metrics(run: "RunResult", names: Iterable[str], device: str | None = None) -> "RunResult":
     """Compute the metrics ``names`` missing from a run's finished generations from the stored artifacts, and store
     them. Metrics are not part of a run's key: a figure that needs one more metric reuses the trained runs."""
-    from ..measure.metrics import generation_metrics
-
     names = list(names)
     real = None
     for g in run.generations:
@@ -190,8 +182,6 @@ def ensure_figure_metrics(runs: Sequence["RunResult"], names: Iterable[str], *, 
 
 # ---------------------------------------------------------------------------------------------- held-out metrics
 def _preset_counts(cfg: "RunConfig", heldout_samples: int | None, fd_samples: int | None) -> tuple[int, int]:
-    from ..core.presets import scale
-
     s = scale(cfg.preset) if cfg.preset in ("smoke", "demo", "paper") else scale("paper")
     mem = int(heldout_samples if heldout_samples is not None else s.heldout_samples)
     fd = fd_samples if fd_samples is not None else (s.fd_samples if s.fd_samples is not None else cfg.n)
@@ -231,12 +221,6 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
     held-out samples: memorization metrics it lacks are left out with a warning (figures then omit their panels),
     and the copy is not written to.
     """
-    import numpy as np
-
-    from .heldout import HeldOutUnavailableError, ensure_heldout_samples, heldout_samples as draw, heldout_set
-    from .rundir import is_results_copy
-    from ..measure.metrics import frechet_distance, memorization_index, real_reference_memorization
-
     names = list(names)
     fds = [m for m in names if m in HELDOUT_FD_METRICS]
     wanted = [m for m in names if m in MEMORIZATION_METRICS]
@@ -302,8 +286,6 @@ def _real_reference_set(run: "RunResult", count: int) -> tuple[Any, Any] | None:
     held-out real images R′ (H_1's draws: the next images of the run's seeded draw, which no model trained on) and
     the run's first training set D_1; ``None`` (with a warning) where there are not ``count`` of them or D_1 is
     not all real."""
-    import numpy as np
-
     first = run.generations[0] if run.generations else None
     real = held_out_real(run.config, count)
     if first is None or real is None or len(real) < count or not np.all(first.train_sources == 0):
@@ -314,8 +296,6 @@ def _real_reference_set(run: "RunResult", count: int) -> tuple[Any, Any] | None:
 
 
 def _features(images: Any, space: str, device: str | None) -> Any:
-    from ..measure.features import extract_features
-
     return extract_features(images, space, device=device)
 
 
@@ -328,12 +308,6 @@ FLOOR_SPLITS = 5
 
 
 def _floor(cfg: "RunConfig", metric: str, count: int, device: str | None) -> tuple[float, float, int]:
-    import numpy as np
-
-    from ..core.data import load_dataset
-    from .heldout import HeldOutUnavailableError, REFERENCE_SEED
-    from ..measure.metrics import frechet_distance
-
     if metric in HELDOUT_FD_METRICS:
         space = HELDOUT_FD_METRICS[metric]
         if cfg.dataset == "mnist":
@@ -397,8 +371,6 @@ def ensure_last_generation_fid(runs: Sequence["RunResult"], *, max_samples: int 
     against the same real set (``None`` where the dataset has no held-out images), cached in the first run's
     ``real/`` folder.
     """
-    from ..core import io as cio
-
     real = _RealFeatures(device)
     space = FD_METRICS[metric]
     reference = None
