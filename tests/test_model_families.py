@@ -243,3 +243,14 @@ def test_run_command_selects_the_dit_with_one_option(tmp_path, capsys):
                  "--tracker", "none", "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["model_family"] == "dit"
     assert (rundir.model_path(rundir.gen_dir(out, 1)) / get_family("dit").weights).exists()
+
+
+def test_the_fast_sampler_drives_the_unet_only():
+    """The sampler needs no family lookup: the fast path says which networks it drives, and a DiT is sampled by the
+    reference recipe."""
+    from collapse_utils.diffusion.fast_sample import FastSampler
+
+    unet = get_family("unet").build("tiny", resolution=8, channels=1)
+    dit = get_family("dit").build("tiny", resolution=8, channels=1)
+    assert FastSampler.drives(unet) and not FastSampler.drives(dit)
+    assert family_of(unet).recipes == ("reference", "fast") and "fast" not in family_of(dit).recipes

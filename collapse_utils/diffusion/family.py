@@ -44,8 +44,8 @@ import torch
 from .ddpm import SampleSettings, diffusion_loss
 from .models import MODEL_CONFIGS, build_scheduler, build_unet, count_parameters
 
-DEFAULT_FAMILY = "unet"
-FAMILY_FILE = "family.json"  # in a model folder of any family but the UNet (a folder without it holds a UNet)
+from .pipeline import DEFAULT_FAMILY, FAMILY_FILE, SAMPLING_FILE, CollapsePipeline, read_family_record
+from .sample import sample_images
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,6 @@ class ModelFamily(ABC):
                settings: SampleSettings | None = None, **kwargs: Any) -> np.ndarray | None:
         """collapse_utils.diffusion.sample.sample_images (ancestral DDPM, batch ``b`` from its own seeded generator,
         optional guidance) with this family's recipe; ``kwargs`` as there (labels, parts_dir, rank, …)."""
-        from .sample import sample_images
-
         settings = replace(settings if settings is not None else SampleSettings(),
                            **{k: kwargs.pop(k) for k in list(kwargs) if k in SampleSettings.__dataclass_fields__})
         return sample_images(model, scheduler, num_images, seed=seed, settings=self.sample_settings(settings), **kwargs)
@@ -162,8 +160,6 @@ def _with(recipe: str) -> list[str]:
 
 def _write_sampling(folder: Path, sampling: dict[str, Any]) -> None:
     """``sampling.json``, in the format collapse_utils.diffusion.pipeline (its owner) writes and reads."""
-    from .pipeline import SAMPLING_FILE
-
     (folder / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2, sort_keys=True) + "\n")
 
 
@@ -193,8 +189,6 @@ class UNetFamily(ModelFamily):
         return isinstance(model, UNet2DModel)
 
     def save(self, model: torch.nn.Module, scheduler: Any, folder: Path, sampling: dict[str, Any] | None = None) -> None:
-        from .pipeline import CollapsePipeline
-
         pipe = CollapsePipeline(unet=model, scheduler=scheduler)
         if sampling is not None:
             pipe.set_sampling_settings(sampling)
@@ -424,18 +418,6 @@ def family_of(model: torch.nn.Module, default: Any = _RAISE) -> ModelFamily:
     if default is not _RAISE:
         return default
     raise ValueError(f"{type(model).__name__} belongs to no registered model family ({', '.join(sorted(FAMILIES))})")
-
-
-def read_family_record(folder: str | os.PathLike) -> dict[str, Any]:
-    """A model folder's ``family.json``, or ``{"family": "unet"}`` for a folder without one (UNet folders, among
-    them every one written before families existed, keep diffusers' pipeline layout and need no record)."""
-    path = Path(folder) / FAMILY_FILE
-    if not path.is_file():
-        return {"family": DEFAULT_FAMILY}
-    record = json.loads(path.read_text())
-    if not isinstance(record, dict) or not isinstance(record.get("family"), str):
-        raise ValueError(f"{path} is not a model family record")
-    return record
 
 
 def folder_family(folder: str | os.PathLike) -> ModelFamily:

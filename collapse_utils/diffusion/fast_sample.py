@@ -107,6 +107,11 @@ class FastSampler:
     every batch. ``compile``, ``precision``, ``channels_last`` and ``inductor`` override devices.OPTIONS.
     """
 
+    @staticmethod
+    def drives(model: torch.nn.Module) -> bool:
+        """Whether this sampler can run ``model``: a diffusers UNet2DModel (the paper's denoiser)."""
+        return isinstance(model, UNet2DModel)
+
     def __init__(self, model: UNet2DModel, scheduler: DDPMScheduler, settings: SampleSettings, *,
                  shape: tuple[int, int, int], conditional: bool = False, compile: str | None = None,
                  precision: str | None = None, channels_last: bool | None = None,

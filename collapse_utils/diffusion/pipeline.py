@@ -62,6 +62,8 @@ MODEL_INDEX = "model_index.json"
 PIPELINE_FILE = "collapse_pipeline.py"
 CLASS_ENTRY = ("collapse_pipeline", "CollapsePipeline")
 SAMPLING_FILE = "sampling.json"  # a model folder's sampling defaults (steps, guidance scale): written and read here
+DEFAULT_FAMILY = "unet"
+FAMILY_FILE = "family.json"  # in a model folder of any family but the UNet (a folder without it holds a UNet)
 UNCONDITIONAL_CLASS = "DDPMPipeline"  # what an unconditional model's model_index.json names: diffusers' own
 SAMPLING_CONFIG = ("default_num_inference_steps", "default_guidance_scale")  # pipeline config in model_index.json
 PIPELINE_FILE_TEXT = '''"""The pipeline class of this class-conditional DDPM: CollapsePipeline of model-collapse-repro.
@@ -162,8 +164,6 @@ class CollapsePipeline(DiffusionPipeline):
         folder that is incomplete or fails its recorded hashes is refused (:func:`check_run_model`)."""
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir():
-            from .family import read_family_record
-
             family = read_family_record(folder)["family"]
             if family != "unet":
                 raise ValueError(
@@ -310,3 +310,15 @@ class CollapsePipeline(DiffusionPipeline):
         if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
             raise ValueError(f"class_labels must be an int or a 1-d sequence of ints, got {class_labels!r}")
         return labels.astype(np.int64)
+
+
+def read_family_record(folder: str | os.PathLike) -> dict[str, Any]:
+    """A model folder's ``family.json``, or ``{"family": "unet"}`` for a folder without one (UNet folders, among
+    them every one written before families existed, keep diffusers' pipeline layout and need no record)."""
+    path = Path(folder) / FAMILY_FILE
+    if not path.is_file():
+        return {"family": DEFAULT_FAMILY}
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not isinstance(record.get("family"), str):
+        raise ValueError(f"{path} is not a model family record")
+    return record

@@ -35,7 +35,6 @@ from tqdm.auto import tqdm
 
 from .ddpm import SampleSettings, batch_generator, guided_epsilon, to_uint8
 from ..core.devices import resolve_recipe
-from .family import family_of
 from .fast_sample import FastSampler
 from ..core.io import CorruptArtifactError, atomic_save_npy, atomic_write_bytes, file_sha256, load_npy
 
@@ -107,8 +106,12 @@ def make_batch_sampler(model: torch.nn.Module, scheduler: DDPMScheduler, setting
     ``settings.batch_size`` is the largest batch the sampler is asked for.
     """
     device = torch.device(settings.device)
-    family = family_of(model, default=None)  # a network of no registered family: as any module, devices' choice
-    recipe = family.resolve_recipe(settings.recipe, device) if family else resolve_recipe(settings.recipe, device)
+    recipe = resolve_recipe(settings.recipe, device)
+    if recipe == "fast" and not FastSampler.drives(model):  # the fast path is the UNet's (model families)
+        if settings.recipe != "auto":
+            raise ValueError(f"recipe 'fast' samples a diffusers UNet2DModel only, not a {type(model).__name__} "
+                             "(use recipe auto or reference)")
+        recipe = "reference"
     if recipe == "fast":
         return FastSampler(model, scheduler, settings, shape=shape, conditional=conditional)
     ref = partial(sample_batch, model, scheduler, shape=shape, num_inference_steps=settings.num_inference_steps,
