@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from ..core.config import derive_seed
+from .family import get_family
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -27,8 +29,6 @@ SAMPLES_GRID = "samples.png"
 def sampling_settings(cfg: Any, generation: int) -> dict[str, Any]:
     """What ``model/sampling.json`` holds: the run's sampling settings for this generation's model, which
     collapse_utils.diffusion.pipeline.CollapsePipeline uses as its defaults."""
-    from ..core.config import derive_seed
-
     return dict(run_key=cfg.run_key(), generation=generation, conditional=bool(cfg.conditional),
                 num_classes=cfg.num_classes if cfg.conditional else None,
                 null_class=cfg.num_classes if cfg.conditional else None,
@@ -94,8 +94,6 @@ def model_card(cfg: Any, generation: int, metrics: dict[str, Any] | None = None,
     part (what it is, how to load it) comes from its model family (``ModelFamily.card``). Deterministic:
     the same run writes the same bytes, so a resumed run's card equals an uninterrupted one's."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    from .family import get_family
 
     s = sampling_settings(cfg, generation)
     model_dir = model_dir or f"gen_{generation:02d}/model"

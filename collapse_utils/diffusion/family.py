@@ -46,6 +46,8 @@ from .models import MODEL_CONFIGS, build_scheduler, build_unet, count_parameters
 
 from .pipeline import DEFAULT_FAMILY, FAMILY_FILE, SAMPLING_FILE, CollapsePipeline, read_family_record
 from .sample import sample_images
+from ..core.devices import resolve_recipe
+from .models import min_resolution
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,6 @@ class ModelFamily(ABC):
     def resolve_recipe(self, recipe: str, device: torch.device | str) -> str:
         """The recipe this family runs for ``recipe`` on ``device``: ``auto`` falls back to ``reference`` where the
         family has no fast path; a forced recipe it lacks is refused."""
-        from ..core.devices import resolve_recipe
-
         resolved = resolve_recipe(recipe, torch.device(device))
         if resolved in self.recipes:
             return resolved
@@ -176,8 +176,6 @@ class UNetFamily(ModelFamily):
     recipes = ("reference", "fast")
 
     def min_resolution(self, size: str) -> int:
-        from .models import min_resolution
-
         return min_resolution(size)
 
     def build(self, size: str, *, resolution: int, channels: int, num_classes: int | None = None) -> torch.nn.Module:

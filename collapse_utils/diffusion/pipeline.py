@@ -54,6 +54,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .ddpm import guided_epsilon, to_uint8
 from .sample import resolve_labels
+from ..core.io import CorruptArtifactError, read_hashes, verify_hashes
 
 OUTPUT_TYPES = ("pil", "np", "uint8", "pt")
 DDPM_DEFAULT_STEPS = 1000  # diffusers' DDPMPipeline default, used when a folder has no sampling.json
@@ -112,8 +113,6 @@ def check_run_model(folder: str | os.PathLike) -> None:
     records the sha256 of every file of its model (weights, configs, ``sampling.json``) and marks a finished save
     ``COMPLETE``; an incomplete folder, a recorded file missing or changed fails here, before diffusers reads it.
     A folder outside a run (no record beside it, e.g. from ``save_pretrained``) is not checked."""
-    from ..core.io import CorruptArtifactError, read_hashes, verify_hashes
-
     folder = Path(folder)
     hashes = read_hashes(folder.parent) or {}
     recorded = sorted(k for k in hashes if k.startswith(f"{folder.name}/"))

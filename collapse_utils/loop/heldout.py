@@ -34,6 +34,16 @@ import numpy as np
 
 from . import rundir
 from ..core.config import derive_seed
+from ..diffusion.family import get_family
+from ..diffusion.ddpm import SampleSettings, balanced_labels
+from ..core.devices import fixed_cpu_threads, resolve_device
+from ..core import io as cio
+from ..core.devices import resolve_device
+from ..core.data import load_dataset
+from .paradigms import real_images_needed
+from ..core.data import convert_channels, mnist_test_images, resize_images
+from ..core.devices import die_with_parent
+from .rundir import load_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -56,8 +66,6 @@ class HeldOutUnavailableError(ValueError):
 def _heldout_meta(cfg: "RunConfig", g: int, gen: Any, device: Any) -> dict[str, Any]:
     import torch
 
-    from ..diffusion.family import get_family
-
     dev = torch.device(device)
     return dict(purpose="heldout", generation=g, seed=derive_seed(cfg.seed, g, "heldout"), batch_size=HELDOUT_BATCH,
                 num_inference_steps=cfg.num_inference_steps, guidance_scale=cfg.guidance_scale,
@@ -73,10 +81,6 @@ def heldout_samples(run: "RunResult", g: int, count: int, device: Any = None, pr
     prefix of a larger one. Batches already in the generation's ``heldout/`` folder are reused; batches drawn under other settings (another
     model, sampler or device type) are drawn again. The CPU draws with the loop's fixed thread count.
     """
-    from ..diffusion.ddpm import SampleSettings, balanced_labels
-    from ..core.devices import fixed_cpu_threads, resolve_device
-    from ..diffusion.family import get_family
-
     if count <= 0:
         raise ValueError(f"held-out sample count must be positive; got {count}")
     cfg = run.config
@@ -101,9 +105,6 @@ def heldout_samples(run: "RunResult", g: int, count: int, device: Any = None, pr
 
 def heldout_ready(run: "RunResult", g: int, count: int, device: Any = None) -> bool:
     """Whether :func:`heldout_samples` would only read (every batch of ``count`` already drawn)."""
-    from ..core import io as cio
-    from ..core.devices import resolve_device
-
     gen = rundir.gen_dir(run.run_dir, g)
     parts = rundir.heldout_path(gen)
     try:
@@ -118,9 +119,6 @@ def heldout_ready(run: "RunResult", g: int, count: int, device: Any = None) -> b
 def held_out_real(cfg: "RunConfig", count: int) -> "np.ndarray | None":
     """``count`` real images the run never saw (the next ones of the same seeded draw), or ``None`` if the dataset
     has no more (e.g. the bundled 12,000-image MNIST at n = 12,000)."""
-    from ..core.data import load_dataset
-    from .paradigms import real_images_needed
-
     used = real_images_needed(cfg)
     try:
         ds = load_dataset(cfg.dataset, used + count, seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels,
@@ -181,8 +179,6 @@ def _mnist_test_pool(cfg: "RunConfig") -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _mnist_test_at(resolution: int | None, resize_method: str, channels: int | None) -> np.ndarray:
-    from ..core.data import convert_channels, mnist_test_images, resize_images
-
     images, _ = mnist_test_images()
     if images.ndim == 3:
         images = images[..., None]
@@ -243,8 +239,6 @@ def ensure_heldout_samples(runs: Sequence["RunResult"], requests: Sequence[tuple
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..core.devices import die_with_parent
-
     jobs = [(str(runs[i].run_dir), g, c, None if device is None else str(device)) for i, g, c in todo]
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
@@ -253,6 +247,4 @@ def ensure_heldout_samples(runs: Sequence["RunResult"], requests: Sequence[tuple
 
 
 def _draw_in_worker(run_dir: str, g: int, count: int, device: str | None) -> None:
-    from .rundir import load_run
-
     heldout_samples(load_run(run_dir), g, count, device)

@@ -63,6 +63,9 @@ from ..core import provenance
 from ..core.config import RunConfig
 from ..diffusion.card import MODEL_CARD, SAMPLES_GRID, model_card, sampling_settings
 from .paradigms import Pool, real_images_needed
+from ..diffusion.family import folder_family
+from ..core.data import load_dataset
+from ..diffusion.family import family_of
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +177,6 @@ def heldout_path(gen: Path) -> Path:
 def model_weights(folder: Path) -> Path:
     """The weights file of the model in ``folder``, relative to it: its family's (``ModelFamily.weights``; a folder
     without a ``family.json`` holds a UNet: UNET_WEIGHTS). Raises CorruptArtifactError for an unreadable record."""
-    from ..diffusion.family import folder_family
-
     try:
         return folder_family(folder).weights
     except (ValueError, OSError) as exc:
@@ -534,8 +535,6 @@ def load_real(cfg: RunConfig, run_dir: Path, check: Callable[[np.ndarray], None]
     channels, resize method, labels) and reads back whole; otherwise the dataset is loaded again.
     ``check(images)`` (the preflight) runs before anything is written.
     """
-    from ..core.data import load_dataset
-
     real = real_dir(run_dir)
     try:
         stored = cio.read_json(real / "source.json")
@@ -691,8 +690,6 @@ def _vouched(gen: Path) -> bool:
 def load_model(path: Path, family: str | None = None):
     """The generation's trained model (of its folder's family: collapse_utils.diffusion.family), or None when it must
     be (re)trained: missing, truncated, unreadable, or (with ``family``) of another family than the run's."""
-    from ..diffusion.family import folder_family
-
     try:
         check_model_files(path)
     except (cio.CorruptArtifactError, FileNotFoundError) as exc:
@@ -741,8 +738,6 @@ def save_model(model, scheduler, path: Path, cfg: RunConfig | None = None, gener
     ``DDPMPipeline`` when unconditional, ``CollapsePipeline`` with ``collapse_pipeline.py`` when conditional), so
     ``DiffusionPipeline.from_pretrained`` loads either. With the run's ``cfg`` and ``generation`` also its sampling
     settings (``sampling.json``). The model card is written when the generation is finished (:func:`write_model_card`)."""
-    from ..diffusion.family import family_of
-
     family = family_of(model)
     tmp = cio.fresh_tmp_dir(path.parent, path.name)
     family.save(model, scheduler, tmp, sampling_settings(cfg, generation) if cfg is not None and generation is not None

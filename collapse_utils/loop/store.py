@@ -25,6 +25,9 @@ from . import rundir
 from .run import run_self_consuming
 from ..core.paths import default_run_root, error_path, jobs_dir, repo_root, run_dir_for, run_name  # noqa: F401  (re-exported)
 from .rundir import GenerationResult, RunResult, load_run
+from ..core import io as cio
+from ..core.config import EXECUTION_FIELDS
+from ..core.io import CorruptArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,6 @@ def verified(cfg: RunConfig, run_dir: Path) -> tuple[int, str | None]:
     """``(whole generations, why the next is not)`` of ``cfg``'s run in ``run_dir``, checked like
     :func:`~collapse_utils.loop.rundir.load_run` (config, real images, every artifact against its hash); reads only.
     ``why`` is None when every generation is whole, ``"not finished"`` when the next one was never marked done."""
-    from ..core import io as cio
-
     try:
         rundir.read_config(run_dir)
     except (cio.CorruptArtifactError, FileNotFoundError, ValueError, TypeError) as exc:
@@ -101,9 +102,6 @@ def as_stored(cfg: RunConfig, run_dir: Path) -> RunConfig:
     decay it implies, one run key), and resuming compares the configuration as given (rundir.check_config), so a
     folder holding another spelling of ``cfg``'s run is continued with that spelling (and ``cfg``'s execution
     fields). Any other folder, or a configuration that cannot be read, gives ``cfg``."""
-    from ..core.config import EXECUTION_FIELDS
-    from ..core.io import CorruptArtifactError
-
     try:
         stored = rundir.read_config(run_dir) if (Path(run_dir) / "config.json").exists() else None
     except (CorruptArtifactError, ValueError):

@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.methods import label_of
+from ..measure.metrics import nearest_neighbors
+from ..measure.metrics import svd_projection
+from ..measure.metrics import mean_nn_distance
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -141,8 +144,6 @@ def default_generations(run: "RunResult", count: int = 3) -> list[int]:
 # ---------------------------------------------------------------------------------------------- F2
 def nearest_training_pairs(run: "RunResult", generations: Sequence[int], k: int = 6) -> pd.DataFrame:
     """For F2's left panel: the first ``k`` samples of each generation and their nearest training image (pixels)."""
-    from ..measure.metrics import nearest_neighbors
-
     rows = []
     for g in run.generations:
         if g.generation not in generations:
@@ -161,8 +162,6 @@ def svd_points(run: "RunResult", generations: Sequence[int], components: Sequenc
                max_points: int = 2000) -> pd.DataFrame:
     """F3's projections: real images and each generation's samples on the real data's singular vectors
     ``components`` (the authors' 2nd and 3rd), pixels scaled to [0, 1] as in the authors' ``svd.py``."""
-    from ..measure.metrics import svd_projection
-
     real = run.real_images()[: run.config.n].astype(np.float64) / 255.0
     rows = []
     for g in run.generations:
@@ -245,8 +244,6 @@ def digit_rows(images: np.ndarray, labels: np.ndarray, num_classes: int, per_cla
 def within_class_mnnd(images: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     """Mean over classes (with ≥ 2 images) of the mean nearest-neighbour pixel distance inside the class: how
     diverse the images of one digit are (falls when every row of the grid shows the same style)."""
-    from ..measure.metrics import mean_nn_distance
-
     values = [mean_nn_distance(images[labels == c].reshape(int((labels == c).sum()), -1).astype(np.float32), device="cpu")
               for c in range(num_classes) if (labels == c).sum() >= 2]
     return float(np.mean(values)) if values else float("nan")

@@ -25,6 +25,12 @@ from typing import Any, Iterable
 from .figures import (PARAMETERS, SPECS, default_fig_dir, default_workers, figure_configs, parameter_error,
                       parameter_names)
 from ..core.paths import default_run_root, repo_root
+from ..loop.store import ensure_runs
+from ..core import provenance
+from ..core.devices import resolve_device
+from .results import read_bundle, redraw
+from .claims import check_claims, registered_run_sets
+from .results import parse_seeds, write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +156,6 @@ def prefetch_runs(notebooks: dict[str, Path], params: dict[str, Any], run_root: 
 
     Returns an error message if some run failed (the others finish and stay in the store), else ``None``.
     """
-    from ..loop.store import ensure_runs
-
     configs = [c for cs in notebook_configs(notebooks, params).values() for c in cs]
     if not configs:
         return None
@@ -244,9 +248,6 @@ def run_batch(
     notebook_dir: Path | None = None,
 ) -> list[NotebookResult]:
     """Execute the figure notebooks at ``preset`` (see the module docstring); returns one result per figure."""
-    from ..core import provenance
-    from ..core.devices import resolve_device
-
     if device:
         resolve_device(device)  # a missing CUDA device: one clear error now, not one per notebook
     notebooks = discover_notebooks(only, notebook_dir)
@@ -283,8 +284,6 @@ def run_batch(
 # ---------------------------------------------------------------------------------------------- CLI
 def _cmd_from_results(args: argparse.Namespace) -> int:
     """``figures --from-results DIR``: every figure of the bundle (or ``--only``) drawn from it."""
-    from .results import read_bundle, redraw
-
     record = read_bundle(args.from_results, verify=False)
     if args.preset_given and args.preset != record["preset"]:
         raise ValueError(f"{args.from_results} holds {record['preset']}-scale runs; leave out --preset {args.preset}")
@@ -314,9 +313,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: Any) -> int:
-    from .claims import check_claims, registered_run_sets
-    from .results import parse_seeds, write_bundle
-
     figures = args.only.split(",") if args.only else None
     write_bundle(args.out, args.preset, run_root=args.run_root, seeds=parse_seeds(args.seeds), figures=figures,
                  device=args.device, claims_metrics=check_claims, extra_runs=registered_run_sets(args.preset))
