@@ -30,6 +30,9 @@ from .catalogue import CLAIMS, Claim
 from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS, REGISTERED, STATISTICS as REGISTERED_STATISTICS
 from .statistics import Effect, STATISTICS, matches
 
+# Every statistic a claim can name: the catalogue's and those registered with their claims.
+_STATISTICS = {**STATISTICS, **REGISTERED_STATISTICS}
+
 # The commit that registered the rows of .registered (their claims and statistics) before any run of their judged
 # seeds existed; tests/test_claims.py checks that the file is unchanged since.
 REGISTERED_IN = "9be81fd9455c93feb7c0eb84e9ccde2819ed7219"
@@ -132,7 +135,7 @@ class RunCache:
         self.failed: dict[str, str] = {}  # metric -> why it cannot be computed here
         self.done: set[tuple[str, str]] = set()  # (run key, metric) computed or found
         self.floors: dict[tuple[str, str, int], tuple[float | None, str | None]] = {}
-        self.shadows: dict[str, Any] = {}  # run key -> its writable shadow (a run on read-only media)
+        self.shadows: dict[str, Any] = {}  # run key -> its writable shadow (a run on read-only media), None: writable
         self.scratch: Any = None  # the folder of the shadows, removed by close()
 
     def close(self) -> None:
@@ -145,13 +148,15 @@ class RunCache:
         """``run`` where its folder can be written; else its shadow (collapse_utils.loop.shadow), made once, in
         which post-hoc metrics are computed without touching the read-only original."""
         key = run.config.run_key()
-        if key not in self.shadows:
+        if key not in self.shadows:  # probed once per run and report
             if writable(run.run_dir):
-                return run
-            if self.scratch is None:
-                self.scratch = Path(tempfile.mkdtemp(prefix="collapse-claims-"))
-            self.shadows[key] = rundir.load_run(shadow_run(run.run_dir, self.scratch / run.run_dir.name))
-        return self.shadows[key]
+                self.shadows[key] = None
+            else:
+                if self.scratch is None:
+                    self.scratch = Path(tempfile.mkdtemp(prefix="collapse-claims-"))
+                self.shadows[key] = rundir.load_run(shadow_run(run.run_dir, self.scratch / run.run_dir.name))
+        shadow = self.shadows[key]
+        return run if shadow is None else shadow
 
     def floor(self, cfg: Any, metric: str, count: int) -> tuple[float | None, str | None]:
         """:func:`noise_floor`, once per (run, metric, count)."""
@@ -310,7 +315,7 @@ def _evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
         return Row(claim, "—" + note, f"not resolved: {why}", regen)
     params = claim_params(claim, ctx)
     try:
-        eff = {**STATISTICS, **REGISTERED_STATISTICS}[claim.statistic](complete, **params)
+        eff = _STATISTICS[claim.statistic](complete, **params)
     except ValueError as exc:
         return Row(claim, "—" + note, f"not resolved: {exc}", regen)
     floor_info, floor = None, None
