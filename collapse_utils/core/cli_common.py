@@ -18,7 +18,7 @@ import textwrap
 from typing import Any, Callable, Sequence
 
 from .presets import PRESET_SUMMARIES, preset_overrides
-from .vocab import PRESETS
+from .vocab import MODEL_FAMILY_LABELS, PRESETS
 
 
 def preset_list(indent: int = 2) -> str:
@@ -49,7 +49,7 @@ def headline(command: str, preset: str, given: bool = True, model_family: str | 
     other than the preset's UNet (``run --model-family dit``), that the model trained is of that family instead."""
     summary = PRESET_SUMMARIES[preset]
     if model_family and model_family != preset_overrides(preset).get("model_family", "unet"):
-        name = {"dit": "DiT"}.get(model_family, model_family)
+        name = MODEL_FAMILY_LABELS.get(model_family, model_family)
         summary += (f"; the model: {name} (--model-family {model_family}) in place of the preset's UNet, with the same "
                     "data and steps")
     line = f"collapse_utils {command} · preset {preset} ({summary})"

@@ -77,6 +77,7 @@ DEFAULT_METRICS = ("gs_pixel", "entropy_pixel", "cov_trace", "mnnd", "mem_ratio"
 # Model families (collapse_utils.diffusion.family.FAMILIES registers one per name): the paper's DDPM UNet, and a DiT
 # on pixels (ours).
 MODEL_FAMILIES = ("unet", "dit")
+MODEL_FAMILY_LABELS = {"unet": "UNet", "dit": "DiT"}  # as the command line names them
 
 # Execution: numeric precision of training, and which implementation trains and samples.
 MIXED_PRECISION = ("no", "fp16", "bf16")
