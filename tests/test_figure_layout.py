@@ -114,3 +114,11 @@ def test_demo_selection_figure_layout(smoke_runs, tmp_path):
     out = plot_selection(runs, tmp_path)
     assert not D.text_layout_problems(out.fig)
     assert abs(out.fig.get_figwidth() - D.TWO_COLUMNS) < 0.01
+
+
+def test_every_figure_has_its_plotting_function():
+    """One registry of plotting functions serves the layout checks and the bundle's redraw."""
+    from collapse_utils.paper.results import plot_function
+
+    assert set(P.PLOTTERS) == set(figures.SPECS)
+    assert all(plot_function(f) is getattr(P, f"plot_{f.lower()}") for f in figures.SPECS)

@@ -349,37 +349,6 @@ def plot_f15(runs: RunsOrTable, fig_dir: str | Path, *, metric: str = "fd_dinov2
 
 
 # ---------------------------------------------------------------------------------------------- F10
-def plot_d5(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None, fid_metric: str = "fid",
-            noise_floor: dict[str, Any] | None = None, **_: Any) -> FigureOutput:
-    """D5 (appendix D.5, "Self-consuming Loop with Fresh New Data"): vanilla runs at one size under replace,
-    accumulate-subsample and fresh (each later training set part new real images, part the previous generation's
-    samples; PAPER.md §4.4), one line per paradigm (mean ± sd over seeds) in three panels: generalization score and
-    training-set entropy in the runs' feature space, and the preset's Fréchet distance ``fid_metric`` with its
-    ``noise_floor`` (figures.noise_floor) dotted."""
-    theme()
-    wide = as_frame(runs)
-    fs = feature_space_of(wide, feature_space)
-    metrics = [f"gs_{fs}", f"entropy_{fs}", fid_metric]
-    require_metrics(wide, metrics, "D5")
-    paradigms = _ordered(wide["paradigm"], PARADIGM_ORDER)
-    palette = dict(zip(paradigms, sns.color_palette("colorblind", len(paradigms))))
-    fig, axes = new_figure(TWO_COLUMNS, 3.2, 1, len(metrics))
-    for ax, metric in zip(axes[0], metrics):
-        for par in paradigms:
-            method_line(ax, wide[wide["paradigm"] == par], metric, PARADIGM_LABELS.get(par, par), palette[par],
-                        dashed=par == "replace")
-        if metric == fid_metric:
-            draw_floor(ax, noise_floor)
-        ax.set_xlabel(GEN_LABEL)
-        ax.set_ylabel(metric_label(metric))
-        integer_generations(ax)
-    shared_legend(fig, axes.flat)
-    note = floor_note(noise_floor)
-    figure_title(fig, "D5", f"self-consuming loop with fresh real data{_fid_note(fid_metric)}", wide, extra=note)
-    panel = wide["paradigm"].map(lambda p: PARADIGM_LABELS.get(p, p))
-    return save_figure(fig, fig_dir, "D5", long_table(wide, metrics, "D5", panel=panel), parts=floor_part(noise_floor))
-
-
 def plot_f10(runs: RunsOrTable, fig_dir: str | Path) -> FigureOutput:
     """F10 (paper Fig. 8): source proportions of the selected training set under accumulate + selection
     (stacked bars, real images in blue), with the 1/g real share of even mixing (accumulate-subsample)."""
@@ -695,5 +664,38 @@ def plot_f11(runs: Sequence["RunResult"], fig_dir: str | Path, *, grid_generatio
     return save_figure(fig, fig_dir, "F11", data, parts={"fid": fid, "diversity": div}, summary=summary)
 
 
+# ---------------------------------------------------------------------------------------------- D5
+def plot_d5(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None = None, fid_metric: str = "fid",
+            noise_floor: dict[str, Any] | None = None, **_: Any) -> FigureOutput:
+    """D5 (appendix D.5, "Self-consuming Loop with Fresh New Data"): vanilla runs at one size under replace,
+    accumulate-subsample and fresh (each later training set part new real images, part the previous generation's
+    samples; PAPER.md §4.4), one line per paradigm (mean ± sd over seeds) in three panels: generalization score and
+    training-set entropy in the runs' feature space, and the preset's Fréchet distance ``fid_metric`` with its
+    ``noise_floor`` (figures.noise_floor) dotted."""
+    theme()
+    wide = as_frame(runs)
+    fs = feature_space_of(wide, feature_space)
+    metrics = [f"gs_{fs}", f"entropy_{fs}", fid_metric]
+    require_metrics(wide, metrics, "D5")
+    paradigms = _ordered(wide["paradigm"], PARADIGM_ORDER)
+    palette = dict(zip(paradigms, sns.color_palette("colorblind", len(paradigms))))
+    fig, axes = new_figure(TWO_COLUMNS, 3.2, 1, len(metrics))
+    for ax, metric in zip(axes[0], metrics):
+        for par in paradigms:
+            method_line(ax, wide[wide["paradigm"] == par], metric, PARADIGM_LABELS.get(par, par), palette[par],
+                        dashed=par == "replace")
+        if metric == fid_metric:
+            draw_floor(ax, noise_floor)
+        ax.set_xlabel(GEN_LABEL)
+        ax.set_ylabel(metric_label(metric))
+        integer_generations(ax)
+    shared_legend(fig, axes.flat)
+    note = floor_note(noise_floor)
+    figure_title(fig, "D5", f"self-consuming loop with fresh real data{_fid_note(fid_metric)}", wide, extra=note)
+    panel = wide["paradigm"].map(lambda p: PARADIGM_LABELS.get(p, p))
+    return save_figure(fig, fig_dir, "D5", long_table(wide, metrics, "D5", panel=panel), parts=floor_part(noise_floor))
+
+
 PLOTTERS = {"F2": plot_f2, "F3": plot_f3, "F4": plot_f4, "F7": plot_f7, "F8": plot_f8, "F9": plot_f9,
-            "F10": plot_f10, "F11": plot_f11, "F12": plot_f12, "F13": plot_f13, "F14": plot_f14, "F15": plot_f15, "F17": plot_f17}
+            "F10": plot_f10, "F11": plot_f11, "F12": plot_f12, "F13": plot_f13, "F14": plot_f14, "F15": plot_f15,
+            "F17": plot_f17, "D1": plot_d1, "D5": plot_d5}

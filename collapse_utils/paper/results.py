@@ -241,7 +241,7 @@ def check_unchanged(bundle: str | os.PathLike, record: dict[str, Any]) -> None:
 
 def plot_function(figure: str) -> Any:
     """The plotting function of ``figure`` (``plotting.plot_f2`` for F2): the one the figure's notebook calls."""
-    return getattr(plotting, f"plot_{figure.lower()}")
+    return plotting.PLOTTERS[figure]
 
 
 def redraw(bundle: str | os.PathLike, *, fig_dir: str | os.PathLike | None = None,
