@@ -226,7 +226,6 @@ def parameter_error(name: str, value: Any) -> str | None:
     if kind == "names" and name in _NAME_VOCABULARIES:
         vocab = _NAME_VOCABULARIES[name]
         if name == "methods":  # registered methods, and plug-ins named module:function (core/methods.py)
-
             vocab = method_names()
             ok = many(value) is not None and all(isinstance(x, str) and (x in vocab or is_plugin_path(x))
                                                  for x in value)
@@ -444,7 +443,6 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     device = v["device"]
     fid_metric = FID_MODES[v["fid_mode"] or scale(preset).fid_mode]
     if fid_metric != "fid" and "fid_mode" in spec.options:  # no weights: fail before training anything
-
         check_feature_space({**FD_METRICS, **HELDOUT_FD_METRICS}[fid_metric], device=device)
     run_root = Path(v["run_root"]) if v["run_root"] else default_run_root()
     fig_dir = Path(v["fig_dir"]) if v["fig_dir"] else default_fig_dir(preset)
