@@ -42,12 +42,11 @@ import numpy as np
 import torch
 
 from .ddpm import SampleSettings, diffusion_loss
-from .models import MODEL_CONFIGS, build_scheduler, build_unet, count_parameters
+from .models import MODEL_CONFIGS, build_scheduler, build_unet, count_parameters, min_resolution
 
 from .pipeline import DEFAULT_FAMILY, FAMILY_FILE, SAMPLING_FILE, CollapsePipeline, read_family_record
 from .sample import sample_images
 from ..core.devices import resolve_recipe
-from .models import min_resolution
 
 
 @dataclass(frozen=True)

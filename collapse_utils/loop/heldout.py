@@ -36,13 +36,10 @@ from . import rundir
 from ..core.config import derive_seed
 from ..diffusion.family import get_family
 from ..diffusion.ddpm import SampleSettings, balanced_labels
-from ..core.devices import fixed_cpu_threads, resolve_device
+from ..core.devices import fixed_cpu_threads, resolve_device, die_with_parent
 from ..core import io as cio
-from ..core.devices import resolve_device
-from ..core.data import load_dataset
+from ..core.data import load_dataset, convert_channels, mnist_test_images, resize_images
 from .paradigms import real_images_needed
-from ..core.data import convert_channels, mnist_test_images, resize_images
-from ..core.devices import die_with_parent
 from .rundir import load_run
 
 if TYPE_CHECKING:  # pragma: no cover

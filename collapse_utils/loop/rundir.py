@@ -58,14 +58,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..core import io as cio
-from ..core import provenance
+from ..core import io as cio, provenance
 from ..core.config import RunConfig
 from ..diffusion.card import MODEL_CARD, SAMPLES_GRID, model_card, sampling_settings
 from .paradigms import Pool, real_images_needed
-from ..diffusion.family import folder_family
+from ..diffusion.family import folder_family, family_of
 from ..core.data import load_dataset
-from ..diffusion.family import family_of
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..core.config import RunConfig
+from ..core.config import RunConfig, EXECUTION_FIELDS
 from ..core.devices import die_with_parent
 from ..core.methods import check_selection
 from . import rundir
@@ -26,7 +26,6 @@ from .run import run_self_consuming
 from ..core.paths import default_run_root, error_path, jobs_dir, repo_root, run_dir_for, run_name  # noqa: F401  (re-exported)
 from .rundir import GenerationResult, RunResult, load_run
 from ..core import io as cio
-from ..core.config import EXECUTION_FIELDS
 from ..core.io import CorruptArtifactError
 
 log = logging.getLogger(__name__)

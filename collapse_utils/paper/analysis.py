@@ -17,9 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.methods import label_of
-from ..measure.metrics import nearest_neighbors
-from ..measure.metrics import svd_projection
-from ..measure.metrics import mean_nn_distance
+from ..measure.metrics import nearest_neighbors, svd_projection, mean_nn_distance
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig

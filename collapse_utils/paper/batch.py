@@ -28,9 +28,8 @@ from ..core.paths import default_run_root, repo_root
 from ..loop.store import ensure_runs
 from ..core import provenance
 from ..core.devices import resolve_device
-from .results import read_bundle, redraw
+from .results import read_bundle, redraw, parse_seeds, write_bundle
 from .claims import check_claims, registered_run_sets
-from .results import parse_seeds, write_bundle
 
 log = logging.getLogger(__name__)
 

@@ -43,15 +43,12 @@ from ..core.methods import NO_SELECTION, colour_of, method_names, short_label_of
 from ..core.paths import run_dir_for
 from ..core.vocab import MEMORIZATION_METRICS, PARADIGM_SHORT_LABELS
 from ..diffusion.models import build_unet, count_parameters
-from ..loop import experiments as E
-from ..loop import rundir
+from ..loop import experiments as E, rundir
 from ..loop.rundir import load_run
 from ..loop.run import format_duration
 from ..loop.run_metrics import ensure_figure_metrics, ensure_metrics
 from ..loop.store import default_run_root, ensure_runs
-from . import analysis as A
-from . import drawing as D
-from . import plotting as P
+from . import analysis as A, drawing as D, plotting as P
 from .analysis import log_fit
 from .claims import check_claims
 from .figures import default_fig_dir
