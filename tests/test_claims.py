@@ -314,13 +314,35 @@ def test_registered_statistics_on_chosen_values():
 
 def test_registered_claims():
     ids = [c.id for c in C.REGISTERED]
-    assert ids == [f"R{i}" for i in range(1, 8)] and not set(ids) & {c.id for c in C.CLAIMS}
-    statistics = {**C.STATISTICS, **C.registered.STATISTICS}
+    assert ids == [f"R{i}" for i in range(1, 13)] and not set(ids) & {c.id for c in C.CLAIMS}
+    statistics = {**C.STATISTICS, **C.registered.STATISTICS, **C.registered2.STATISTICS}
     for c in C.REGISTERED:
-        assert c.seeds == C.CONFIRM_SEEDS and c.exploratory_seeds == C.EXPLORE_SEEDS
-        assert not set(c.seeds) & set(c.exploratory_seeds)
-        assert c.statistic in statistics and c.kind == "effect" and "§" in c.paper
+        assert not set(c.seeds) & set(c.exploratory_seeds) and c.exploratory_seeds == C.EXPLORE_SEEDS
+        assert c.statistic in statistics and c.kind == "effect" and ("§" in c.paper or "App. " in c.paper)
         assert all(f in figures.SPECS for f, _ in c.figure_sources())
+    for c in C.registered.REGISTERED:
+        assert c.seeds == C.CONFIRM_SEEDS
+    # the second registration: seeds 3–5 only for arms that had no run there (the selection arms of R8/R9);
+    # seeds 6–8 for rows whose arms ran at 3–5 for R1–R7 (F11's unconditional arm, F14's size sweep)
+    second = {c.id: c.seeds for c in C.registered2.REGISTERED}
+    assert second == {"R8": (3, 4, 5), "R9": (3, 4, 5), "R10": (6, 7, 8), "R11": (6, 7, 8), "R12": (6, 7, 8)}
+    first_keys = {k.run_key() for k in C.registered_run_sets("demo")["claims registered before their data"][1]}
+    for c in C.registered2.REGISTERED:
+        if c.seeds == (3, 4, 5):
+            keys = {k.run_key() for k in C.claim_configs(c, C.Context("demo", c.seeds, None))}
+            assert keys and not keys & first_keys, c.id
+
+
+def test_stat_faster_decline():
+    """R12: the gap of the log-declines of two metrics, the smallest over sizes (F14's "spiky")."""
+    runs = [_run(32, {"mnnd": [100, 10], "cov_trace": [10, 5]}), _run(128, {"mnnd": [100, 50], "cov_trace": [10, 8]})]
+    eff = C.registered2.stat_faster_decline({0: runs})
+    assert eff.values[0] == pytest.approx(math.log(2) - math.log(10 / 8))
+    assert eff.parts["n=32"][0] == pytest.approx(math.log(10) - math.log(2))
+    # the variance falling as fast as the distances gives no effect; a missing metric gives no value
+    same = [_run(32, {"mnnd": [100, 50], "cov_trace": [10, 5]})]
+    assert C.registered2.stat_faster_decline({0: same}).values[0] == pytest.approx(0.0, abs=1e-12)
+    assert C.registered2.stat_faster_decline({0: [_run(32, {"mnnd": [100, 50]})]}).values == {}
 
 
 def test_registered_rows_are_judged_on_their_own_seeds(claims_store):
@@ -347,15 +369,16 @@ def test_registered_claims_are_unchanged_since_their_commit():
 
     from collapse_utils.core.paths import repo_root
 
-    commit = C.REGISTERED_IN
-    assert commit, "the commit that registered the claims is recorded"
-    path = "collapse_utils/paper/claims/registered.py"
-    try:
-        old = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo_root(), capture_output=True, check=True,
-                             timeout=60).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"no git history with commit {commit} here ({type(exc).__name__})")
-    assert (repo_root() / path).read_bytes() == old
+    assert C.REGISTERED_IN == C.REGISTRATIONS[0].commit
+    for reg in C.REGISTRATIONS:
+        assert len(reg.commit) == 40, "the commit that registered the claims is recorded"
+        try:
+            old = subprocess.run(["git", "show", f"{reg.commit}:{reg.path}"], cwd=repo_root(), capture_output=True,
+                                 check=True, timeout=60).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            pytest.skip(f"no git history with commit {reg.commit} here ({type(exc).__name__})")
+        assert (repo_root() / reg.path).read_bytes() == old, reg.path
+        assert reg.module.__file__.endswith(reg.path.split("/")[-1])
 
 
 def test_every_metric_a_claim_reads_is_computed_where_missing():
@@ -366,3 +389,15 @@ def test_every_metric_a_claim_reads_is_computed_where_missing():
         named = {k for k, v in c.params.items() if isinstance(v, str)} - {"by"}
         assert named <= set(C.report.METRIC_PARAMS), (c.id, named)
         assert set(C.claim_metric_names(c, ctx)) == {C.claim_params(c, ctx)[k] for k in named}
+
+
+def test_second_registration_has_its_own_section_with_each_rows_seeds(tmp_path):
+    """Rows of the second registration are shown under their own heading, with the commit that registered them and
+    each row's judged seeds (3–5 or 6–8), never in the first registration's section or the main table."""
+    rows = [C.Row(c, "d = 1", C.HOLDS, "cmd", exploratory="d = 2") for c in C.REGISTERED]
+    text = C.render(rows, C.Context("demo", (0, 1, 2), tmp_path), commit="abc", date="today")
+    first, second = text.split("## Claims registered before their data (R8–R12)")
+    assert C.REGISTRATIONS[1].commit in second and "registered2.py" in second
+    assert "| R8 |" in second and "| 3, 4, 5 |" in second and "| R12 |" in second and "| 6, 7, 8 |" in second
+    assert "seeds 0, 1, 2: d = 2" in second
+    assert "| R7 |" in first and not any(f"| R{i} |" in first for i in range(8, 13))

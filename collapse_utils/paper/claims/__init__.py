@@ -2,8 +2,8 @@
 
 Five parts: the verdict rule (:mod:`.rules`), the catalogue of claims (:mod:`.catalogue`), the statistics that
 reduce one seed's runs to an effect (:mod:`.statistics`), the claims registered before their data with their own
-statistics (:mod:`.registered`, judged only on seeds never run when they were written) and the evaluation and
-report (:mod:`.report`).
+statistics (:mod:`.registered` and :mod:`.registered2`, each judged only on seeds never run when it was written;
+report.REGISTRATIONS lists them with their commits) and the evaluation and report (:mod:`.report`).
 
 The table goes where ``--out`` says; by default beside the run store it was computed from, named by its preset
 (``<run store>/CLAIMS-demo.md``), so checking a store never overwrites the table committed in the repository.
@@ -23,10 +23,11 @@ from .rules import (DOES_NOT_HOLD, HOLDS, LEVEL, NOT_RESOLVED, NOT_RESOLVED_ONE_
     RULE_V1_TEXT, Summary, TOST_ALPHA, equivalence_verdict, headline_verdict, paired_differences, spread, summarize,
     t_interval, t_quantile, t_verdict, tost_verdict, verdict)  # noqa: F401
 from .catalogue import (CLAIMS, Claim)  # noqa: F401
-from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS, REGISTERED  # noqa: F401
+from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS  # noqa: F401
 from .statistics import (Effect, STATISTICS, matches, stat_arms_by, stat_decline, stat_difference,
     stat_first_generation, stat_pearson, stat_pearson_gap, stat_size_order)  # noqa: F401
 from .report import (Context, Row, RunCache, check_claims, claim_configs,
-    claim_metric_names, claim_params, default_claims_path, registered_run_sets, REGISTERED_IN,
+    claim_metric_names, claim_params, default_claims_path, registered_run_sets, REGISTERED, REGISTERED_IN,
+    REGISTRATIONS, Registration,
     describe, evaluate, noise_floor, regenerate_command,
     render, write_claims, _cmd_claims)  # noqa: F401

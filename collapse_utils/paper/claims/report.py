@@ -27,15 +27,35 @@ from ..results import check_unchanged, read_bundle, store_dir
 from .rules import (NOT_RESOLVED, NOT_RUN, RULE_TEXT, RULE_V1_TEXT, TOST_ALPHA, equivalence_verdict, headline_verdict,
                     paired_differences, spread, summarize, t_interval, t_verdict, tost_verdict, verdict)
 from .catalogue import CLAIMS, Claim
-from .registered import CONFIRM_SEEDS, EXPLORE_SEEDS, REGISTERED, STATISTICS as REGISTERED_STATISTICS
+from . import registered, registered2
 from .statistics import Effect, STATISTICS, matches
 
-# Every statistic a claim can name: the catalogue's and those registered with their claims.
-_STATISTICS = {**STATISTICS, **REGISTERED_STATISTICS}
 
-# The commit that registered the rows of .registered (their claims and statistics) before any run of their judged
-# seeds existed; tests/test_claims.py checks that the file is unchanged since.
-REGISTERED_IN = "9be81fd9455c93feb7c0eb84e9ccde2819ed7219"
+@dataclass(frozen=True)
+class Registration:
+    """One set of claims registered before their data: the module that holds the rows and their statistics, its
+    path in the repository, and the commit that registered it before any run of its judged seeds existed
+    (tests/test_claims.py checks that the file is unchanged since)."""
+
+    module: Any
+    path: str
+    commit: str
+
+    @property
+    def claims(self) -> list[Claim]:
+        return list(self.module.REGISTERED)
+
+
+REGISTRATIONS = (
+    Registration(registered, "collapse_utils/paper/claims/registered.py", "9be81fd9455c93feb7c0eb84e9ccde2819ed7219"),
+    Registration(registered2, "collapse_utils/paper/claims/registered2.py",
+                 "99feadc5dde98aa6eb0e14ca6266382d161afb42"),
+)
+REGISTERED: list[Claim] = [c for reg in REGISTRATIONS for c in reg.claims]
+REGISTERED_IN = REGISTRATIONS[0].commit  # the first registration's commit (rows R1–R7)
+
+# Every statistic a claim can name: the catalogue's and those registered with their claims.
+_STATISTICS = {**STATISTICS, **{k: v for reg in REGISTRATIONS for k, v in reg.module.STATISTICS.items()}}
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -410,35 +430,59 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
         v1 = r.verdict_v1 or r.verdict
         lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict, v1,
                                                            f"`{r.regenerate}`")) + " |")
-    registered = [r for r in rows if r.claim.seeds is not None]
-    if registered:
-        lines += _render_registered(registered)
+    for reg in REGISTRATIONS:
+        ids = {c.id for c in reg.claims}
+        mine = [r for r in rows if r.claim.seeds is not None and r.claim.id in ids]
+        if mine:
+            lines += _render_registered(reg, mine, first=reg is REGISTRATIONS[0])
     return "\n".join(lines) + "\n"
 
 
-def _render_registered(rows: Sequence[Row]) -> list[str]:
-    """The section of the claims registered before their data (collapse_utils/paper/claims/registered.py)."""
-    judged = ", ".join(map(str, CONFIRM_SEEDS))
-    seen = ", ".join(map(str, EXPLORE_SEEDS))
-    when = f"(commit `{REGISTERED_IN}`)" if REGISTERED_IN else "(not yet committed)"
-    lines = [
-        "",
-        "## Claims registered before their data",
-        "",
+def _seed_list(seeds: Sequence[int]) -> str:
+    return ", ".join(map(str, seeds))
+
+
+def _render_registered(reg: Registration, rows: Sequence[Row], first: bool = True) -> list[str]:
+    """The section of one set of claims registered before their data (``reg.path``)."""
+    judged = sorted({tuple(r.claim.seeds) for r in rows})
+    seen = sorted({tuple(r.claim.exploratory_seeds) for r in rows})
+    when = f"(commit `{reg.commit}`)" if reg.commit else "(not yet committed)"
+    title = "## Claims registered before their data" + ("" if first else f" ({rows[0].claim.id}–{rows[-1].claim.id})")
+    lines = ["", title, ""]
+    if len(judged) == 1 and len(seen) == 1:
+        j, x = _seed_list(judged[0]), _seed_list(seen[0])
+        lines += [
+            f"These rows and the statistics that reduce them to per-seed effects were committed {when} in",
+            f"`{reg.path}`, before any run of seeds {j} existed in a run store;",
+            "the file is unchanged since (a test compares it with that commit). Each is judged by the rule above on",
+            f"seeds {j} only. The column *exploratory* gives the same statistic on seeds {x}, whose runs were",
+            "seen before the rows were written; it is not judged.",
+            "",
+            f"| # | claim | figure | paper | ours (seeds {j}) | verdict | exploratory (seeds {x}; not judged) | "
+            "regenerate |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            c = r.claim
+            lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict,
+                                                               r.exploratory or "—", f"`{r.regenerate}`")) + " |")
+        return lines
+    lines += [
         f"These rows and the statistics that reduce them to per-seed effects were committed {when} in",
-        f"`collapse_utils/paper/claims/registered.py`, before any run of seeds {judged} existed in a run store;",
-        "the file is unchanged since (a test compares it with that commit). Each is judged by the rule above on",
-        f"seeds {judged} only. The column *exploratory* gives the same statistic on seeds {seen}, whose runs were",
-        "seen before the rows were written; it is not judged.",
+        f"`{reg.path}`, before any run of a row's judged seeds existed for the arms the row compares; the",
+        "file is unchanged since (a test compares it with that commit). Each row is judged by the rule above on its",
+        "own seeds only (column *judged seeds*). The column *exploratory* gives the same statistic on the seeds whose",
+        "runs were seen before the rows were written; it is not judged.",
         "",
-        f"| # | claim | figure | paper | ours (seeds {judged}) | verdict | exploratory (seeds {seen}; not judged) | "
+        "| # | claim | figure | paper | judged seeds | ours (judged seeds) | verdict | exploratory (not judged) | "
         "regenerate |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         c = r.claim
-        lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, r.ours, r.verdict,
-                                                           r.exploratory or "—", f"`{r.regenerate}`")) + " |")
+        shown = f"seeds {_seed_list(c.exploratory_seeds)}: {r.exploratory}" if r.exploratory else "—"
+        lines.append("| " + " | ".join(_cell(x) for x in (c.id, c.claim, c.figure, c.paper, _seed_list(c.seeds),
+                                                           r.ours, r.verdict, shown, f"`{r.regenerate}`")) + " |")
     return lines
 
 
@@ -459,15 +503,21 @@ def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[
 
 
 def registered_run_sets(preset: str) -> dict[str, tuple[list[int], list[Any]]]:
-    """The runs of the claims registered before their data at ``preset``: ``{"claims registered before their
-    data": (seeds, configs)}``, the configurations of every registered claim at its judged seeds (bundled beside
+    """The runs of the claims registered before their data at ``preset``, one entry per registration:
+    ``{name: (seeds, configs)}``, the configurations of every registered claim at its judged seeds (bundled beside
     the figures' runs, results.write_bundle)."""
-    ctx = Context(preset, tuple(CONFIRM_SEEDS), None)
-    seen: dict[str, Any] = {}
-    for claim in REGISTERED:
-        for c in claim_configs(claim, replace(ctx, seeds=tuple(claim.seeds or CONFIRM_SEEDS))):
-            seen.setdefault(c.run_key(), c)
-    return {"claims registered before their data": (list(CONFIRM_SEEDS), list(seen.values()))}
+    out: dict[str, tuple[list[int], list[Any]]] = {}
+    for i, reg in enumerate(REGISTRATIONS):
+        seen: dict[str, Any] = {}
+        seeds: set[int] = set()
+        for claim in reg.claims:
+            seeds.update(claim.seeds or ())
+            ctx = Context(preset, tuple(claim.seeds or ()), None)
+            for c in claim_configs(claim, ctx):
+                seen.setdefault(c.run_key(), c)
+        name = "claims registered before their data" + ("" if i == 0 else f" ({reg.claims[0].id}–{reg.claims[-1].id})")
+        out[name] = (sorted(seeds), list(seen.values()))
+    return out
 
 
 def default_claims_path(preset: str, run_root: Any = None) -> Any:
