@@ -71,6 +71,8 @@ def test_figure_layout(smoke_runs, tmp_path, figure_id):
         assert text.get_fontsize() >= 7 - 1e-9, (figure_id, kind, text.get_text(), text.get_fontsize())
         if kind in ("x label", "y label"):
             assert len(text.get_text()) <= 40, (figure_id, text.get_text())
+    if figure_id in ("F2", "D1"):  # grey digits: the real-referenced metrics in LeNet space beside pixels
+        assert {"rho_pixel", "rho_lenet", "copy_rate_real_lenet", "contraction_lenet"} <= set(out.data["metric"])
     # the number of seeds is said
     title = " ".join(fig._suptitle.get_text().split())
     assert "seed" in title, title

@@ -223,3 +223,51 @@ def test_a_weights_free_copy_lacking_the_real_reference_is_left_as_it_is(smoke_r
     assert {p: p.read_bytes() for p in copy_dir.rglob("*") if p.is_file()} == before
     out = plot_f2([copy], tmp_path / "fig")
     assert set(out.data["metric"]) == {"gs_pixel", "mem_index_pixel", "copy_rate_pixel"}
+
+
+def test_real_reference_in_lenet_space_from_the_same_draws(smoke_runs):
+    """rho_lenet, copy_rate_real_lenet and contraction_lenet are the real-referenced metrics of the same draws
+    (G_t, H_t, D_t, R′ = H_1, D_1) with every image mapped to LeNet features first (PAPER.md §3.7)."""
+    from collapse_utils.core.vocab import REAL_REFERENCE_FEATURE_METRICS
+    from collapse_utils.measure.features import extract_features
+    from collapse_utils.measure.metrics import real_reference_memorization
+
+    run = smoke_runs[0]
+    names = [m for m, s in REAL_REFERENCE_FEATURE_METRICS.items() if s == "lenet"]
+    ensure_figure_metrics([run], names, heldout_samples=64)
+    reloaded = rundir.load_run(run.run_dir)
+    first = reloaded.generations[0]
+    reference = heldout.held_out_real(run.config, 64)
+    lenet = lambda x: extract_features(x, "lenet")  # noqa: E731
+    for g in reloaded.generations:
+        held, _ = heldout.heldout_set(reloaded, g.generation, 64)
+        want = real_reference_memorization(lenet(heldout.heldout_samples(reloaded, g.generation, 64)), lenet(held),
+                                           lenet(g.train_images), lenet(reference), lenet(first.train_images))
+        assert g.metrics["real_reference_lenet_samples"] == 64
+        assert g.metrics["rho_lenet"] == pytest.approx(want["rho"], rel=1e-6)
+        assert g.metrics["contraction_lenet"] == pytest.approx(want["contraction"], rel=1e-6)
+        assert g.metrics["copy_rate_real_lenet"] == pytest.approx(want["copy_rate_real"])
+        assert g.metrics["rho_lenet"] != pytest.approx(g.metrics["rho_pixel"])  # another space, another value
+    assert first.metrics["contraction_lenet"] == 1.0  # H_1 is R′ itself
+    # asked again: nothing is recomputed, the file is not rewritten
+    stamp = [(g.dir / "metrics.json").stat().st_mtime_ns for g in reloaded.generations]
+    ensure_figure_metrics([reloaded], names, heldout_samples=64)
+    assert [(g.dir / "metrics.json").stat().st_mtime_ns for g in reloaded.generations] == stamp
+
+
+def test_real_reference_in_an_unavailable_space_fails_before_writing(smoke_runs, monkeypatch):
+    """DINOv2 without its weights: the request fails with the features' error and no metrics.json changes."""
+    from collapse_utils.loop import run_metrics
+    from collapse_utils.measure.features import FeatureSpaceUnavailableError
+
+    def unavailable(images, space, device=None):
+        if space == "dinov2":
+            raise FeatureSpaceUnavailableError("could not load 'facebook/dinov2-small' (test)")
+        return run_metrics.extract_features(images, space, device=device)
+
+    monkeypatch.setattr(run_metrics, "_features", unavailable)
+    run = smoke_runs[1]
+    before = {g.generation: (g.dir / "metrics.json").read_bytes() for g in run.generations}
+    with pytest.raises(FeatureSpaceUnavailableError, match="dinov2-small"):
+        ensure_figure_metrics([run], ["rho_dinov2"], heldout_samples=64)
+    assert {g.generation: (g.dir / "metrics.json").read_bytes() for g in run.generations} == before

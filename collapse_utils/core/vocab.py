@@ -55,10 +55,14 @@ FID_MODES = {"clean": "fid", "torchvision": "fid_torchvision", "lenet": "fd_lene
 MEMORIZATION_INDEX_METRICS = ("mem_index_pixel", "copy_rate_pixel")
 REAL_REFERENCE_METRICS = ("copy_rate_real_pixel", "rho_pixel", "contraction_pixel")
 MEMORIZATION_METRICS = MEMORIZATION_INDEX_METRICS + REAL_REFERENCE_METRICS
+# ... the same real-referenced metrics with the distances taken in a network's feature space instead of pixels, and
+# the space of each: the bundled MNIST LeNet's (grey digits) and DINOv2-small's CLS token (where its weights exist).
+REAL_REFERENCE_FEATURE_METRICS = {f"{m}_{space}": space for space in ("lenet", "dinov2")
+                                  for m in ("copy_rate_real", "rho", "contraction")}
 # ... and Fréchet distances of held-out samples against a held-out real reference (PAPER.md §3.8), with the
 # feature space of each.
 HELDOUT_FD_METRICS = {"fd_lenet": "lenet"}
-HELDOUT_METRICS = MEMORIZATION_METRICS + tuple(HELDOUT_FD_METRICS)
+HELDOUT_METRICS = MEMORIZATION_METRICS + tuple(REAL_REFERENCE_FEATURE_METRICS) + tuple(HELDOUT_FD_METRICS)
 # Metrics of a generation's samples G_t rather than of its training set D_t carry this prefix
 # (``samples_entropy_pixel``); the suffix ``_samples`` is taken by sample counts (``fid_samples``).
 SAMPLES_PREFIX = "samples_"
@@ -103,4 +107,6 @@ def metric_feature_spaces(names) -> set[str]:
             spaces.add(FD_METRICS[name])
         elif name in HELDOUT_FD_METRICS:
             spaces.add(HELDOUT_FD_METRICS[name])
+        elif name in REAL_REFERENCE_FEATURE_METRICS:
+            spaces.add(REAL_REFERENCE_FEATURE_METRICS[name])
     return spaces

@@ -24,7 +24,8 @@ from .rundir import is_results_copy, real_dir
 from ..core import io as cio
 from ..core.data import load_dataset
 from ..core.presets import scale
-from ..core.vocab import FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, REAL_REFERENCE_METRICS
+from ..core.vocab import (FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, REAL_REFERENCE_FEATURE_METRICS,
+                          REAL_REFERENCE_METRICS)
 from ..measure.features import FeatureSpaceUnavailableError, extract_features
 from ..measure.metrics import (frechet_distance, generation_metrics, memorization_index,
                                real_reference_memorization)
@@ -45,6 +46,26 @@ def dinov2_unavailable_reason(device: str | None = None) -> str | None:
     except FeatureSpaceUnavailableError as exc:
         return str(exc)
     return None
+
+
+def real_reference_feature_space(runs: Sequence["RunResult"], device: str | None = None) -> str | None:
+    """The feature space of the real-referenced memorization metrics beside pixels (PAPER.md §3.7,
+    vocab.REAL_REFERENCE_FEATURE_METRICS): the bundled MNIST LeNet's for grey images, DINOv2-CLS for colour images
+    where its weights exist; ``None`` (said in the log) where neither applies."""
+    first = next((r.generations[0] for r in runs if r.generations), None)
+    if first is None:
+        return None
+    if np.shape(first.train_images)[-1] == 1:
+        return "lenet"
+    reason = dinov2_unavailable_reason(device)
+    if reason is None:
+        return "dinov2"
+    log.warning("no real-referenced memorization in a feature space for colour images: %s", _first_line(reason))
+    return None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def resolve_fd_metric(fd_fallback: str | None, device: str | None = None) -> tuple[str, str | None]:
@@ -167,14 +188,15 @@ def ensure_figure_metrics(runs: Sequence["RunResult"], names: Iterable[str], *, 
     ``heldout_samples`` / ``fd_samples``: their sizes (None: the preset's, presets.Scale).
     """
     names = list(dict.fromkeys(names))
-    other = [m for m in names if m not in FD_METRICS and m not in HELDOUT_FD_METRICS and m not in MEMORIZATION_METRICS]
+    heldout = (*HELDOUT_FD_METRICS, *MEMORIZATION_METRICS, *REAL_REFERENCE_FEATURE_METRICS)
+    other = [m for m in names if m not in FD_METRICS and m not in heldout]
     if other:
         for r in runs:
             ensure_metrics(r, other, device=device)
     for m in names:
         if m in FD_METRICS:
             ensure_fd(runs, m, max_samples=fid_samples, device=device)
-    held = [m for m in names if m in HELDOUT_FD_METRICS or m in MEMORIZATION_METRICS]
+    held = [m for m in names if m in heldout]
     if held:
         ensure_heldout_metrics(runs, held, heldout_samples=heldout_samples, fd_samples=fd_samples, device=device,
                                workers=workers)
@@ -200,10 +222,21 @@ def _memorization_missing(g: Any, count: int, wanted: Sequence[str]) -> bool:
     return any(m not in g.metrics for m in wanted) or g.metrics.get("mem_index_pixel_samples") != count
 
 
+def _real_reference_names(space: str) -> tuple[str, str, str]:
+    """The real-referenced metrics of ``space`` (vocab.REAL_REFERENCE_FEATURE_METRICS): copy rate, ρ, κ."""
+    return f"copy_rate_real_{space}", f"rho_{space}", f"contraction_{space}"
+
+
+def _feature_missing(g: Any, count: int, space: str) -> bool:
+    return (any(m not in g.metrics for m in _real_reference_names(space))
+            or g.metrics.get(f"real_reference_{space}_samples") != count)
+
+
 def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *, heldout_samples: int | None = None,
                            fd_samples: int | None = None, device: str | None = None, workers: int = 1) -> None:
-    """Compute the held-out metrics ``names`` (``vocab.MEMORIZATION_METRICS``, ``fd_lenet``) missing from every
-    generation of ``runs`` and store them in its metrics.json (collapse_utils.loop.heldout says what is drawn).
+    """Compute the held-out metrics ``names`` (``vocab.MEMORIZATION_METRICS``,
+    ``vocab.REAL_REFERENCE_FEATURE_METRICS``, ``fd_lenet``) missing from every generation of ``runs`` and store
+    them in its metrics.json (collapse_utils.loop.heldout says what is drawn).
 
     * memorization (PAPER.md §3.7): G_t = the first ``heldout_samples`` held-out samples of generation t, H_t =
       :func:`~collapse_utils.loop.heldout.heldout_set` of that size; stored with ``mem_index_pixel_samples`` and
@@ -212,6 +245,11 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
       and ``contraction_pixel`` (:func:`~collapse_utils.measure.metrics.real_reference_memorization`: R′ = as many
       held-out real images, i.e. H_1, against D_1) are computed and stored together; a request for any of them
       computes those missing;
+    * the real-referenced metrics in a network's feature space (``rho_lenet``, ``copy_rate_real_lenet``,
+      ``contraction_lenet``; the same with ``_dinov2``): the same draws G_t, H_t, D_t, R′ and D_1, each mapped to
+      the space's features (:func:`~collapse_utils.measure.features.extract_features`) before the nearest-neighbour
+      distances are taken; stored together with ``real_reference_<space>_samples``. A space that cannot be
+      computed here (DINOv2 without its weights, LeNet on colour images) raises before any generation is written;
     * held-out Fréchet distances: the first ``fd_samples`` held-out samples of generation t against
       :func:`~collapse_utils.loop.heldout.real_reference` of the same size; stored with ``<metric>_samples``.
 
@@ -224,13 +262,20 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
     names = list(names)
     fds = [m for m in names if m in HELDOUT_FD_METRICS]
     wanted = [m for m in names if m in MEMORIZATION_METRICS]
+    spaces = list(dict.fromkeys(REAL_REFERENCE_FEATURE_METRICS[m] for m in names
+                                if m in REAL_REFERENCE_FEATURE_METRICS))
+
+    def lacks_memorization(g: Any, count: int) -> bool:
+        return bool(wanted) and _memorization_missing(g, count, wanted) or any(_feature_missing(g, count, s)
+                                                                                 for s in spaces)
+
     requests: list[tuple[int, int, int]] = []
     for i, r in enumerate(runs):
         m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
         copy = is_results_copy(r.run_dir)
         for g in r.generations:
             need = 0
-            if wanted and _memorization_missing(g, m_count, wanted) and not copy:
+            if lacks_memorization(g, m_count) and not copy:
                 need = m_count  # G_t, and (as a source of later H's) E_t
                 sources = np.unique(g.train_sources)
                 requests += [(i, int(k), m_count) for k in sources if k > 0]
@@ -242,12 +287,17 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
     refs: dict[tuple[Any, ...], Any] = {}
     for r in runs:
         m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
-        lacking = [g.generation for g in r.generations if wanted and _memorization_missing(g, m_count, wanted)]
+        lacking = [g.generation for g in r.generations if lacks_memorization(g, m_count)]
         if lacking and is_results_copy(r.run_dir):
             log.warning("%s is a weights-free copy with no held-out samples: %s of generation(s) %s left out "
-                        "(write the bundle again from the full store)", r.run_dir.name, ", ".join(wanted), lacking)
+                        "(write the bundle again from the full store)", r.run_dir.name,
+                        ", ".join([*wanted, *(m for s in spaces for m in _real_reference_names(s))]), lacking)
             lacking = []
         reference = _real_reference_set(r, m_count) if lacking else None
+        # R′ and D_1 in each feature space, once per run (an unavailable space raises here, before any write)
+        reference_features = {} if reference is None else {
+            s: tuple(_features(x, s, device) for x in reference) for s in spaces
+            if any(_feature_missing(g, m_count, s) for g in r.generations)}
         for g in r.generations:
             changed = False
             if g.generation in lacking:
@@ -257,14 +307,25 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
                     log.warning("no memorization index for %s: %s", r.run_dir.name, exc)
                 else:
                     samples = draw(r, g.generation, m_count, device)
-                    if reference is None:
-                        out = memorization_index(samples, held, g.train_images, device=device)
-                    else:
-                        out = real_reference_memorization(samples, held, g.train_images, *reference, device=device)
-                        g.metrics.update(copy_rate_real_pixel=out["copy_rate_real"], rho_pixel=out["rho"],
-                                         contraction_pixel=out["contraction"])
-                    g.metrics.update(mem_index_pixel=out["mem_index"], copy_rate_pixel=out["copy_rate"],
-                                     mem_index_pixel_samples=m_count, heldout_sources={str(k): v for k, v in shares.items()})
+                    if wanted and _memorization_missing(g, m_count, wanted):
+                        if reference is None:
+                            out = memorization_index(samples, held, g.train_images, device=device)
+                        else:
+                            out = real_reference_memorization(samples, held, g.train_images, *reference, device=device)
+                            g.metrics.update(copy_rate_real_pixel=out["copy_rate_real"], rho_pixel=out["rho"],
+                                             contraction_pixel=out["contraction"])
+                        g.metrics.update(mem_index_pixel=out["mem_index"], copy_rate_pixel=out["copy_rate"],
+                                         mem_index_pixel_samples=m_count,
+                                         heldout_sources={str(k): v for k, v in shares.items()})
+                    for space, (f_ref, f_first) in reference_features.items():
+                        if not _feature_missing(g, m_count, space):
+                            continue
+                        out = real_reference_memorization(
+                            *(_features(x, space, device) for x in (samples, held, g.train_images)), f_ref, f_first,
+                            device=device)
+                        c_name, rho_name, k_name = _real_reference_names(space)
+                        g.metrics.update({c_name: out["copy_rate_real"], rho_name: out["rho"],
+                                          k_name: out["contraction"], f"real_reference_{space}_samples": m_count})
                     changed = True
             for m in fds:
                 if m in g.metrics and g.metrics.get(f"{m}_samples") == f_count:

@@ -24,6 +24,7 @@ import seaborn as sns
 from .analysis import scale_notes
 from ..core.io import json_default
 from ..core.vocab import PARADIGM_LABELS, PARADIGMS  # noqa: F401  (PARADIGM_LABELS re-exported)
+from ..core.vocab import REAL_REFERENCE_FEATURE_METRICS
 
 # Selection methods are drawn in the registry's order (vanilla first, then the paper's two, random, then methods
 # of one's own) with the registry's colours (collapse_utils.core.methods); paradigms in the vocabulary's order.
@@ -106,9 +107,22 @@ METRIC_NOTES = {
 }
 
 
+def _real_reference_space(metric: str) -> tuple[str, str] | None:
+    """``("rho_pixel", "lenet")`` for ``rho_lenet``: a real-referenced metric in a network's space
+    (vocab.REAL_REFERENCE_FEATURE_METRICS) as its pixel name and the space; None for any other metric."""
+    if metric not in REAL_REFERENCE_FEATURE_METRICS:
+        return None
+    space = REAL_REFERENCE_FEATURE_METRICS[metric]
+    return metric[:-len(space)] + "pixel", space
+
+
 def metric_label(metric: str) -> str:
     """A short axis label: the quantity, ↑/↓ and its unit or space, e.g. ``GS ↑ (px L2)``, ``Entropy ↑ (nats,
     px)`` (the full definition: :func:`metric_note`)."""
+    feature = _real_reference_space(metric)
+    if feature is not None:
+        return _LABELS[feature[0]].replace("(", f"({_SPACE_SHORT[feature[1]]} ", 1) if "(" in _LABELS[feature[0]] \
+            else f"{_LABELS[feature[0]]} ({_SPACE_SHORT[feature[1]]})"
     if metric.startswith("gs_"):
         space = metric[3:]
         return f"GS ↑ ({_SPACE_SHORT.get(space, space)} L2)"
@@ -120,6 +134,9 @@ def metric_label(metric: str) -> str:
 
 def metric_note(metric: str) -> str:
     """The full definition behind :func:`metric_label`'s short label (for captions)."""
+    feature = _real_reference_space(metric)
+    if feature is not None:
+        return f"{METRIC_NOTES[feature[0]]}; distances in {SPACE_LABELS[feature[1]]} features, not pixels"
     for prefix in ("gs_", "entropy_"):
         if metric.startswith(prefix):
             space = SPACE_LABELS.get(metric[len(prefix):], metric[len(prefix):])

@@ -78,7 +78,9 @@ NOTES: dict[str, FigureNotes] = {
               "novel as fresh draws, index 0 and copy rate 1 = copies), i.e. memorization beyond the source; and "
               "the same samples against a real reference fixed per run (1,000 held-out real images against D_1): "
               "ρ = index × κ, the source's contraction κ, and the copy rate against the real images' 5th "
-              "percentile (1, 1 and 0.05 for held-out real images).",
+              "percentile (1, 1 and 0.05 for held-out real images); and the same three with the distances taken "
+              "in the MNIST LeNet's features (grey digits; DINOv2-CLS features for colour images where its weights "
+              "exist).",
         paper_finding="Finding 1 (PAPER.md §2 F2, §6 item 1): under replace GS decays near-exponentially, faster and "
                       "from lower for smaller datasets; CIFAR-10 n = 32,768 ≈1810 → ≈615 and n = 1,024 ≈105 → ≈35 "
                       "from iteration 1 to 10 [read-off]; \"with 1K samples, memorization begins in the first "
@@ -259,7 +261,8 @@ NOTES: dict[str, FigureNotes] = {
               f"images and every earlier generation's samples): generated images above their nearest training "
               f"images (smallest n), {_GS_PIXEL}, log axis, vs generation per dataset size n, and the samples "
               "against a real reference fixed per run (PAPER.md §3.7): ρ (1 for held-out real images, 0 for copies) "
-              "and the copy rate against the real images' 5th percentile (0.05 for held-out real images).",
+              "and the copy rate against the real images' 5th percentile (0.05 for held-out real images), in pixels "
+              "and in the MNIST LeNet's features (grey digits).",
         paper_finding="Appendix D.1 (PAPER.md §1): the generalization-to-memorization collapse also occurs under "
                       "accumulate (Section 3's setting: \"in Appendix D, we extend the explorations to other datasets "
                       "and paradigms, where the conclusion remains valid\", [RI]); the digest has no numbers of this "

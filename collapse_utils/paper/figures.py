@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..loop import experiments as E
 from ..core.paths import default_run_root, repo_root
-from ..core.vocab import FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, PARADIGMS, PRESETS, SELECTION_METHODS
+from ..core.vocab import (FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, PARADIGMS, PRESETS,
+                          REAL_REFERENCE_FEATURE_METRICS, REAL_REFERENCE_METRICS, SELECTION_METHODS)
 from ..core.methods import is_plugin_path, method_names
 from ..core.presets import scale
 from ..loop.heldout import HeldOutUnavailableError
 from ..loop.run_metrics import (ensure_figure_metrics, ensure_last_generation_fid, fd_noise_floor,
-                                fd_noise_floor_spread, fd_sample_size, resolve_fd_metric)
+                                fd_noise_floor_spread, fd_sample_size, real_reference_feature_space,
+                                resolve_fd_metric)
 from ..loop.store import ensure_runs
 from ..measure.features import check_feature_space
 
@@ -464,6 +466,10 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
         options["feature_space"] = fs
     held_out_fd = fid_metric in HELDOUT_FD_METRICS
     names = figure_metrics(figure, fs, fd_metric, fid_metric)
+    if any(m in REAL_REFERENCE_METRICS for m in names):  # the same in a network's features, where one applies
+        space = real_reference_feature_space(runs, device)
+        names += [m for m, s in REAL_REFERENCE_FEATURE_METRICS.items()
+                  if s == space and f"{m[:-len(s)]}pixel" in names]
     if spec.last_generation_fid and held_out_fd:
         names.append(fid_metric)  # cheap enough for every generation
     ensure_figure_metrics(runs, names, device=device, fid_samples=fid_samples,

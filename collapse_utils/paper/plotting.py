@@ -37,7 +37,7 @@ from .drawing import log_y as log_axis
 from .drawing import (method_line, metric_label, new_figure, panel_grid, save_figure, seed_note, shared_legend,
                       size_hue, theme, tile_images)
 
-from ..core.vocab import MEMORIZATION_INDEX_METRICS, REAL_REFERENCE_METRICS
+from ..core.vocab import MEMORIZATION_INDEX_METRICS, REAL_REFERENCE_FEATURE_METRICS, REAL_REFERENCE_METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -76,8 +76,9 @@ def plot_f2(runs: RunsOrTable, fig_dir: str | Path, *, pair_size: int | None = N
     samples closer to D_t than 95% of those draws; fresh draws: 0.05); then memorization against a fixed real
     reference (held-out real images R′ against D_1): (e) ρ = median NN distance of samples ÷ that of R′ =
     index × κ, (f) the source's contraction κ = that of the fresh draws ÷ that of R′, (g) the copy rate against
-    R′'s 5th percentile. Dotted: the value of fresh draws (of the source, or of real images). Lines: mean ± sd
-    over seeds. A panel whose metric the runs lack is left out.
+    R′'s 5th percentile; and (h–j) the same three with the distances taken in a network's features (the MNIST
+    LeNet's for grey digits, DINOv2-CLS where its weights exist). Dotted: the value of fresh draws (of the source,
+    or of real images). Lines: mean ± sd over seeds. A panel whose metric the runs lack is left out.
     """
     return _plot_transition(runs, fig_dir, "F2", "replace", pair_size=pair_size, pair_generations=pair_generations,
                             n_pairs=n_pairs)
@@ -102,10 +103,12 @@ def _plot_transition(runs: RunsOrTable, fig_dir: str | Path, figure_id: str, par
     with_pairs = not is_table(runs)
     present = [m for m in MEMORIZATION_PANELS if m in wide.columns and wide[m].notna().any()]
     rows = [r for r in ([m for m in present if m in MEMORIZATION_INDEX_METRICS],
-                        [m for m in present if m in REAL_REFERENCE_METRICS]) if r]
+                        [m for m in present if m in REAL_REFERENCE_METRICS],
+                        *([m for m in present if REAL_REFERENCE_FEATURE_METRICS.get(m) == space]
+                          for space in dict.fromkeys(REAL_REFERENCE_FEATURE_METRICS.values()))) if r]
     top = int(with_pairs) + 1
     nrows = 1 + len(rows)
-    fig = plt.figure(figsize=(TWO_COLUMNS, 2.7 * nrows + 0.5), layout="constrained")
+    fig = plt.figure(figsize=(TWO_COLUMNS, 2.7 + 2.3 * len(rows) + 0.5), layout="constrained")
     grid = fig.add_gridspec(nrows, 6)
     panels: list[plt.Axes] = []
     ax_pairs = fig.add_subplot(grid[0, :3]) if with_pairs else None
@@ -147,15 +150,21 @@ def _plot_transition(runs: RunsOrTable, fig_dir: str | Path, figure_id: str, par
 
 
 # Memorization panels and the value fresh draws give (PAPER.md §3.7): of the training set's source for the index
-# and copy rate (memorization beyond the source), of held-out real images for the fixed real reference.
+# and copy rate (memorization beyond the source), of held-out real images for the fixed real reference, in pixels
+# and in a network's feature space (LeNet for grey digits, DINOv2 where its weights exist).
+_REAL_REFERENCE_LINES = {"rho": 1.0, "contraction": 1.0, "copy_rate_real": 0.05}
 MEMORIZATION_PANELS = {"mem_index_pixel": 1.0, "copy_rate_pixel": 0.05,
-                       "rho_pixel": 1.0, "contraction_pixel": 1.0, "copy_rate_real_pixel": 0.05}
+                       **{f"{m}_{s}": v for s in ("pixel", *dict.fromkeys(REAL_REFERENCE_FEATURE_METRICS.values()))
+                          for m, v in _REAL_REFERENCE_LINES.items()}}
 _MEMORIZATION_TITLES = {
     "mem_index_pixel": "Memorization index beyond the\nsource (1 novel, 0 copies)",
     "copy_rate_pixel": "Copy rate beyond the source\n(vs fresh draws of D_t's source)",
     "rho_pixel": "Novelty vs a fixed real\nreference: ρ = index × κ",
     "contraction_pixel": "Source contraction κ\n(fresh draws vs real)",
     "copy_rate_real_pixel": "Copy rate vs a fixed\nreal reference",
+    **{f"{m}_{s}": f"{title} ({label} features)" for s, label in (("lenet", "LeNet"), ("dinov2", "DINOv2"))
+       for m, title in (("rho", "ρ vs the real reference"), ("contraction", "κ vs the real reference"),
+                        ("copy_rate_real", "Copy rate vs the\nreal reference"))},
 }
 
 
