@@ -314,7 +314,7 @@ def test_registered_statistics_on_chosen_values():
 
 def test_registered_claims():
     ids = [c.id for c in C.REGISTERED]
-    assert ids == [f"R{i}" for i in range(1, 13)] and not set(ids) & {c.id for c in C.CLAIMS}
+    assert ids == [f"R{i}" for i in range(1, 16)] and not set(ids) & {c.id for c in C.CLAIMS}
     statistics = {**C.STATISTICS, **C.registered.STATISTICS, **C.registered2.STATISTICS}
     for c in C.REGISTERED:
         assert not set(c.seeds) & set(c.exploratory_seeds) and c.exploratory_seeds == C.EXPLORE_SEEDS
@@ -322,6 +322,8 @@ def test_registered_claims():
         assert all(f in figures.SPECS for f, _ in c.figure_sources())
     for c in C.registered.REGISTERED:
         assert c.seeds == C.CONFIRM_SEEDS
+    for c in C.registered3.REGISTERED:  # R1–R3 in LeNet space, on seeds no run had used
+        assert c.seeds == (6, 7, 8) and "lenet" in " ".join(map(str, c.params.values()))
     # the second registration: seeds 3–5 only for arms that had no run there (the selection arms of R8/R9);
     # seeds 6–8 for rows whose arms ran at 3–5 for R1–R7 (F11's unconditional arm, F14's size sweep)
     second = {c.id: c.seeds for c in C.registered2.REGISTERED}
@@ -349,7 +351,14 @@ def test_registered_rows_are_judged_on_their_own_seeds(claims_store):
     """Registered rows read their judged seeds (3–5: absent here, so "not run" with their command) whatever the
     report's seeds, and show the report's exploratory seeds beside the verdict."""
     rows, _ = C.check_claims("smoke", run_root=claims_store, seeds=(0, 1), device="cpu", only=["F2"])
-    got = {r.claim.id: r for r in rows if r.claim.seeds is not None}
+    later = {r.claim.id: r for r in rows if r.claim.seeds is not None and r.claim.seeds != (3, 4, 5)}
+    assert set(later) == {"R13", "R14", "R15"}  # the LeNet-space rows, judged on seeds 6–8
+    for r in later.values():
+        assert r.verdict.startswith("not run: `python -m collapse_utils figures --preset smoke --only F2 --param "
+                                    "'seeds=[6, 7, 8]'"), r.verdict
+    # the LeNet-space statistic of R15 over the two stored seeds (computed here from the runs' held-out draws)
+    assert "(2 seeds)" in later["R15"].exploratory and "ln rho_lenet at gen 1" in later["R15"].exploratory
+    got = {r.claim.id: r for r in rows if r.claim.seeds == (3, 4, 5)}
     assert set(got) == {"R1", "R2", "R3", "R4"}
     for r in got.values():
         assert r.verdict.startswith("not run: `python -m collapse_utils figures --preset smoke --only F2 --param "
@@ -357,6 +366,7 @@ def test_registered_rows_are_judged_on_their_own_seeds(claims_store):
         assert "seeds 3, 4, 5: never started" in r.ours
     # the exploratory statistic of R3 (the size order of rho at generation 1) over the two stored seeds
     assert "(2 seeds)" in got["R3"].exploratory and "ln rho_pixel at gen 1" in got["R3"].exploratory
+    rows = [r for r in rows if r.claim.id not in later]
     text = C.render(rows, C.Context("smoke", (0, 1), claims_store), commit="abc", date="today")
     section = text.split("## Claims registered before their data", 1)[1]
     assert all(f"| {i} |" in section for i in got) and "exploratory (seeds 0, 1, 2; not judged)" in section
@@ -400,4 +410,7 @@ def test_second_registration_has_its_own_section_with_each_rows_seeds(tmp_path):
     assert C.REGISTRATIONS[1].commit in second and "registered2.py" in second
     assert "| R8 |" in second and "| 3, 4, 5 |" in second and "| R12 |" in second and "| 6, 7, 8 |" in second
     assert "seeds 0, 1, 2: d = 2" in second
-    assert "| R7 |" in first and not any(f"| R{i} |" in first for i in range(8, 13))
+    assert "| R7 |" in first and not any(f"| R{i} |" in first for i in range(8, 16))
+    second, third = second.split("## Claims registered before their data (R13–R15)")
+    assert not any(f"| R{i} |" in second for i in range(13, 16)) and C.REGISTRATIONS[2].commit in third
+    assert "before any run of seeds 6, 7, 8 existed" in " ".join(third.split()) and "| R15 |" in third

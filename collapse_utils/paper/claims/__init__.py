@@ -2,7 +2,7 @@
 
 Five parts: the verdict rule (:mod:`.rules`), the catalogue of claims (:mod:`.catalogue`), the statistics that
 reduce one seed's runs to an effect (:mod:`.statistics`), the claims registered before their data with their own
-statistics (:mod:`.registered` and :mod:`.registered2`, each judged only on seeds never run when it was written;
+statistics (:mod:`.registered`, :mod:`.registered2`, :mod:`.registered3`, each judged only on seeds never run when it was written;
 report.REGISTRATIONS lists them with their commits) and the evaluation and report (:mod:`.report`).
 
 The table goes where ``--out`` says; by default beside the run store it was computed from, named by its preset
