@@ -289,9 +289,11 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
         m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
         lacking = [g.generation for g in r.generations if lacks_memorization(g, m_count)]
         if lacking and is_results_copy(r.run_dir):
+            asked = [*wanted, *(m for s in spaces for m in _real_reference_names(s))]
+            absent = [m for m in asked if any(m not in g.metrics for g in r.generations if g.generation in lacking)]
             log.warning("%s is a weights-free copy with no held-out samples: %s of generation(s) %s left out "
                         "(write the bundle again from the full store)", r.run_dir.name,
-                        ", ".join([*wanted, *(m for s in spaces for m in _real_reference_names(s))]), lacking)
+                        ", ".join(absent or asked), lacking)
             lacking = []
         reference = _real_reference_set(r, m_count) if lacking else None
         # R′ and D_1 in each feature space, once per run (an unavailable space raises here, before any write)

@@ -244,6 +244,18 @@ NOTES: dict[str, FigureNotes] = {
                      + ".",
         runtime_paper="Runs: vanilla and Greedy of the selection grid, replace and accumulate: {runs}; the paper plots "
                       "7 generations."),
+    "F16": FigureNotes(
+        plots="The first 6 × 6 samples of the last generation of vanilla accumulate (left) and accumulate with Greedy "
+              "Selection (right), one seed, each titled with its GS in the preset's feature space (pixels at "
+              "demo/smoke, DINOv2 at paper scale); the data file has every seed's GS per generation.",
+        paper_finding="PAPER.md §2 F16 (appendix D.7): 6 × 6 FFHQ grids, \"Vanilla Accumulate, Generalization score "
+                      "= 29.6\" vs \"With Greedy Selection (Generalization score = 37.0)\"; the iteration is not "
+                      "stated, and the two scores equal F7's CIFAR accumulate values at iteration 5 (PAPER.md §8).",
+        expect_demo="8×8 MNIST, n = 128, generation 5: pixel GS ≈160 (vanilla) vs ≈240 (Greedy); Greedy's digits "
+                    "vary more in shape and thickness. The verdict on the gap is claims row 9 (F7's runs).",
+        expect_paper="FFHQ 32×32 (the paper's images) or CIFAR-10 grids, DINOv2 GS in the titles.",
+        runtime_demo="Runs: the selection grid's vanilla and Greedy accumulate runs (shared with F7–F10): {runs}.",
+        runtime_paper="Runs: the selection grid's vanilla and Greedy accumulate runs: {runs}."),
     "F17": FigureNotes(
         plots="Grids of the first grid × grid generated images of each generation (columns), one row per dataset "
               "size (replace); each panel's title gives that generation's GS (pixels).",

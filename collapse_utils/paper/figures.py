@@ -336,6 +336,8 @@ SPECS: dict[str, FigureSpec] = {s.id: s for s in (
                E.size_sweep, ("mnnd", "cov_trace")),
     FigureSpec("F15", "Fréchet distance in DINOv2 space, vanilla vs Greedy Selection",
                E.selection_grid, ("{fd}",), SELECTION_PARADIGMS, ("none", "greedy"), ("fd_fallback", "fid_samples")),
+    FigureSpec("F16", "Samples of vanilla vs Greedy Selection at the last generation (accumulate), with their "
+               "generalization scores", E.selection_grid, ("gs_{fs}",), ("accumulate_subsample",), ("none", "greedy")),
     FigureSpec("F17", "Grids of generated images over generations (replace)",
                E.size_sweep, ("gs_pixel",), options=("max_generations", "grid")),
     # Appendix figures without a figure number (PAPER.md §1): D1 is F2 under accumulate, D5 adds fresh real data.

@@ -542,6 +542,51 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
     return save_figure(fig, fig_dir, "F17", data)
 
 
+# ---------------------------------------------------------------------------------------------- F16
+def plot_f16(runs: Sequence["RunResult"], fig_dir: str | Path, *, feature_space: str | None = None,
+             grid: int = 6, **_: Any) -> FigureOutput:
+    """F16 (appendix D.7, "visualization of the generalization-score gain"): the first grid × grid (6 × 6, the
+    paper's) samples of the last generation of vanilla accumulate (left) and accumulate with Greedy Selection
+    (right) of one seed (the lowest), each titled with its generalization score in the runs' feature space; the
+    data file keeps every seed's GS at every generation, and ``images_shown`` is 0 where no grid was drawn."""
+    theme()
+    wide = metrics_frame(runs)
+    fs = feature_space_of(wide, feature_space)
+    metric = f"gs_{fs}"
+    require_metrics(wide, [metric], "F16")
+    seeds = sorted({r.config.seed for r in runs})
+    arms = {}
+    for r in sorted(runs, key=lambda r: r.config.seed):
+        arms.setdefault(r.config.selection, r)
+    missing = [m for m in ("none", "greedy") if m not in arms]
+    if missing:
+        raise ValueError(f"F16 compares vanilla with Greedy Selection; the runs lack {missing}")
+    fig, axes = new_figure(TWO_COLUMNS, 4.1, 1, 2)
+    shown = []
+    for ax, method in zip(axes[0], ("none", "greedy")):
+        r = arms[method]
+        g = r.generations[-1]
+        k = min(grid * grid, len(g.samples))
+        ax.imshow(tile_images(g.samples[:k], ncols=min(grid, k)), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        label = "Vanilla accumulate" if method == "none" else "With Greedy Selection"
+        ax.set_title(f"{label}\n(GS = {g.metrics[metric]:.1f}, generation {g.generation})")
+        shown.append(dict(run=r.run_dir.name, generation=g.generation, images_shown=k))
+    seed_text = f"images: seed {seeds[0]} of {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+    figure_title(fig, "F16", f"samples at the last generation, vanilla vs Greedy Selection (accumulate); GS in "
+                 f"{_SPACE_WORDS.get(fs, fs)}", wide, seeds=seed_text)
+    data = long_table(wide, [metric], "F16")
+    data = data.merge(pd.DataFrame(shown), on=["run", "generation"], how="left")
+    data["images_shown"] = data["images_shown"].fillna(0).astype(int)
+    return save_figure(fig, fig_dir, "F16", data)
+
+
+_SPACE_WORDS = {"pixel": "pixels (L2)", "dinov2": "DINOv2 features", "inception": "Inception features",
+                "lenet": "LeNet features"}
+
+
 # ---------------------------------------------------------------------------------------------- F11
 F11_COLORS = {"unconditional": "tab:gray", "cfg": "tab:blue", "cfg_selection": "tab:green"}
 F11_SHORT = {"unconditional": "Unconditional", "cfg": "CFG", "cfg_selection": "CFG + selection"}
@@ -707,4 +752,4 @@ def plot_d5(runs: RunsOrTable, fig_dir: str | Path, *, feature_space: str | None
 
 PLOTTERS = {"F2": plot_f2, "F3": plot_f3, "F4": plot_f4, "F7": plot_f7, "F8": plot_f8, "F9": plot_f9,
             "F10": plot_f10, "F11": plot_f11, "F12": plot_f12, "F13": plot_f13, "F14": plot_f14, "F15": plot_f15,
-            "F17": plot_f17, "D1": plot_d1, "D5": plot_d5}
+            "F16": plot_f16, "F17": plot_f17, "D1": plot_d1, "D5": plot_d5}
