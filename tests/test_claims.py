@@ -414,3 +414,15 @@ def test_second_registration_has_its_own_section_with_each_rows_seeds(tmp_path):
     second, third = second.split("## Claims registered before their data (R13–R15)")
     assert not any(f"| R{i} |" in second for i in range(13, 16)) and C.REGISTRATIONS[2].commit in third
     assert "before any run of seeds 6, 7, 8 existed" in " ".join(third.split()) and "| R15 |" in third
+
+
+def test_each_claim_is_judged_on_its_figures_seeds_in_a_bundle(claims_store):
+    """A bundle may hold figures at different seeds (F8 at 0–5, D1 at 0): a catalogue claim reads its own figure's
+    seeds, and the header says which figures differ from the report's seeds."""
+    rows, ctx = C.check_claims("smoke", run_root=claims_store, seeds=(0, 1), device="cpu", only=["F2", "F4"],
+                               figure_seeds={"F2": (0,)})
+    judged = {r.claim.id: r for r in rows if r.claim.seeds is None}
+    assert "(1 seed)" in judged["1"].ours and judged["1"].verdict == C.NOT_RESOLVED_ONE_SEED
+    assert "(2 seeds)" in judged["4"].ours
+    assert ctx.seeds_text() == "0, 1 (F2: 0)"
+    assert "- seeds: 0, 1 (F2: 0)" in C.render(rows, ctx, commit="abc", date="today")

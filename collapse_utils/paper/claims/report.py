@@ -70,6 +70,22 @@ class Context:
     run_root: Any
     device: str | None = None
     run_root_given: bool = False
+    figure_seeds: Mapping[str, tuple[int, ...]] | None = None  # a bundle's seeds per figure, where they differ
+
+    def seeds_of(self, claim: Claim) -> tuple[int, ...]:
+        """The seeds a catalogue claim is judged on: its figure's seeds in the bundle read, else the report's."""
+        if self.figure_seeds and claim.figure in self.figure_seeds:
+            return tuple(self.figure_seeds[claim.figure])
+        return self.seeds
+
+    def seeds_text(self) -> str:
+        """The report's seeds, and each figure's where a bundle holds it at others (``0, 1, 2 (F8: 0, …, 5)``)."""
+        text = ", ".join(map(str, self.seeds))
+        other = {f: s for f, s in (self.figure_seeds or {}).items() if tuple(s) != tuple(self.seeds)}
+        if other:
+            text += " (" + "; ".join(f"{f}: {', '.join(map(str, s))}" for f, s in
+                                     sorted(other.items(), key=lambda kv: (kv[0][0], int(kv[0][1:])))) + ")"
+        return text
 
     @property
     def feature_space(self) -> str:
@@ -299,7 +315,7 @@ def evaluate(claim: Claim, ctx: Context, cache: RunCache) -> Row:
     A claim registered before its data (``claim.seeds``) is judged on its own seeds, and its statistic on its
     exploratory seeds is shown in :attr:`Row.exploratory`."""
     if claim.seeds is None:
-        return _evaluate(claim, ctx, cache)
+        return _evaluate(claim, replace(ctx, seeds=ctx.seeds_of(claim)), cache)
     row = _evaluate(claim, replace(ctx, seeds=tuple(claim.seeds)), cache)
     if claim.exploratory_seeds:
         row.exploratory = _evaluate(claim, replace(ctx, seeds=tuple(claim.exploratory_seeds)), cache).ours
@@ -379,7 +395,7 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
                                f"`{m}` at {c} images: {why}" for (m, c), (_, _, f, why) in sorted(floors.items()))
     else:
         floor_text = "not computed (no FD claim had both its runs and its metric; see the FD rows)"
-    seeds = ", ".join(map(str, ctx.seeds))
+    seeds = ctx.seeds_text()
     cmd = f"python -m collapse_utils claims --preset {ctx.preset} --seeds {','.join(map(str, ctx.seeds))}"
     if source is not None:
         cmd = f"python -m collapse_utils claims --from-results {source}"
@@ -490,12 +506,16 @@ def _render_registered(reg: Registration, rows: Sequence[Row], first: bool = Tru
 
 def check_claims(preset: str = "demo", *, run_root: Any = None, seeds: Sequence[int] = (0, 1, 2),
                  device: str | None = None, only: Sequence[str] | None = None,
-                 show_run_root: bool | None = None, ids: Sequence[str] | None = None) -> tuple[list[Row], Context]:
+                 show_run_root: bool | None = None, ids: Sequence[str] | None = None,
+                 figure_seeds: Mapping[str, Sequence[int]] | None = None) -> tuple[list[Row], Context]:
     """Every claim's row (those of the figures ``only``, or the claims ``ids``, when given) from the run store
-    ``run_root``; ``show_run_root``: whether the regenerate commands name it (None: when it was given)."""
+    ``run_root``; ``show_run_root``: whether the regenerate commands name it (None: when it was given);
+    ``figure_seeds``: the seeds of each figure where they differ from ``seeds`` (a bundle's, each catalogue claim
+    judged on its figure's)."""
     shown = run_root is not None if show_run_root is None else show_run_root
+    per_figure = {f: tuple(int(x) for x in v) for f, v in (figure_seeds or {}).items()} or None
     ctx = Context(preset, tuple(int(s) for s in seeds), Path(run_root) if run_root else default_run_root(), device,
-                  shown)
+                  shown, per_figure)
     cache = RunCache(ctx)
     claims = [c for c in (*CLAIMS, *REGISTERED) if (only is None or c.figure in only) and (ids is None or c.id in ids)]
     try:
@@ -536,7 +556,12 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
     if from_results is not None:  # the bundle's runs, commits and date: the same bundle gives the same table
         record = read_bundle(from_results)
         preset, kw["run_root"] = record["preset"], store_dir(from_results)
-        kw["seeds"] = sorted({s for f in record["figures"].values() for s in f["seeds"]})
+        per_figure = {fig: tuple(f["seeds"]) for fig, f in record["figures"].items()}
+        counts: dict[tuple[int, ...], int] = {}
+        for v in per_figure.values():
+            counts[v] = counts.get(v, 0) + 1
+        kw["seeds"] = list(max(counts, key=lambda v: (counts[v], len(v))))  # most figures' seeds
+        kw["figure_seeds"] = {fig: v for fig, v in per_figure.items() if list(v) != kw["seeds"]}
         kw["show_run_root"] = False  # its rows' commands retrain into the user's own store, not the bundle's
         commit, date = ", ".join(record["trained_by_commit"]), record["written"]
         source = _shown_path(Path(from_results).resolve())
