@@ -142,3 +142,11 @@ def test_committed_bundle_redraws_the_committed_figures_and_claims(tmp_path):
     committed = (root / "docs" / "CLAIMS.md").read_text(encoding="utf-8")
     redrawn = out.read_text(encoding="utf-8").replace(f"--out {tmp_path / 'CLAIMS.md'}", "--out docs/CLAIMS.md")
     assert redrawn == committed, "docs/CLAIMS.md differs from claims --from-results results/demo"
+
+
+def test_common_seeds_are_most_figures_seeds():
+    """The claims of a bundle whose figures differ in seeds read the seeds most figures hold (each claim then its
+    own figure's)."""
+    assert results.common_seeds({"F2": [0, 1, 2], "F8": [0, 1, 2, 3, 4, 5], "F7": [0, 1, 2], "D1": [0]}) == [0, 1, 2]
+    assert results.common_seeds({"F2": [0], "F8": [0, 1]}) == [0, 1]  # a tie: the longer list
+    assert results.common_seeds({}) == []

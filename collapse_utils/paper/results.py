@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
@@ -117,6 +117,14 @@ def metrics_csv(runs: Sequence[Any]) -> str:
     return buf.getvalue()
 
 
+def common_seeds(per_figure: Mapping[str, Sequence[int]]) -> list[int]:
+    """The seeds most figures of a bundle hold (ties: the longer list), e.g. ``[0, 1, 2]`` when only F8 has more."""
+    counts: dict[tuple[int, ...], int] = {}
+    for v in per_figure.values():
+        counts[tuple(v)] = counts.get(tuple(v), 0) + 1
+    return list(max(counts, key=lambda v: (counts[v], len(v)))) if counts else []
+
+
 def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str | os.PathLike | None = None,
                  seeds: Any = None, figures: Sequence[str] | None = None,
                  device: str | None = None, log: Any = print,
@@ -166,7 +174,7 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
         with_runs[fig] = {"seeds": per_figure[fig], "runs": [r.run_dir.name for r in fr.runs]}
     if claims_metrics is not None and everything:  # the claims table reads these runs too
         log("bundle: metrics of the claims table")
-        claims_metrics(preset, run_root=root, seeds=sorted({s for v in per_figure.values() for s in v}), device=device)
+        claims_metrics(preset, run_root=root, seeds=common_seeds(per_figure), figure_seeds=per_figure, device=device)
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -23,7 +23,7 @@ from ...loop.shadow import shadow_run, writable
 from ...loop.store import run_state
 from ...measure.features import FeatureSpaceUnavailableError
 from ..figures import figure_configs
-from ..results import check_unchanged, read_bundle, store_dir
+from ..results import check_unchanged, common_seeds, read_bundle, store_dir
 from .rules import (NOT_RESOLVED, NOT_RUN, RULE_TEXT, RULE_V1_TEXT, TOST_ALPHA, equivalence_verdict, headline_verdict,
                     paired_differences, spread, summarize, t_interval, t_verdict, tost_verdict, verdict)
 from .catalogue import CLAIMS, Claim
@@ -557,10 +557,7 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
         record = read_bundle(from_results)
         preset, kw["run_root"] = record["preset"], store_dir(from_results)
         per_figure = {fig: tuple(f["seeds"]) for fig, f in record["figures"].items()}
-        counts: dict[tuple[int, ...], int] = {}
-        for v in per_figure.values():
-            counts[v] = counts.get(v, 0) + 1
-        kw["seeds"] = list(max(counts, key=lambda v: (counts[v], len(v))))  # most figures' seeds
+        kw["seeds"] = common_seeds(per_figure)  # most figures' seeds; each claim reads its own figure's
         kw["figure_seeds"] = {fig: v for fig, v in per_figure.items() if list(v) != kw["seeds"]}
         kw["show_run_root"] = False  # its rows' commands retrain into the user's own store, not the bundle's
         commit, date = ", ".join(record["trained_by_commit"]), record["written"]
