@@ -163,7 +163,7 @@ _MEMORIZATION_TITLES = {
     "contraction_pixel": "Source contraction κ\n(fresh draws vs real)",
     "copy_rate_real_pixel": "Copy rate vs a fixed\nreal reference",
     **{f"{m}_{s}": f"{title} ({label} features)" for s, label in (("lenet", "LeNet"), ("dinov2", "DINOv2"))
-       for m, title in (("rho", "ρ vs the real reference"), ("contraction", "κ vs the real reference"),
+       for m, title in (("rho", "ρ vs the real\nreference"), ("contraction", "κ vs the real\nreference"),
                         ("copy_rate_real", "Copy rate vs the\nreal reference"))},
 }
 
