@@ -541,6 +541,24 @@ def test_sweep_cancel_stops_the_local_jobs_it_submitted(tmp_path, capsys):
     assert "no submitted jobs" in capsys.readouterr().out
 
 
+def test_sweep_cancel_stops_a_local_job_that_ignores_sigint(tmp_path, capsys):
+    """A local job started from a background shell inherits an ignored SIGINT: --cancel then sends SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    from collapse_utils.__main__ import main
+    from collapse_utils.paper.sweep import record_submitted
+
+    root = tmp_path / "store"
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    record_submitted(root, "local", [str(job.pid)])
+    assert main(["sweep", "--preset", "smoke", "--run-root", str(root), "--cancel"]) == 0
+    assert job.wait(10) == -signal.SIGTERM
+    assert f"local job {job.pid}: cancelled (SIGTERM: it ignored SIGINT)" in capsys.readouterr().out
+
+
 def test_a_non_square_array_is_resized_with_a_warning(tmp_path, caplog):
     import numpy as np
 

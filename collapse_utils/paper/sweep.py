@@ -677,11 +677,35 @@ def cancel_submitted(root: Path) -> list[str]:
             else:
                 try:
                     os.kill(int(job), signal.SIGINT)
-                    lines.append(f"local job {job}: cancelled")
                 except ProcessLookupError:
                     lines.append(f"local job {job}: already ended")
+                    continue
+                if _alive(int(job), grace=5.0):  # started from a background shell, it ignores SIGINT
+                    os.kill(int(job), signal.SIGTERM)
+                    lines.append(f"local job {job}: cancelled (SIGTERM: it ignored SIGINT)")
+                else:
+                    lines.append(f"local job {job}: cancelled")
     path.unlink()
     return lines
+
+
+def _alive(pid: int, grace: float = 0.0) -> bool:
+    """Whether process ``pid`` still runs after up to ``grace`` seconds (a zombie, ended but not yet reaped by its
+    parent, counts as ended)."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except ProcessLookupError:
+            return False
+        except OSError:  # no /proc (not Linux): the signal test alone
+            state = "R"
+        if state == "Z":
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
