@@ -53,12 +53,21 @@ FID_MODES = {"clean": "fid", "torchvision": "fid_torchvision", "lenet": "fd_lene
 # memorization index and copy rate of the model's samples against fresh draws of D_t's source, and the same
 # distances against a real reference fixed per run (PAPER.md §3.7; from the same draws) ...
 MEMORIZATION_INDEX_METRICS = ("mem_index_pixel", "copy_rate_pixel")
-REAL_REFERENCE_METRICS = ("copy_rate_real_pixel", "rho_pixel", "contraction_pixel")
+REAL_REFERENCE_QUANTITIES = ("copy_rate_real", "rho", "contraction")
+
+
+def real_reference_metrics(space: str) -> tuple[str, ...]:
+    """The real-referenced metrics with distances in ``space``: ``copy_rate_real_<space>``, ``rho_<space>``,
+    ``contraction_<space>``."""
+    return tuple(f"{q}_{space}" for q in REAL_REFERENCE_QUANTITIES)
+
+
+REAL_REFERENCE_METRICS = real_reference_metrics("pixel")
 MEMORIZATION_METRICS = MEMORIZATION_INDEX_METRICS + REAL_REFERENCE_METRICS
 # ... the same real-referenced metrics with the distances taken in a network's feature space instead of pixels, and
 # the space of each: the bundled MNIST LeNet's (grey digits) and DINOv2-small's CLS token (where its weights exist).
-REAL_REFERENCE_FEATURE_METRICS = {f"{m}_{space}": space for space in ("lenet", "dinov2")
-                                  for m in ("copy_rate_real", "rho", "contraction")}
+REAL_REFERENCE_SPACES = ("lenet", "dinov2")
+REAL_REFERENCE_FEATURE_METRICS = {m: space for space in REAL_REFERENCE_SPACES for m in real_reference_metrics(space)}
 # ... and Fréchet distances of held-out samples against a held-out real reference (PAPER.md §3.8), with the
 # feature space of each.
 HELDOUT_FD_METRICS = {"fd_lenet": "lenet"}

@@ -25,7 +25,7 @@ from ..core import io as cio
 from ..core.data import load_dataset
 from ..core.presets import scale
 from ..core.vocab import (FD_METRICS, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, REAL_REFERENCE_FEATURE_METRICS,
-                          REAL_REFERENCE_METRICS)
+                          REAL_REFERENCE_METRICS, real_reference_metrics)
 from ..measure.features import FeatureSpaceUnavailableError, extract_features
 from ..measure.metrics import (frechet_distance, generation_metrics, memorization_index,
                                real_reference_memorization)
@@ -60,12 +60,8 @@ def real_reference_feature_space(runs: Sequence["RunResult"], device: str | None
     reason = dinov2_unavailable_reason(device)
     if reason is None:
         return "dinov2"
-    log.warning("no real-referenced memorization in a feature space for colour images: %s", _first_line(reason))
+    log.warning("no real-referenced memorization in a feature space for colour images: %s", reason)
     return None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def resolve_fd_metric(fd_fallback: str | None, device: str | None = None) -> tuple[str, str | None]:
@@ -222,13 +218,8 @@ def _memorization_missing(g: Any, count: int, wanted: Sequence[str]) -> bool:
     return any(m not in g.metrics for m in wanted) or g.metrics.get("mem_index_pixel_samples") != count
 
 
-def _real_reference_names(space: str) -> tuple[str, str, str]:
-    """The real-referenced metrics of ``space`` (vocab.REAL_REFERENCE_FEATURE_METRICS): copy rate, ρ, κ."""
-    return f"copy_rate_real_{space}", f"rho_{space}", f"contraction_{space}"
-
-
 def _feature_missing(g: Any, count: int, space: str) -> bool:
-    return (any(m not in g.metrics for m in _real_reference_names(space))
+    return (any(m not in g.metrics for m in real_reference_metrics(space))
             or g.metrics.get(f"real_reference_{space}_samples") != count)
 
 
@@ -266,8 +257,8 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
                                 if m in REAL_REFERENCE_FEATURE_METRICS))
 
     def lacks_memorization(g: Any, count: int) -> bool:
-        return bool(wanted) and _memorization_missing(g, count, wanted) or any(_feature_missing(g, count, s)
-                                                                                 for s in spaces)
+        return ((bool(wanted) and _memorization_missing(g, count, wanted))
+                or any(_feature_missing(g, count, s) for s in spaces))
 
     requests: list[tuple[int, int, int]] = []
     for i, r in enumerate(runs):
@@ -289,7 +280,7 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
         m_count, f_count = _preset_counts(r.config, heldout_samples, fd_samples)
         lacking = [g.generation for g in r.generations if lacks_memorization(g, m_count)]
         if lacking and is_results_copy(r.run_dir):
-            asked = [*wanted, *(m for s in spaces for m in _real_reference_names(s))]
+            asked = [*wanted, *(m for s in spaces for m in real_reference_metrics(s))]
             absent = [m for m in asked if any(m not in g.metrics for g in r.generations if g.generation in lacking)]
             log.warning("%s is a weights-free copy with no held-out samples: %s of generation(s) %s left out "
                         "(write the bundle again from the full store)", r.run_dir.name,
@@ -325,7 +316,7 @@ def ensure_heldout_metrics(runs: Sequence["RunResult"], names: Iterable[str], *,
                         out = real_reference_memorization(
                             *(_features(x, space, device) for x in (samples, held, g.train_images)), f_ref, f_first,
                             device=device)
-                        c_name, rho_name, k_name = _real_reference_names(space)
+                        c_name, rho_name, k_name = real_reference_metrics(space)
                         g.metrics.update({c_name: out["copy_rate_real"], rho_name: out["rho"],
                                           k_name: out["contraction"], f"real_reference_{space}_samples": m_count})
                     changed = True

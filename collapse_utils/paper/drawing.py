@@ -24,7 +24,7 @@ import seaborn as sns
 from .analysis import scale_notes
 from ..core.io import json_default
 from ..core.vocab import PARADIGM_LABELS, PARADIGMS  # noqa: F401  (PARADIGM_LABELS re-exported)
-from ..core.vocab import REAL_REFERENCE_FEATURE_METRICS
+from ..core.vocab import REAL_REFERENCE_FEATURE_METRICS, REAL_REFERENCE_METRICS, real_reference_metrics
 
 # Selection methods are drawn in the registry's order (vanilla first, then the paper's two, random, then methods
 # of one's own) with the registry's colours (collapse_utils.core.methods); paradigms in the vocabulary's order.
@@ -110,10 +110,10 @@ METRIC_NOTES = {
 def _real_reference_space(metric: str) -> tuple[str, str] | None:
     """``("rho_pixel", "lenet")`` for ``rho_lenet``: a real-referenced metric in a network's space
     (vocab.REAL_REFERENCE_FEATURE_METRICS) as its pixel name and the space; None for any other metric."""
-    if metric not in REAL_REFERENCE_FEATURE_METRICS:
+    space = REAL_REFERENCE_FEATURE_METRICS.get(metric)
+    if space is None:
         return None
-    space = REAL_REFERENCE_FEATURE_METRICS[metric]
-    return metric[:-len(space)] + "pixel", space
+    return dict(zip(real_reference_metrics(space), REAL_REFERENCE_METRICS))[metric], space
 
 
 def metric_label(metric: str) -> str:
@@ -302,6 +302,16 @@ def shared_legend(fig: plt.Figure, axes: Iterable[plt.Axes], *, loc: str = "outs
         handles, labels = [h for h, _ in pairs], [lab for _, lab in pairs]
     if handles:
         fig.legend(handles, labels, loc=loc, ncol=ncol or min(len(labels), 4), title=title, frameon=False)
+
+
+def image_axis(ax: plt.Axes, *, frame: bool = False) -> None:
+    """An axis that shows an image: no ticks, no grid, and no frame unless ``frame``."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if not frame:
+        for spine in ax.spines.values():
+            spine.set_visible(False)
 
 
 def _to_rgb(images: np.ndarray) -> np.ndarray:

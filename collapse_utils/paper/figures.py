@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..loop import experiments as E
 from ..core.paths import default_run_root, repo_root
 from ..core.vocab import (FD_METRICS, FID_MODES, HELDOUT_FD_METRICS, MEMORIZATION_METRICS, PARADIGMS, PRESETS,
-                          REAL_REFERENCE_FEATURE_METRICS, REAL_REFERENCE_METRICS, SELECTION_METHODS)
+                          REAL_REFERENCE_METRICS, SELECTION_METHODS, real_reference_metrics)
 from ..core.methods import is_plugin_path, method_names
 from ..core.presets import scale
 from ..loop.heldout import HeldOutUnavailableError
@@ -470,8 +470,8 @@ def figure_runs(figure: str, preset: str = "demo", **overrides: Any) -> FigureRu
     names = figure_metrics(figure, fs, fd_metric, fid_metric)
     if any(m in REAL_REFERENCE_METRICS for m in names):  # the same in a network's features, where one applies
         space = real_reference_feature_space(runs, device)
-        names += [m for m, s in REAL_REFERENCE_FEATURE_METRICS.items()
-                  if s == space and f"{m[:-len(s)]}pixel" in names]
+        if space is not None:  # each one whose pixel twin the figure plots
+            names += [m for m, twin in zip(real_reference_metrics(space), REAL_REFERENCE_METRICS) if twin in names]
     if spec.last_generation_fid and held_out_fd:
         names.append(fid_metric)  # cheap enough for every generation
     ensure_figure_metrics(runs, names, device=device, fid_samples=fid_samples,

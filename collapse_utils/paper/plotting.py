@@ -31,13 +31,14 @@ from .analysis import (F11_SETTINGS, RunsOrTable, as_frame, dataset_label, defau
                        f11_setting, f11_summary, feature_space_of, is_table, log_fit, long_table, method_label,
                        metrics_frame, nearest_training_pairs, pick_run, require_metrics, source_table, svd_points,
                        with_method_labels)
-from .drawing import (GEN_LABEL, ONE_COLUMN, PARADIGM_LABELS, PARADIGM_ORDER,
-                      SMALL_FONT, TWO_COLUMNS, FigureOutput, figure_title, integer_generations, lines_by_size)
+from .drawing import (GEN_LABEL, ONE_COLUMN, PARADIGM_LABELS, PARADIGM_ORDER, SMALL_FONT, SPACE_LABELS,
+                      TWO_COLUMNS, FigureOutput, figure_title, image_axis, integer_generations, lines_by_size)
 from .drawing import log_y as log_axis
 from .drawing import (method_line, metric_label, new_figure, panel_grid, save_figure, seed_note, shared_legend,
                       size_hue, theme, tile_images)
 
-from ..core.vocab import MEMORIZATION_INDEX_METRICS, REAL_REFERENCE_FEATURE_METRICS, REAL_REFERENCE_METRICS
+from ..core.vocab import (MEMORIZATION_INDEX_METRICS, REAL_REFERENCE_FEATURE_METRICS, REAL_REFERENCE_METRICS,
+                          REAL_REFERENCE_QUANTITIES, REAL_REFERENCE_SPACES, real_reference_metrics)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.config import RunConfig
@@ -105,7 +106,7 @@ def _plot_transition(runs: RunsOrTable, fig_dir: str | Path, figure_id: str, par
     rows = [r for r in ([m for m in present if m in MEMORIZATION_INDEX_METRICS],
                         [m for m in present if m in REAL_REFERENCE_METRICS],
                         *([m for m in present if REAL_REFERENCE_FEATURE_METRICS.get(m) == space]
-                          for space in dict.fromkeys(REAL_REFERENCE_FEATURE_METRICS.values()))) if r]
+                          for space in REAL_REFERENCE_SPACES)) if r]
     top = int(with_pairs) + 1
     nrows = 1 + len(rows)
     fig = plt.figure(figsize=(TWO_COLUMNS, 2.7 + 2.3 * len(rows) + 0.5), layout="constrained")
@@ -152,19 +153,19 @@ def _plot_transition(runs: RunsOrTable, fig_dir: str | Path, figure_id: str, par
 # Memorization panels and the value fresh draws give (PAPER.md §3.7): of the training set's source for the index
 # and copy rate (memorization beyond the source), of held-out real images for the fixed real reference, in pixels
 # and in a network's feature space (LeNet for grey digits, DINOv2 where its weights exist).
-_REAL_REFERENCE_LINES = {"rho": 1.0, "contraction": 1.0, "copy_rate_real": 0.05}
+_REAL_REFERENCE_PANELS = {"rho": 1.0, "contraction": 1.0, "copy_rate_real": 0.05}  # panel order: held-out real's
 MEMORIZATION_PANELS = {"mem_index_pixel": 1.0, "copy_rate_pixel": 0.05,
-                       **{f"{m}_{s}": v for s in ("pixel", *dict.fromkeys(REAL_REFERENCE_FEATURE_METRICS.values()))
-                          for m, v in _REAL_REFERENCE_LINES.items()}}
+                       **{dict(zip(REAL_REFERENCE_QUANTITIES, real_reference_metrics(s)))[q]: v
+                          for s in ("pixel", *REAL_REFERENCE_SPACES) for q, v in _REAL_REFERENCE_PANELS.items()}}
 _MEMORIZATION_TITLES = {
     "mem_index_pixel": "Memorization index beyond the\nsource (1 novel, 0 copies)",
     "copy_rate_pixel": "Copy rate beyond the source\n(vs fresh draws of D_t's source)",
     "rho_pixel": "Novelty vs a fixed real\nreference: ρ = index × κ",
     "contraction_pixel": "Source contraction κ\n(fresh draws vs real)",
     "copy_rate_real_pixel": "Copy rate vs a fixed\nreal reference",
-    **{f"{m}_{s}": f"{title} ({label} features)" for s, label in (("lenet", "LeNet"), ("dinov2", "DINOv2"))
-       for m, title in (("rho", "ρ vs the real\nreference"), ("contraction", "κ vs the real\nreference"),
-                        ("copy_rate_real", "Copy rate vs the\nreal reference"))},
+    **{m: f"{title} ({label} features)" for s, label in (("lenet", "LeNet"), ("dinov2", "DINOv2"))
+       for m, title in zip(real_reference_metrics(s), ("Copy rate vs the\nreal reference", "ρ vs the real\nreference",
+                                                        "κ vs the real\nreference"))},
 }
 
 
@@ -516,11 +517,7 @@ def plot_f17(runs: Sequence["RunResult"], fig_dir: str | Path, *, max_generation
     shown = []
     for i, r in enumerate(rows):
         for j, ax in enumerate(axes[i]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            image_axis(ax)
             if j >= len(r.generations):
                 ax.set_visible(False)
                 continue
@@ -568,23 +565,17 @@ def plot_f16(runs: Sequence["RunResult"], fig_dir: str | Path, *, feature_space:
         g = r.generations[-1]
         k = min(grid * grid, len(g.samples))
         ax.imshow(tile_images(g.samples[:k], ncols=min(grid, k)), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
+        image_axis(ax, frame=True)
         label = "Vanilla accumulate" if method == "none" else "With Greedy Selection"
         ax.set_title(f"{label}\n(GS = {g.metrics[metric]:.1f}, generation {g.generation})")
         shown.append(dict(run=r.run_dir.name, generation=g.generation, images_shown=k))
     seed_text = f"images: seed {seeds[0]} of {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
     figure_title(fig, "F16", f"samples at the last generation, vanilla vs Greedy Selection (accumulate); GS in "
-                 f"{_SPACE_WORDS.get(fs, fs)}", wide, seeds=seed_text)
+                 f"{SPACE_LABELS.get(fs, fs)}", wide, seeds=seed_text)
     data = long_table(wide, [metric], "F16")
     data = data.merge(pd.DataFrame(shown), on=["run", "generation"], how="left")
     data["images_shown"] = data["images_shown"].fillna(0).astype(int)
     return save_figure(fig, fig_dir, "F16", data)
-
-
-_SPACE_WORDS = {"pixel": "pixels (L2)", "dinov2": "DINOv2 features", "inception": "Inception features",
-                "lenet": "LeNet features"}
 
 
 # ---------------------------------------------------------------------------------------------- F11
@@ -611,11 +602,7 @@ def _fd_name(fid_metric: str) -> str:
 def _f11_grid(ax: plt.Axes, run: "RunResult", generation: int, per_digit: int) -> dict[str, Any]:
     images, per_digit = f11_grid_images(run, generation, per_digit)
     ax.imshow(tile_images(images, ncols=per_digit), interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    image_axis(ax)
     return dict(run=run.run_dir.name, setting=f11_setting(run.config), generation=generation, images_shown=len(images))
 
 
