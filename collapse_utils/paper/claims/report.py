@@ -45,6 +45,13 @@ class Registration:
     def claims(self) -> list[Claim]:
         return list(self.module.REGISTERED)
 
+    @property
+    def name(self) -> str:
+        """"claims registered before their data", with the rows' ids after the first set's (its section's title and
+        its runs' entry in a bundle)."""
+        ids = "" if self is REGISTRATIONS[0] else f" ({self.claims[0].id}–{self.claims[-1].id})"
+        return "claims registered before their data" + ids
+
 
 REGISTRATIONS = (
     Registration(registered, "collapse_utils/paper/claims/registered.py", "9be81fd9455c93feb7c0eb84e9ccde2819ed7219"),
@@ -80,10 +87,10 @@ class Context:
 
     def seeds_text(self) -> str:
         """The report's seeds, and each figure's where a bundle holds it at others (``0, 1, 2 (F8: 0, …, 5)``)."""
-        text = ", ".join(map(str, self.seeds))
+        text = _seed_list(self.seeds)
         other = {f: s for f, s in (self.figure_seeds or {}).items() if tuple(s) != tuple(self.seeds)}
         if other:
-            text += " (" + "; ".join(f"{f}: {', '.join(map(str, s))}" for f, s in
+            text += " (" + "; ".join(f"{f}: {_seed_list(s)}" for f, s in
                                      sorted(other.items(), key=lambda kv: (kv[0][0], int(kv[0][1:])))) + ")"
         return text
 
@@ -452,7 +459,7 @@ def render(rows: Sequence[Row], ctx: Context, *, commit: str | None, date: str, 
         ids = {c.id for c in reg.claims}
         mine = [r for r in rows if r.claim.seeds is not None and r.claim.id in ids]
         if mine:
-            lines += _render_registered(reg, mine, first=reg is REGISTRATIONS[0])
+            lines += _render_registered(reg, mine)
     return "\n".join(lines) + "\n"
 
 
@@ -460,13 +467,12 @@ def _seed_list(seeds: Sequence[int]) -> str:
     return ", ".join(map(str, seeds))
 
 
-def _render_registered(reg: Registration, rows: Sequence[Row], first: bool = True) -> list[str]:
+def _render_registered(reg: Registration, rows: Sequence[Row]) -> list[str]:
     """The section of one set of claims registered before their data (``reg.path``)."""
     judged = sorted({tuple(r.claim.seeds) for r in rows})
     seen = sorted({tuple(r.claim.exploratory_seeds) for r in rows})
     when = f"(commit `{reg.commit}`)" if reg.commit else "(not yet committed)"
-    title = "## Claims registered before their data" + ("" if first else f" ({rows[0].claim.id}–{rows[-1].claim.id})")
-    lines = ["", title, ""]
+    lines = ["", "## " + reg.name[0].upper() + reg.name[1:], ""]
     if len(judged) == 1 and len(seen) == 1:
         j, x = _seed_list(judged[0]), _seed_list(seen[0])
         lines += [
@@ -529,7 +535,7 @@ def registered_run_sets(preset: str) -> dict[str, tuple[list[int], list[Any]]]:
     ``{name: (seeds, configs)}``, the configurations of every registered claim at its judged seeds (bundled beside
     the figures' runs, results.write_bundle)."""
     out: dict[str, tuple[list[int], list[Any]]] = {}
-    for i, reg in enumerate(REGISTRATIONS):
+    for reg in REGISTRATIONS:
         seen: dict[str, Any] = {}
         seeds: set[int] = set()
         for claim in reg.claims:
@@ -537,8 +543,7 @@ def registered_run_sets(preset: str) -> dict[str, tuple[list[int], list[Any]]]:
             ctx = Context(preset, tuple(claim.seeds or ()), None)
             for c in claim_configs(claim, ctx):
                 seen.setdefault(c.run_key(), c)
-        name = "claims registered before their data" + ("" if i == 0 else f" ({reg.claims[0].id}–{reg.claims[-1].id})")
-        out[name] = (sorted(seeds), list(seen.values()))
+        out[reg.name] = (sorted(seeds), list(seen.values()))
     return out
 
 
@@ -557,8 +562,7 @@ def write_claims(out: Any = None, preset: str = "demo", from_results: Any = None
         record = read_bundle(from_results)
         preset, kw["run_root"] = record["preset"], store_dir(from_results)
         per_figure = {fig: tuple(f["seeds"]) for fig, f in record["figures"].items()}
-        kw["seeds"] = common_seeds(per_figure)  # most figures' seeds; each claim reads its own figure's
-        kw["figure_seeds"] = {fig: v for fig, v in per_figure.items() if list(v) != kw["seeds"]}
+        kw["seeds"], kw["figure_seeds"] = common_seeds(per_figure), per_figure  # each claim reads its figure's
         kw["show_run_root"] = False  # its rows' commands retrain into the user's own store, not the bundle's
         commit, date = ", ".join(record["trained_by_commit"]), record["written"]
         source = _shown_path(Path(from_results).resolve())
