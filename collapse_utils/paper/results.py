@@ -201,7 +201,7 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
         "trained_by_commit": trained_by,
         "written_by_commit": git_commit(),
         "written": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "versions": {**package_versions(), "matplotlib": _matplotlib_version()},
+        "versions": {**package_versions(), **drawing_versions()},
         "bytes": sum(f["bytes"] for f in files.values()),
         "files": files,
     }
@@ -214,9 +214,19 @@ def write_bundle(out: str | os.PathLike, preset: str = "demo", *, run_root: str 
     return record
 
 
-def _matplotlib_version() -> str:
-    """The matplotlib that draws the figures (PNG/PDF bytes depend on it)."""
-    return matplotlib.__version__
+def drawing_versions() -> dict[str, str | None]:
+    """The packages whose versions a figure file's bytes depend on: matplotlib (every pixel and PDF operator, with
+    the FreeType it bundles), fonttools (the font subsets embedded in a PDF) and Pillow (the PNG encoder). The
+    figures' data (CSV/JSON) depend on none of them."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"matplotlib": matplotlib.__version__}
+    for name in ("fonttools", "pillow"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def read_bundle(bundle: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]:
