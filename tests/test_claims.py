@@ -314,7 +314,7 @@ def test_registered_statistics_on_chosen_values():
 
 def test_registered_claims():
     ids = [c.id for c in C.REGISTERED]
-    assert ids == [f"R{i}" for i in range(1, 16)] and not set(ids) & {c.id for c in C.CLAIMS}
+    assert ids == [f"R{i}" for i in range(1, 19)] and not set(ids) & {c.id for c in C.CLAIMS}
     statistics = {**C.STATISTICS, **C.registered.STATISTICS, **C.registered2.STATISTICS}
     for c in C.REGISTERED:
         assert not set(c.seeds) & set(c.exploratory_seeds) and c.exploratory_seeds == C.EXPLORE_SEEDS
@@ -324,6 +324,10 @@ def test_registered_claims():
         assert c.seeds == C.CONFIRM_SEEDS
     for c in C.registered3.REGISTERED:  # R1–R3 in LeNet space, on seeds no run had used
         assert c.seeds == (6, 7, 8) and "lenet" in " ".join(map(str, c.params.values()))
+    for c in C.registered4.REGISTERED:  # Appendix D.1 under accumulate, on seeds no run of any figure had used
+        assert c.seeds == (9, 10, 11) and c.figure == "D1"
+        configs = C.claim_configs(c, C.Context("demo", c.seeds, None))
+        assert configs and {k.paradigm for k in configs} == {"accumulate_subsample"}
     # the second registration: seeds 3–5 only for arms that had no run there (the selection arms of R8/R9);
     # seeds 6–8 for rows whose arms ran at 3–5 for R1–R7 (F11's unconditional arm, F14's size sweep)
     second = {c.id: c.seeds for c in C.registered2.REGISTERED}
@@ -414,6 +418,9 @@ def test_second_registration_has_its_own_section_with_each_rows_seeds(tmp_path):
     second, third = second.split("## Claims registered before their data (R13–R15)")
     assert not any(f"| R{i} |" in second for i in range(13, 16)) and C.REGISTRATIONS[2].commit in third
     assert "before any run of seeds 6, 7, 8 existed" in " ".join(third.split()) and "| R15 |" in third
+    third, fourth = third.split("## Claims registered before their data (R16–R18)")
+    assert not any(f"| R{i} |" in third for i in range(16, 19)) and C.REGISTRATIONS[3].commit in fourth
+    assert "before any run of seeds 9, 10, 11 existed" in " ".join(fourth.split()) and "| R18 |" in fourth
 
 
 def test_each_claim_is_judged_on_its_figures_seeds_in_a_bundle(claims_store):

@@ -27,7 +27,7 @@ from ..results import check_unchanged, common_seeds, read_bundle, store_dir
 from .rules import (NOT_RESOLVED, NOT_RUN, RULE_TEXT, RULE_V1_TEXT, TOST_ALPHA, equivalence_verdict, headline_verdict,
                     paired_differences, spread, summarize, t_interval, t_verdict, tost_verdict, verdict)
 from .catalogue import CLAIMS, Claim
-from . import registered, registered2, registered3
+from . import registered, registered2, registered3, registered4
 from .statistics import Effect, STATISTICS, matches
 
 
@@ -59,6 +59,8 @@ REGISTRATIONS = (
                  "99feadc5dde98aa6eb0e14ca6266382d161afb42"),
     Registration(registered3, "collapse_utils/paper/claims/registered3.py",
                  "47c19e463534d11ffae607794abd5cfa82d78f68"),
+    Registration(registered4, "collapse_utils/paper/claims/registered4.py",
+                 "72f6bd0d04de2b9a5dbf5fabaac8eda82fef91ba"),
 )
 REGISTERED: list[Claim] = [c for reg in REGISTRATIONS for c in reg.claims]
 REGISTERED_IN = REGISTRATIONS[0].commit  # the first registration's commit (rows R1–R7)
