@@ -40,6 +40,9 @@ def test_bundle_holds_results_not_models(bundle):
     assert not list(out.rglob("*.safetensors"))
     assert record["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != "BUNDLE.json")
     assert record["written_by_commit"] is None or len(record["written_by_commit"]) >= 7
+    # the drawing packages a figure file's bytes depend on, so a redraw knows which files it can compare
+    assert {k: record["versions"][k] for k in ("matplotlib", "fonttools", "pillow")} == results.drawing_versions()
+    assert record["versions"]["fonttools"] and record["versions"]["pillow"]
     # every metric of every run and generation, in one table
     lines = (out / results.METRICS_FILE).read_text().splitlines()
     assert len(lines) - 1 == record["generations"]
