@@ -133,9 +133,9 @@ def test_committed_bundle_redraws_the_committed_figures_and_claims(tmp_path):
     root = repo_root()
     bundle = root / "results" / "demo"
     record = results.read_bundle(bundle)
-    # a clone stays light: 84 runs without models (the figure set, F8/F12 at 6 seeds, three registered sets) are
-    # 28.6 MB; the budget leaves room for a few more seeds, not for models or held-out samples
-    assert record["bytes"] < 35e6
+    # a clone stays light: 99 runs without models (the figure set, F8/F12 at 6 seeds, four registered sets) are
+    # 35.5 MB; the budget leaves room for a few more seeds, not for models or held-out samples
+    assert record["bytes"] < 40e6
     outputs = results.redraw(bundle, fig_dir=tmp_path, log=lambda *a: None)
     assert set(outputs) == set(record["figures"])
     now, then = results.drawing_versions(), record["versions"]

@@ -19,8 +19,8 @@ Then anyone redraws the figures and the claims table from it in seconds:
   python -m collapse_utils figures --from-results DIR
   python -m collapse_utils claims --from-results DIR --out FILE
 
-example (the committed demo bundle: every figure at the preset's 3 seeds but F8 at 6 and D1, D5 at seed 0):
-  python -m collapse_utils bundle --preset demo --out results/demo --seeds 'F8=0,1,2,3,4,5;D1=0;D5=0'
+example (the committed demo bundle: every figure at the preset's 3 seeds but F8 and F12 at 6):
+  python -m collapse_utils bundle --preset demo --out results/demo --seeds 'F8=0,1,2,3,4,5;F12=0,1,2,3,4,5'
 """
 
 
