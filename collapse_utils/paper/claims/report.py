@@ -481,8 +481,8 @@ def _render_registered(reg: Registration, rows: Sequence[Row]) -> list[str]:
             f"These rows and the statistics that reduce them to per-seed effects were committed {when} in",
             f"`{reg.path}`, before any run of seeds {j} existed in a run store;",
             "the file is unchanged since (a test compares it with that commit). Each is judged by the rule above on",
-            f"seeds {j} only. The column *exploratory* gives the same statistic on seeds {x}, whose runs were",
-            "seen before the rows were written; it is not judged.",
+            f"seeds {j} only. The column *exploratory* gives the same statistic on seeds {x}, whose runs may have",
+            "been seen before the rows were written (the file says which were); it is not judged.",
             "",
             f"| # | claim | figure | paper | ours (seeds {j}) | verdict | exploratory (seeds {x}; not judged) | "
             "regenerate |",
@@ -497,8 +497,9 @@ def _render_registered(reg: Registration, rows: Sequence[Row]) -> list[str]:
         f"These rows and the statistics that reduce them to per-seed effects were committed {when} in",
         f"`{reg.path}`, before any run of a row's judged seeds existed for the arms the row compares; the",
         "file is unchanged since (a test compares it with that commit). Each row is judged by the rule above on its",
-        "own seeds only (column *judged seeds*). The column *exploratory* gives the same statistic on the seeds whose",
-        "runs were seen before the rows were written; it is not judged.",
+        "own seeds only (column *judged seeds*). The column *exploratory* gives the same statistic on seeds whose",
+        "runs may have been seen before the rows were written (the file says which were); it is not",
+        "judged.",
         "",
         "| # | claim | figure | paper | judged seeds | ours (judged seeds) | verdict | exploratory (not judged) | "
         "regenerate |",
