@@ -123,7 +123,6 @@ def test_committed_bundle_redraws_the_committed_figures_and_claims(tmp_path):
     drawing packages (results.drawing_versions), which a fresh install may take newer than the bundle recorded:
     PNG pixels are compared where matplotlib is the recorded one (Pillow's encoder then does not matter), PDF bytes
     where matplotlib and fonttools (the embedded font subsets) both are."""
-    import matplotlib
     import numpy as np
     from PIL import Image
 

@@ -7,7 +7,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
     """The package's git commit (with ``-dirty`` when the tree has changes), or None outside git."""
@@ -24,18 +24,24 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-def package_versions() -> dict[str, str | None]:
+def installed_versions(names: Sequence[str]) -> dict[str, str | None]:
+    """The installed version of each distribution in ``names`` (None where it is not installed)."""
     from importlib import metadata
 
-    names = ["torch", "torchvision", "diffusers", "accelerate", "numpy", "scipy", "clean-fid", "transformers",
-             "model-collapse-repro"]
-    out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
+    out: dict[str, str | None] = {}
     for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python, the platform and the packages a run's numbers depend on (recorded with every run)."""
+    names = ["torch", "torchvision", "diffusers", "accelerate", "numpy", "scipy", "clean-fid", "transformers",
+             "model-collapse-repro"]
+    return {"python": sys.version.split()[0], "platform": platform.platform(), **installed_versions(names)}
 
 
 def device_description(device: Any) -> str:

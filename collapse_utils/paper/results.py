@@ -29,12 +29,10 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import matplotlib
-
 from ..core.io import file_sha256
 from ..core.paths import default_run_root, repo_root
 from ..core.presets import scale
-from ..core.provenance import git_commit, package_versions
+from ..core.provenance import git_commit, installed_versions, package_versions
 from ..loop import rundir, store
 from . import plotting
 from .figures import SPECS, default_fig_dir, figure_configs, figure_runs
@@ -218,15 +216,7 @@ def drawing_versions() -> dict[str, str | None]:
     """The packages whose versions a figure file's bytes depend on: matplotlib (every pixel and PDF operator, with
     the FreeType it bundles), fonttools (the font subsets embedded in a PDF) and Pillow (the PNG encoder). The
     figures' data (CSV/JSON) depend on none of them."""
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"matplotlib": matplotlib.__version__}
-    for name in ("fonttools", "pillow"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return installed_versions(("matplotlib", "fonttools", "pillow"))
 
 
 def read_bundle(bundle: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Five parts: the verdict rule (:mod:`.rules`), the catalogue of claims (:mod:`.catalogue`), the statistics that
 reduce one seed's runs to an effect (:mod:`.statistics`), the claims registered before their data with their own
 statistics (:mod:`.registered`, :mod:`.registered2`, :mod:`.registered3`, :mod:`.registered4`, each judged only on
-seeds never run when it was written; report.REGISTRATIONS lists them with their commits) and the evaluation and report (:mod:`.report`).
+seeds never run when it was written; report.REGISTRATIONS lists them with their commits) and the evaluation and
+report (:mod:`.report`).
 
 The table goes where ``--out`` says; by default beside the run store it was computed from, named by its preset
 (``<run store>/CLAIMS-demo.md``), so checking a store never overwrites the table committed in the repository.
