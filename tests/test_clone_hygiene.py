@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,9 +42,11 @@ def test_no_symbolic_link_is_tracked():
 
 def test_no_absolute_path_of_a_machine_is_tracked():
     # the clone's own folder, its parent (sibling stores such as <parent>/runs_store) and the home folder; not a
-    # shared temporary folder as parent (a clone in /tmp would flag every documented /tmp example)
-    shared = {"/", "", "/tmp", "/var/tmp", tempfile.gettempdir()}
-    here = {str(ROOT), str(ROOT.parent), os.path.expanduser("~")} - shared
+    # parent every user shares (the sticky bit marks the temporary folders: a clone there would flag every
+    # documented example of a temporary path)
+    parent = ROOT.parent
+    shared = parent == Path(parent.anchor) or parent.stat().st_mode & stat.S_ISVTX
+    here = {str(ROOT), os.path.expanduser("~"), *(() if shared else (str(parent),))} - {"/", ""}
     hits = []
     for _, path in _tracked():
         if path == "tests/test_clone_hygiene.py":  # its own examples of what the pattern catches
